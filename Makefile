@@ -1,0 +1,134 @@
+# moonbouncer: build, tests, demo and install (GNU make).
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR = $(PREFIX)/bin
+DATADIR = $(PREFIX)/share/moonbouncer
+
+CC ?= cc
+PKG_CONFIG ?= pkg-config
+PKGS = libevent openssl luajit
+
+WARN = -Wall -Wextra -Werror
+CFLAGS ?= -O2 -g
+ALL_CFLAGS = -std=gnu11 $(CFLAGS) $(WARN) -Icore -DMB_DATADIR='"$(DATADIR)"' \
+	$(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lm
+DEPFLAGS = -MMD -MP
+
+SAN = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+SAN_CFLAGS = -std=gnu11 -O1 -g $(WARN) $(SAN) -Icore -Itests/unit -DMB_DATADIR='"$(DATADIR)"' \
+	$(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+
+SRCS = $(wildcard core/*.c)
+OBJS = $(patsubst core/%.c,build/%.o,$(SRCS))
+LIB_SRCS = $(filter-out core/main.c,$(SRCS))
+SAN_OBJS = $(patsubst core/%.c,build/asan/core/%.o,$(LIB_SRCS))
+SAN_LIB = build/asan/libcore.a
+
+UNIT_SRCS = $(wildcard tests/unit/test_*.c)
+UNIT_EXTRA = $(wildcard tests/unit/unit.c)
+UNIT_BINS = $(patsubst tests/unit/%.c,build/asan/%,$(UNIT_SRCS))
+
+PQTOOL = build/pqtool
+
+FORMAT_FILES = $(wildcard core/*.c core/*.h tests/unit/*.c tests/unit/*.h tests/integration/*.c)
+
+# Debian packages the build and the tests need (checked with dpkg -s; installed only when missing).
+DEB_PKGS = build-essential pkg-config libevent-dev libssl-dev libluajit-5.1-dev luajit libpq-dev \
+	postgresql postgresql-contrib lua-busted pgbouncer procps util-linux
+
+.PHONY: all deps check unit spec integration demo install uninstall format format-check clean
+
+all: moonbouncer
+
+moonbouncer: $(OBJS)
+	$(CC) $(ALL_CFLAGS) -o $@ $(OBJS) $(LIBS)
+
+build/%.o: core/%.c | build
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -c -o $@ $<
+
+build build/asan build/asan/core:
+	mkdir -p $@
+
+# Sanitizer builds of the core (without main.c) for the C unit tests, as an archive so each
+# test pulls in only the objects it uses.
+build/asan/core/%.o: core/%.c | build/asan/core
+	$(CC) $(SAN_CFLAGS) $(DEPFLAGS) -c -o $@ $<
+
+$(SAN_LIB): $(SAN_OBJS) | build/asan
+	rm -f $@
+	ar rcs $@ $(SAN_OBJS)
+
+build/asan/test_%: tests/unit/test_%.c tests/unit/unit.h $(UNIT_EXTRA) $(SAN_LIB) | build/asan
+	$(CC) $(SAN_CFLAGS) $(DEPFLAGS) -o $@ $< $(UNIT_EXTRA) $(SAN_LIB) $(LIBS)
+
+$(PQTOOL): tests/integration/pqtool.c | build
+	$(CC) -std=gnu11 -O2 -g $(WARN) $(shell $(PKG_CONFIG) --cflags libpq) -o $@ $< \
+		$(shell $(PKG_CONFIG) --libs libpq)
+
+deps:
+	@missing=""; \
+	for p in $(DEB_PKGS); do \
+		dpkg -s "$$p" >/dev/null 2>&1 || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then \
+		echo "deps: all packages present"; \
+	elif [ "$$(id -u)" != 0 ]; then \
+		echo "deps: missing packages:$$missing" >&2; \
+		echo "deps: install them as root: apt-get install$$missing" >&2; \
+		exit 1; \
+	else \
+		echo "deps: installing:$$missing"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update && apt-get install -y --no-install-recommends $$missing; \
+	fi
+
+# Unit tests are built (and must compile) before anything runs; tests/check.sh runs them,
+# the busted specs and the integration tests, and prints the summary.
+check: deps
+	$(MAKE) all
+	$(MAKE) $(UNIT_BINS) $(PQTOOL)
+	MB_UNIT_BINS="$(UNIT_BINS)" tests/check.sh
+
+unit: $(UNIT_BINS)
+	MB_ONLY=unit MB_UNIT_BINS="$(UNIT_BINS)" tests/check.sh
+
+spec:
+	MB_ONLY=spec tests/check.sh
+
+integration: all $(PQTOOL)
+	tests/integration/run.sh
+
+demo: deps
+	$(MAKE) all
+	tests/demo.sh
+
+install: moonbouncer
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)
+	install -m 755 moonbouncer $(DESTDIR)$(BINDIR)/moonbouncer
+	# examples/ as a whole, and the Lua runtime and ready policies when present
+	for d in examples lua policies; do \
+		if [ -d "$$d" ]; then \
+			find "$$d" -type f | while read -r f; do \
+				install -D -m 644 "$$f" "$(DESTDIR)$(DATADIR)/$$f" || exit 1; \
+			done || exit 1; \
+		fi; \
+	done
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/moonbouncer
+	rm -rf $(DESTDIR)$(DATADIR)
+
+format:
+	@command -v clang-format >/dev/null || { echo "format: clang-format is not installed (apt-get install clang-format)" >&2; exit 1; }
+	clang-format -i $(FORMAT_FILES)
+
+format-check:
+	@command -v clang-format >/dev/null || { echo "format-check: clang-format is not installed (apt-get install clang-format)" >&2; exit 1; }
+	clang-format --dry-run --Werror $(FORMAT_FILES)
+
+clean:
+	rm -rf build moonbouncer
+
+-include $(wildcard build/*.d build/asan/*.d build/asan/core/*.d)

@@ -1,0 +1,710 @@
+/* Client connections: startup, authentication, and the client side of the relay. */
+#include "client.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+#include "config.h"
+#include "log.h"
+#include "net.h"
+#include "pool.h"
+#include "runtime.h"
+#include "server.h"
+
+static struct list g_login = { &g_login, &g_login };
+static struct list g_all = { &g_all, &g_all };
+static struct list g_closed = { &g_closed, &g_closed };
+
+static enum sbuf_action on_msg(struct sbuf *sb, const struct sbuf_msg *msg);
+static void on_error(struct sbuf *sb, int err);
+static void on_forwarded(struct sbuf *sb);
+
+static const struct sbuf_ops client_ops = {
+	.on_msg = on_msg,
+	.on_error = on_error,
+	.on_connect = NULL,
+	.on_forwarded = on_forwarded,
+};
+
+struct list *client_all(void)
+{
+	return &g_all;
+}
+
+static const char *state_name(enum client_state s)
+{
+	switch (s) {
+	case CL_LOGIN: return "login";
+	case CL_WELCOME: return "welcome";
+	case CL_ACTIVE: return "active";
+	case CL_WAITING: return "waiting";
+	case CL_CLOSED: return "closed";
+	}
+	return "?";
+}
+
+void client_change_state(struct client *c, enum client_state state)
+{
+	struct pool *pool = c->pool;
+
+	list_remove(&c->head);
+	switch (state) {
+	case CL_LOGIN:
+		list_append(&g_login, &c->head);
+		break;
+	case CL_WELCOME:
+		list_append(&pool->welcome_clients, &c->head);
+		break;
+	case CL_ACTIVE:
+		list_append(&pool->active_clients, &c->head);
+		break;
+	case CL_WAITING:
+		list_append(&pool->waiting_clients, &c->head);
+		break;
+	case CL_CLOSED:
+		list_append(&g_closed, &c->head);
+		break;
+	default:
+		log_error("client %llu: unknown state %d", c->id, (int)state);
+		abort();
+	}
+	log_noise("C-%llu: %s -> %s", c->id, state_name(c->state), state_name(state));
+	c->state = state;
+}
+
+static void new_cancel_key(struct client *c)
+{
+	uint32_t r[2];
+	if (RAND_bytes((unsigned char *)r, sizeof(r)) != 1) {
+		r[0] = (uint32_t)random();
+		r[1] = (uint32_t)random();
+	}
+	c->cancel_pid = r[0] & 0x7fffffff;	/* shown as a positive backend pid */
+	c->cancel_key = r[1];
+}
+
+void client_accept(int fd, const struct sockaddr *addr, socklen_t addrlen, bool is_unix, void *arg)
+{
+	struct client *c;
+	(void)arg;
+
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		log_error("out of memory accepting a client");
+		close(fd);
+		return;
+	}
+	sbuf_init(&c->sb, &client_ops, c);
+	c->sb.startup_mode = true;
+	c->sb.max_whole = 64 * 1024;
+	c->id = ++rt.total_clients;
+	if (addrlen > sizeof(c->addr))
+		addrlen = sizeof(c->addr);
+	memcpy(&c->addr, addr, addrlen);
+	c->addrlen = addrlen;
+	c->is_unix = is_unix;
+	if (is_unix)
+		snprintf(c->addr_str, sizeof(c->addr_str), "unix");
+	else
+		net_addr_str(addr, c->addr_str, sizeof(c->addr_str));
+	c->connect_time = rt_now();
+	c->state = CL_LOGIN;
+	list_init(&c->head);
+	list_append(&g_login, &c->head);
+	list_append(&g_all, &c->all);
+	new_cancel_key(c);
+	rt.n_clients++;
+	if (!sbuf_accept(&c->sb, fd)) {
+		close(fd);
+		client_close(c, "could not register socket");
+	}
+}
+
+static void send_error(struct client *c, const char *severity, const char *sqlstate, const char *fmt, va_list ap)
+{
+	struct pktbuf b;
+	pktbuf_init(&b);
+	pkt_error_v(&b, severity, sqlstate, fmt, ap);
+	sbuf_send_pkt(&c->sb, &b);
+	pktbuf_free(&b);
+}
+
+void client_fatal(struct client *c, const char *sqlstate, const char *fmt, ...)
+{
+	char reason[512];
+	va_list ap;
+
+	if (c->state == CL_CLOSED)
+		return;
+	va_start(ap, fmt);
+	send_error(c, "FATAL", sqlstate, fmt, ap);
+	va_end(ap);
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	client_close(c, reason);
+}
+
+/* Could the server go on serving others after this client vanished? */
+static bool server_clean_after_client(const struct server *s, const struct client *c)
+{
+	if (s->phase == PHASE_INTERNAL)
+		return s->goal == INTERNAL_APPLY;
+	return s->phase == PHASE_RELAY && s->pending_ready == 0 && s->txn_status == 'I' &&
+	       !(c->sb.remain && !c->sb.remain_drop) && sbuf_input_pending(&s->sb) == 0 &&
+	       !(s->sb.remain && !s->sb.remain_drop);
+}
+
+void client_close(struct client *c, const char *reason)
+{
+	struct server *s;
+
+	if (c->state == CL_CLOSED)
+		return;
+	if (rt.cfg->log_disconnections && c->state != CL_LOGIN)
+		log_info("C-%llu %s/%s@%s closing because: %s (age=%.0fs)", c->id, c->database ? c->database : "?",
+			 c->user ? c->user : "?", c->addr_str, reason, rt_now() - c->connect_time);
+	else
+		log_debug("C-%llu %s closing because: %s", c->id, c->addr_str, reason);
+	s = c->server;
+	if (s) {
+		bool clean = server_clean_after_client(s, c);
+		c->server = NULL;
+		s->client = NULL;
+		sbuf_set_peer(&c->sb, NULL);
+		sbuf_set_peer(&s->sb, NULL);
+		if (clean)
+			server_release(s);
+		else
+			server_close(s, "client disconnected with a request in flight");
+	}
+	sbuf_close(&c->sb);
+	if (c->pool)
+		c->pool->n_clients--;
+	client_change_state(c, CL_CLOSED);
+	list_remove(&c->all);
+	rt.n_clients--;
+	rt_schedule_reap();
+	rt_check_shutdown();
+}
+
+void client_free_closed(void)
+{
+	struct list *it, *tmp;
+	LIST_FOREACH_SAFE(it, tmp, &g_closed) {
+		struct client *c = container_of(it, struct client, head);
+		list_remove(&c->head);
+		params_clear(&c->params);
+		params_clear(&c->reported);
+		if (c->scram_active)
+			auth_scram_server_free(&c->scram);
+		free(c->secret);
+		free(c->user);
+		free(c->database);
+		free(c);
+	}
+}
+
+struct client *client_find_by_cancel(uint32_t pid, uint32_t key)
+{
+	struct list *it;
+	for (it = g_all.next; it != &g_all; it = it->next) {
+		struct client *c = container_of(it, struct client, all);
+		if (c->cancel_pid == pid && auth_equal(&c->cancel_key, &key, sizeof(key)))
+			return c;
+	}
+	return NULL;
+}
+
+static void handle_cancel(uint32_t pid, uint32_t key)
+{
+	struct client *target = client_find_by_cancel(pid, key);
+
+	if (!target) {
+		log_debug("cancel request for an unknown key ignored");
+		return;
+	}
+	if (target->server && target->server->phase == PHASE_RELAY)
+		server_send_cancel(target->server);
+	else
+		log_debug("C-%llu: cancel request with no query running ignored", target->id);
+}
+
+/* ---- welcome ---- */
+
+static bool send_auth(struct client *c, uint32_t code, const void *data, size_t len)
+{
+	struct pktbuf b;
+	bool ok;
+	pktbuf_init(&b);
+	pkt_auth_request(&b, code, data, len);
+	ok = sbuf_send_pkt(&c->sb, &b);
+	pktbuf_free(&b);
+	return ok;
+}
+
+void client_send_welcome(struct client *c)
+{
+	struct pool *pool = c->pool;
+	struct pktbuf b;
+
+	pktbuf_init(&b);
+	for (int i = 0; i < pool->welcome.n; i++) {
+		const struct param *w = &pool->welcome.items[i];
+		const char *own = params_get(&c->params, w->name);
+		const char *value = own ? own : w->value;
+		pkt_parameter_status(&b, w->name, value);
+		if (!params_set(&c->reported, w->name, value, true))
+			b.failed = true;
+	}
+	pkt_backend_key(&b, c->cancel_pid, c->cancel_key);
+	pkt_ready_for_query(&b, 'I');
+	if (b.failed) {
+		pktbuf_free(&b);
+		client_fatal(c, "53200", "out of memory");
+		return;
+	}
+	sbuf_send_pkt(&c->sb, &b);
+	pktbuf_free(&b);
+	client_change_state(c, CL_ACTIVE);
+	sbuf_resume(&c->sb);
+}
+
+/* Tracked parameters follow the client from server to server. */
+static bool tracked_param(const struct client *c, const char *name)
+{
+	static const char *const always[] = { "client_encoding", "DateStyle", "TimeZone", "IntervalStyle",
+					      "standard_conforming_strings", "application_name" };
+	for (size_t i = 0; i < sizeof(always) / sizeof(always[0]); i++)
+		if (strcasecmp(always[i], name) == 0)
+			return true;
+	return params_find(&c->params, name) != NULL ||
+	       config_list_contains(rt.cfg->track_extra_parameters, name);
+}
+
+void client_param_from_server(struct client *c, const char *name, const char *value, bool forward)
+{
+	const char *seen;
+
+	if (tracked_param(c, name) && !params_set(&c->params, name, value, true))
+		log_warning("C-%llu: out of memory tracking parameter %s", c->id, name);
+	seen = params_get(&c->reported, name);
+	if (seen && strcmp(seen, value) == 0)
+		return;
+	if (!params_set(&c->reported, name, value, true))
+		log_warning("C-%llu: out of memory tracking parameter %s", c->id, name);
+	if (forward) {
+		struct pktbuf b;
+		pktbuf_init(&b);
+		pkt_parameter_status(&b, name, value);
+		sbuf_send_pkt(&c->sb, &b);
+		pktbuf_free(&b);
+	}
+}
+
+/* ---- authentication ---- */
+
+static enum sbuf_action auth_failed(struct client *c)
+{
+	client_fatal(c, "28P01", "password authentication failed for user \"%s\"", c->user);
+	return SBUF_CLOSED;
+}
+
+/* Authenticated: pick the pool, then welcome the client (now, or once a server announced its parameters). */
+static enum sbuf_action auth_ok(struct client *c, const struct db_entry *db)
+{
+	const char *server_user = db->user && db->user[0] ? db->user : c->user;
+	struct pool *pool;
+
+	if (!send_auth(c, AUTH_REQ_OK, NULL, 0))
+		return SBUF_CLOSED;
+	c->auth_step = AUTH_STEP_DONE;
+	pool = pool_get(c->database, db, server_user);
+	if (!pool) {
+		client_fatal(c, "53200", "out of memory");
+		return SBUF_CLOSED;
+	}
+	/* SCRAM pass-through: the client's keys log us in to the server as the same user */
+	if (c->scram_active && c->scram.have_client_key && !pool->password && !pool->md5_secret &&
+	    strcmp(server_user, c->user) == 0) {
+		memcpy(pool->scram_client_key, c->scram.client_key, SCRAM_KEY_LEN);
+		memcpy(pool->scram_server_key, c->scram.secret.server_key, SCRAM_KEY_LEN);
+		pool->have_scram_keys = true;
+	}
+	c->pool = pool;
+	pool->n_clients++;
+	if (rt.cfg->log_connections)
+		log_info("C-%llu %s/%s@%s login attempt: db=%s user=%s tls=no", c->id, c->database, c->user,
+			 c->addr_str, c->database, c->user);
+	if (pool->have_welcome) {
+		client_send_welcome(c);
+		return c->state == CL_CLOSED ? SBUF_CLOSED : SBUF_DROP;
+	}
+	client_change_state(c, CL_WELCOME);
+	pool_need_welcome(pool);
+	return c->state == CL_CLOSED ? SBUF_CLOSED : SBUF_DROP;
+}
+
+static enum sbuf_action start_scram(struct client *c, const char *secret)
+{
+	struct scram_secret sec;
+	bool ok;
+
+	if (authfile_secret_kind(secret) == SECRET_SCRAM)
+		ok = auth_scram_parse_secret(secret, &sec);
+	else
+		ok = auth_scram_secret_from_password(secret, rt.cfg->scram_iterations, &sec);
+	if (!ok) {
+		log_warning("C-%llu: unusable SCRAM secret for user %s", c->id, c->user);
+		return auth_failed(c);
+	}
+	auth_scram_server_init(&c->scram, &sec);
+	c->scram_active = true;
+	c->auth_step = AUTH_STEP_SASL_INIT;
+	{
+		struct pktbuf b;
+		pktbuf_init(&b);
+		pkt_auth_sasl_mechanisms(&b);
+		sbuf_send_pkt(&c->sb, &b);
+		pktbuf_free(&b);
+	}
+	return SBUF_DROP;
+}
+
+static enum sbuf_action start_auth(struct client *c, const struct db_entry *db)
+{
+	const struct auth_entry *ae = rt.auth ? authfile_find(rt.auth, c->user) : NULL;
+	enum auth_type type = rt.cfg->auth_type;
+
+	if (ae) {
+		c->secret = strdup(ae->secret);
+		if (!c->secret) {
+			client_fatal(c, "53200", "out of memory");
+			return SBUF_CLOSED;
+		}
+	}
+	switch (type) {
+	case AUTH_TYPE_ANY:
+		return auth_ok(c, db);
+	case AUTH_TYPE_TRUST:
+		if (!ae) {
+			client_fatal(c, "28000", "no such user: \"%s\"", c->user);
+			return SBUF_CLOSED;
+		}
+		return auth_ok(c, db);
+	case AUTH_TYPE_PLAIN:
+		c->auth_step = AUTH_STEP_PASSWORD;
+		return send_auth(c, AUTH_REQ_CLEARTEXT, NULL, 0) ? SBUF_DROP : SBUF_CLOSED;
+	case AUTH_TYPE_MD5:
+		if (ae && ae->kind == SECRET_SCRAM)
+			return start_scram(c, ae->secret);
+		if (RAND_bytes(c->md5_salt, sizeof(c->md5_salt)) != 1) {
+			client_fatal(c, "58000", "could not generate random salt");
+			return SBUF_CLOSED;
+		}
+		c->auth_step = AUTH_STEP_PASSWORD;
+		return send_auth(c, AUTH_REQ_MD5, c->md5_salt, 4) ? SBUF_DROP : SBUF_CLOSED;
+	case AUTH_TYPE_SCRAM:
+		if (!ae || ae->kind == SECRET_MD5) {
+			if (ae)
+				log_warning("C-%llu: user %s has an md5 secret, which SCRAM cannot use", c->id, c->user);
+			return auth_failed(c);
+		}
+		return start_scram(c, ae->secret);
+	default:
+		client_fatal(c, "28000", "auth_type %d is not supported", (int)type);
+		return SBUF_CLOSED;
+	}
+}
+
+static enum sbuf_action handle_password(struct client *c, const struct sbuf_msg *msg)
+{
+	const struct db_entry *db;
+	struct pkt_reader r;
+	char err[256];
+
+	if (msg->type != 'p') {
+		client_fatal(c, "08P01", "expected a password message, got '%c'", msg->type);
+		return SBUF_CLOSED;
+	}
+	if (msg->avail < msg->len)
+		return SBUF_WAIT_FULL;
+	db = config_find_db(rt.cfg, c->database);
+	if (!db) {
+		client_fatal(c, "3D000", "no such database: %s", c->database);
+		return SBUF_CLOSED;
+	}
+	pkt_reader_init(&r, msg->data + 5, msg->len - 5);
+	switch (c->auth_step) {
+	case AUTH_STEP_PASSWORD: {
+		const char *pw = pkt_get_string(&r);
+		bool ok = false;
+		if (!pw) {
+			client_fatal(c, "08P01", "invalid password packet");
+			return SBUF_CLOSED;
+		}
+		if (!c->secret)
+			return auth_failed(c);
+		if (rt.cfg->auth_type == AUTH_TYPE_MD5) {
+			char md5secret[36], expect[36];
+			if (authfile_secret_kind(c->secret) == SECRET_MD5)
+				snprintf(md5secret, sizeof(md5secret), "%s", c->secret);
+			else
+				auth_md5_secret(c->secret, c->user, md5secret);
+			auth_md5_response(md5secret, c->md5_salt, expect);
+			ok = strlen(pw) == 35 && auth_equal(pw, expect, 35);
+		} else {
+			ok = auth_check_password(c->user, c->secret, pw);
+		}
+		return ok ? auth_ok(c, db) : auth_failed(c);
+	}
+	case AUTH_STEP_SASL_INIT: {
+		const char *mech = pkt_get_string(&r);
+		uint32_t len = pkt_get_u32(&r);
+		const uint8_t *data;
+		char *reply;
+		if (!mech || r.bad || len == 0xffffffffu || !(data = pkt_get_bytes(&r, len))) {
+			client_fatal(c, "08P01", "invalid SASL initial response");
+			return SBUF_CLOSED;
+		}
+		if (strcmp(mech, "SCRAM-SHA-256") != 0) {
+			client_fatal(c, "28000", "unsupported SASL mechanism \"%s\"", mech);
+			return SBUF_CLOSED;
+		}
+		reply = auth_scram_server_first(&c->scram, (const char *)data, len, err, sizeof(err));
+		if (!reply) {
+			log_warning("C-%llu: SCRAM: %s", c->id, err);
+			return auth_failed(c);
+		}
+		c->auth_step = AUTH_STEP_SASL_FINAL;
+		send_auth(c, AUTH_REQ_SASL_CONTINUE, reply, strlen(reply));
+		free(reply);
+		return SBUF_DROP;
+	}
+	case AUTH_STEP_SASL_FINAL: {
+		char *reply = auth_scram_server_final(&c->scram, (const char *)(msg->data + 5), msg->len - 5, err,
+						      sizeof(err));
+		if (!reply) {
+			log_warning("C-%llu: SCRAM: %s", c->id, err);
+			return auth_failed(c);
+		}
+		send_auth(c, AUTH_REQ_SASL_FINAL, reply, strlen(reply));
+		free(reply);
+		return auth_ok(c, db);
+	}
+	default:
+		client_fatal(c, "08P01", "unexpected authentication message");
+		return SBUF_CLOSED;
+	}
+}
+
+/* ---- startup ---- */
+
+static bool add_param(struct client *c, const char *name, const char *value)
+{
+	if (!params_set(&c->params, name, value, false)) {
+		client_fatal(c, "53200", "out of memory");
+		return false;
+	}
+	return true;
+}
+
+static enum sbuf_action handle_startup(struct client *c, const struct sbuf_msg *msg)
+{
+	struct startup_packet sp;
+	const struct db_entry *db;
+	const char *unknown_opts[PROTO_MAX_PARAMS];
+	int n_unknown = 0;
+	int r;
+
+	if (msg->avail < msg->len)
+		return SBUF_WAIT_FULL;
+	r = proto_parse_startup(msg->data, msg->avail, &sp);
+	if (r < 0) {
+		client_fatal(c, "08P01", "invalid startup packet");
+		return SBUF_CLOSED;
+	}
+	if (sp.code == PROTO_SSL_CODE || sp.code == PROTO_GSSENC_CODE) {
+		sbuf_send(&c->sb, "N", 1);	/* no TLS or GSS encryption: go on in plain text */
+		return SBUF_DROP;
+	}
+	if (sp.code == PROTO_CANCEL_CODE) {
+		handle_cancel(sp.cancel_pid, sp.cancel_key);
+		client_close(c, "cancel request handled");
+		return SBUF_CLOSED;
+	}
+	c->sb.startup_mode = false;
+	for (int i = 0; i < sp.n_params; i++) {
+		const char *name = sp.params[i].name, *value = sp.params[i].value;
+		if (strcmp(name, "user") == 0) {
+			free(c->user);
+			c->user = strdup(value);
+		} else if (strcmp(name, "database") == 0) {
+			free(c->database);
+			c->database = strdup(value);
+		} else if (strcmp(name, "replication") == 0) {
+			client_fatal(c, "08P01", "replication connections are not supported");
+			return SBUF_CLOSED;
+		} else if (strncmp(name, "_pq_.", 5) == 0) {
+			unknown_opts[n_unknown++] = name;
+		} else if (config_list_contains(rt.cfg->ignore_startup_parameters, name)) {
+			continue;
+		} else if (strcmp(name, "options") == 0) {
+			char err[256];
+			if (!params_parse_options(&c->params, value, err, sizeof(err))) {
+				client_fatal(c, "08P01", "%s", err);
+				return SBUF_CLOSED;
+			}
+		} else if (!params_name_ok(name)) {
+			client_fatal(c, "08P01", "invalid startup parameter name \"%s\"", name);
+			return SBUF_CLOSED;
+		} else if (!add_param(c, name, value)) {
+			return SBUF_CLOSED;
+		}
+	}
+	if (!c->user || !c->user[0]) {
+		client_fatal(c, "28000", "no PostgreSQL user name specified in startup packet");
+		return SBUF_CLOSED;
+	}
+	if (!c->database || !c->database[0]) {
+		free(c->database);
+		c->database = strdup(c->user);
+	}
+	if (!c->database) {
+		client_fatal(c, "53200", "out of memory");
+		return SBUF_CLOSED;
+	}
+	if ((sp.code & 0xffff) != 0 || n_unknown > 0) {
+		struct pktbuf b;
+		pktbuf_init(&b);
+		pkt_negotiate_protocol(&b, 0, unknown_opts, n_unknown);
+		sbuf_send_pkt(&c->sb, &b);
+		pktbuf_free(&b);
+	}
+	if (rt.n_clients > rt.cfg->max_client_conn) {
+		client_fatal(c, "53300", "no more connections allowed (max_client_conn)");
+		return SBUF_CLOSED;
+	}
+	db = config_find_db(rt.cfg, c->database);
+	if (!db) {
+		client_fatal(c, "3D000", "no such database: %s", c->database);
+		return SBUF_CLOSED;
+	}
+	for (size_t i = 0; i < db->n_params; i++)
+		if (!params_find(&c->params, db->params[i].name) &&
+		    !add_param(c, db->params[i].name, db->params[i].value))
+			return SBUF_CLOSED;
+	if (rt.cfg->application_name_add_host) {
+		const char *app = params_get(&c->params, "application_name");
+		char buf[512];
+		snprintf(buf, sizeof(buf), "%s - %s", app ? app : "", c->addr_str);
+		if (!add_param(c, "application_name", buf))
+			return SBUF_CLOSED;
+	}
+	return start_auth(c, db);
+}
+
+/* ---- logged in ---- */
+
+static enum sbuf_action handle_active(struct client *c, const struct sbuf_msg *msg)
+{
+	struct server *s;
+
+	if (msg->type == 'X') {
+		client_close(c, "client close request");
+		return SBUF_CLOSED;
+	}
+	if (!c->server) {
+		pool_request_server(c->pool, c);
+		if (c->state == CL_CLOSED)
+			return SBUF_CLOSED;
+		if (!c->server || c->server->phase != PHASE_RELAY)
+			return SBUF_PAUSE;
+	}
+	s = c->server;
+	if (s->phase != PHASE_RELAY)
+		return SBUF_PAUSE;
+	/* each of these gets exactly one ReadyForQuery back */
+	if (msg->type == 'Q' || msg->type == 'S' || msg->type == 'F')
+		s->pending_ready++;
+	return SBUF_FORWARD;
+}
+
+void client_linked(struct client *c)
+{
+	if (c->state == CL_WAITING)
+		client_change_state(c, CL_ACTIVE);
+	sbuf_resume(&c->sb);
+}
+
+static enum sbuf_action on_msg(struct sbuf *sb, const struct sbuf_msg *msg)
+{
+	struct client *c = sb->owner;
+
+	switch (c->state) {
+	case CL_LOGIN:
+		if (c->auth_step == AUTH_STEP_STARTUP)
+			return handle_startup(c, msg);
+		return handle_password(c, msg);
+	case CL_ACTIVE:
+		return handle_active(c, msg);
+	case CL_WELCOME:
+	case CL_WAITING:
+		return SBUF_PAUSE;
+	case CL_CLOSED:
+		return SBUF_CLOSED;
+	}
+	return SBUF_CLOSED;
+}
+
+static void on_error(struct sbuf *sb, int err)
+{
+	struct client *c = sb->owner;
+
+	if (err == EBADMSG) {
+		client_fatal(c, "08P01", c->state == CL_LOGIN ? "invalid startup packet" : "invalid message framing");
+	} else if (err == EMSGSIZE) {
+		client_fatal(c, "08P01", "message too large");
+	} else if (err == 0) {
+		client_close(c, "client unexpected eof");
+	} else {
+		char reason[128];
+		snprintf(reason, sizeof(reason), "client socket error: %s", strerror(err));
+		client_close(c, reason);
+	}
+}
+
+static void on_forwarded(struct sbuf *sb)
+{
+	(void)sb;
+}
+
+void client_janitor(void)
+{
+	double limit = rt.cfg->client_login_timeout, now = rt_now();
+	struct list *it, *tmp;
+
+	if (limit <= 0)
+		return;
+	LIST_FOREACH_SAFE(it, tmp, &g_login) {
+		struct client *c = container_of(it, struct client, head);
+		if (now - c->connect_time >= limit)
+			client_fatal(c, "08P01", "client_login_timeout (%.1fs) exceeded", limit);
+	}
+}
+
+void client_close_all(const char *reason)
+{
+	struct list *it, *tmp;
+	LIST_FOREACH_SAFE(it, tmp, &g_all) {
+		struct client *c = container_of(it, struct client, all);
+		client_fatal(c, "57P01", "%s", reason);
+	}
+}

@@ -1,0 +1,91 @@
+/* Client connections: startup, authentication, and the client side of the relay. */
+#ifndef MB_CLIENT_H
+#define MB_CLIENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "auth.h"
+#include "authfile.h"
+#include "list.h"
+#include "params.h"
+#include "sbuf.h"
+
+struct pool;
+struct server;
+
+enum client_state {
+	CL_LOGIN = 1,	/* global login list: startup packet and authentication */
+	CL_WELCOME,	/* pool->welcome_clients: authenticated, waiting for the pool's welcome parameters */
+	CL_ACTIVE,	/* pool->active_clients: logged in (maybe linked to a server) */
+	CL_WAITING,	/* pool->waiting_clients: needs a server */
+	CL_CLOSED,	/* free list: socket closed, memory released on the next loop turn */
+};
+
+enum client_auth_step {
+	AUTH_STEP_STARTUP = 0,
+	AUTH_STEP_PASSWORD,	/* cleartext or md5 answer expected */
+	AUTH_STEP_SASL_INIT,	/* SASLInitialResponse expected */
+	AUTH_STEP_SASL_FINAL,	/* SASLResponse expected */
+	AUTH_STEP_DONE,
+};
+
+struct client {
+	struct sbuf sb;
+	enum client_state state;
+	struct list head;		/* in the list of its state */
+	struct list all;		/* in the list of every client (cancel look-ups, shutdown) */
+	unsigned long long id;
+	struct pool *pool;
+	struct server *server;		/* linked server, or NULL */
+
+	char *user;
+	char *database;
+	struct param_set params;	/* what this client's session should have on any server */
+	struct param_set reported;	/* what the client has been told with ParameterStatus */
+	uint32_t cancel_pid;
+	uint32_t cancel_key;
+
+	/* authentication */
+	enum client_auth_step auth_step;
+	char *secret;			/* copy of the auth_file secret, or NULL */
+	uint8_t md5_salt[4];
+	struct scram_server scram;
+	bool scram_active;
+
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	bool is_unix;
+	char addr_str[64];
+
+	double connect_time;
+	double request_time;		/* when it started waiting for a server */
+	int pending_ready;		/* ReadyForQuery answers the server still owes it */
+};
+
+/* Take over an accepted socket. */
+void client_accept(int fd, const struct sockaddr *addr, socklen_t addrlen, bool is_unix, void *arg);
+/* Send an ErrorResponse (FATAL) and close; the reason is also logged. */
+void client_fatal(struct client *client, const char *sqlstate, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Close quietly (the reason is logged if log_disconnections). */
+void client_close(struct client *client, const char *reason);
+/* The pool linked a server to this waiting or active client; relay may begin. */
+void client_linked(struct client *client);
+/* Send the welcome (ParameterStatus set, BackendKeyData, ReadyForQuery) now that the pool has it. */
+void client_send_welcome(struct client *client);
+/* Server-side ParameterStatus while linked: update what the client wants and has seen. */
+void client_param_from_server(struct client *client, const char *name, const char *value, bool forward);
+/* Find a client by the cancel key we gave it. */
+struct client *client_find_by_cancel(uint32_t pid, uint32_t key);
+void client_change_state(struct client *client, enum client_state state);
+struct list *client_all(void);
+/* Free the memory of closed clients (called once per loop turn). */
+void client_free_closed(void);
+/* Periodic checks: login timeouts. */
+void client_janitor(void);
+/* Close every client (shutdown). */
+void client_close_all(const char *reason);
+
+#endif

@@ -1,0 +1,363 @@
+/* Entry point: command line, start-up, signals, reload and shutdown. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "authfile.h"
+#include "client.h"
+#include "config.h"
+#include "dns.h"
+#include "listener.h"
+#include "log.h"
+#include "pool.h"
+#include "runtime.h"
+#include "sbuf.h"
+#include "server.h"
+
+#define MOONBOUNCER_VERSION "0.1.0"
+#define JANITOR_PERIOD_MS 100
+
+struct runtime rt;
+
+static const char *g_config_path;
+static char *g_pidfile;
+static int g_verbose;
+static bool g_quiet;
+static struct event *g_reap_ev;
+
+double rt_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void rt_check_shutdown(void)
+{
+	if (rt.shutdown == SHUTDOWN_WAIT_SERVERS && pool_servers_in_use() == 0) {
+		log_info("all servers released, shutting down");
+		event_base_loopbreak(rt.base);
+	} else if (rt.shutdown == SHUTDOWN_WAIT_CLIENTS && rt.n_clients == 0) {
+		log_info("all clients gone, shutting down");
+		event_base_loopbreak(rt.base);
+	}
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"moonbouncer " MOONBOUNCER_VERSION ": a PostgreSQL connection pooler programmable in Lua\n\n"
+		"Usage: moonbouncer [OPTION]... CONFIG.ini\n\n"
+		"  -d, --daemon    run in the background\n"
+		"  -v, --verbose   more log output (repeat for more)\n"
+		"  -q, --quiet     no log output on stderr\n"
+		"  -u, --user=U    switch to OS user U after opening the listening sockets\n"
+		"      --check     validate the configuration and exit (0 if valid, 1 if not)\n"
+		"  -V, --version   print the version and exit\n"
+		"  -h, --help      print this help and exit\n");
+}
+
+/* Load the config and the auth_file it names; both or neither. */
+static bool load_all(struct config **cfg_out, struct authfile **auth_out)
+{
+	char err[512];
+	struct config *cfg = config_load(g_config_path, err, sizeof(err));
+	struct authfile *auth;
+
+	if (!cfg) {
+		log_error("%s", err);
+		return false;
+	}
+	auth = authfile_load(cfg->auth_file, err, sizeof(err));
+	if (!auth) {
+		log_error("%s", err);
+		config_free(cfg);
+		return false;
+	}
+	*cfg_out = cfg;
+	*auth_out = auth;
+	return true;
+}
+
+static void apply_logging(const struct config *cfg)
+{
+	int verbose = g_verbose > cfg->verbose ? g_verbose : cfg->verbose;
+	log_setup(verbose, g_quiet);
+	log_set_syslog(cfg->syslog, cfg->syslog_ident, cfg->syslog_facility);
+	if (cfg->logfile && cfg->logfile[0] && !log_open_file(cfg->logfile))
+		log_error("could not open log file %s: %s", cfg->logfile, strerror(errno));
+}
+
+static void reload(void)
+{
+	struct config *cfg, *old = rt.cfg;
+	struct authfile *auth, *old_auth = rt.auth;
+
+	log_info("reloading configuration from %s", g_config_path);
+	if (!load_all(&cfg, &auth)) {
+		log_error("reload failed: keeping the previous configuration");
+		return;
+	}
+	if ((old->listen_addr && cfg->listen_addr && strcmp(old->listen_addr, cfg->listen_addr) != 0) ||
+	    old->listen_port != cfg->listen_port)
+		log_warning("listen_addr and listen_port changes take effect after a restart");
+	rt.cfg = cfg;
+	rt.auth = auth;
+	apply_logging(cfg);
+	sbuf_module_set_bufsize((uint32_t)cfg->pkt_buf);
+	dns_reconfigure(cfg);
+	pool_reconfigure();
+	config_free(old);
+	authfile_free(old_auth);
+	log_info("configuration reloaded");
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	(void)arg;
+	switch (sig) {
+	case SIGHUP:
+		reload();
+		break;
+	case SIGINT:
+		if (rt.shutdown != SHUTDOWN_NONE) {
+			log_info("got SIGINT again, shutting down now");
+			event_base_loopbreak(rt.base);
+			break;
+		}
+		log_info("got SIGINT, shutting down once all servers are released");
+		rt.shutdown = SHUTDOWN_WAIT_SERVERS;
+		listener_pause();
+		pool_close_idle();
+		rt_check_shutdown();
+		break;
+	case SIGTERM:
+		if (rt.shutdown != SHUTDOWN_NONE) {
+			log_info("got SIGTERM again, shutting down now");
+			event_base_loopbreak(rt.base);
+			break;
+		}
+		log_info("got SIGTERM, shutting down once all clients have disconnected");
+		rt.shutdown = SHUTDOWN_WAIT_CLIENTS;
+		listener_pause();
+		rt_check_shutdown();
+		break;
+	case SIGQUIT:
+		log_info("got SIGQUIT, shutting down immediately");
+		event_base_loopbreak(rt.base);
+		break;
+	}
+}
+
+/* Closed clients and servers are freed here, after every callback that might still look at them returned. */
+static void on_reap(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	client_free_closed();
+	server_free_closed();
+}
+
+static void on_janitor(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	client_janitor();
+	on_reap(-1, 0, NULL);
+	rt_check_shutdown();
+}
+
+void rt_schedule_reap(void)
+{
+	if (g_reap_ev)
+		event_active(g_reap_ev, 0, 0);
+}
+
+static bool drop_privileges(const char *user)
+{
+	struct passwd *pw;
+
+	if (!user || !user[0])
+		return true;
+	pw = getpwnam(user);
+	if (!pw) {
+		log_error("unknown user \"%s\"", user);
+		return false;
+	}
+	if (getuid() == pw->pw_uid && geteuid() == pw->pw_uid)
+		return true;
+	if (setgid(pw->pw_gid) < 0 || initgroups(pw->pw_name, pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
+		log_error("could not switch to user \"%s\": %s", user, strerror(errno));
+		return false;
+	}
+	return true;
+}
+
+static bool daemonize(void)
+{
+	pid_t pid = fork();
+	int fd;
+
+	if (pid < 0) {
+		log_error("fork failed: %s", strerror(errno));
+		return false;
+	}
+	if (pid > 0)
+		_exit(0);
+	setsid();
+	pid = fork();
+	if (pid < 0)
+		return false;
+	if (pid > 0)
+		_exit(0);
+	fd = open("/dev/null", O_RDWR);
+	if (fd >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+	log_detach_stderr();
+	return true;
+}
+
+static bool write_pidfile(const char *path)
+{
+	char buf[32];
+	int fd, n;
+
+	if (!path || !path[0])
+		return true;
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0) {
+		log_error("could not write pidfile %s: %s", path, strerror(errno));
+		return false;
+	}
+	n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+	if (write(fd, buf, (size_t)n) != n) {
+		log_error("could not write pidfile %s: %s", path, strerror(errno));
+		close(fd);
+		return false;
+	}
+	close(fd);
+	g_pidfile = strdup(path);
+	return true;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option long_opts[] = {
+		{ "daemon", no_argument, NULL, 'd' }, { "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },  { "user", required_argument, NULL, 'u' },
+		{ "check", no_argument, NULL, 'C' },  { "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },   { NULL, 0, NULL, 0 },
+	};
+	bool daemon = false, check = false;
+	const char *user_opt = NULL, *user;
+	struct event *sig_ev[4], *janitor;
+	static const int sigs[4] = { SIGHUP, SIGINT, SIGTERM, SIGQUIT };
+	struct timeval period = { 0, JANITOR_PERIOD_MS * 1000 };
+	char err[512];
+	int opt;
+
+	while ((opt = getopt_long(argc, argv, "dvqu:Vh", long_opts, NULL)) != -1) {
+		switch (opt) {
+		case 'd': daemon = true; break;
+		case 'v': g_verbose++; break;
+		case 'q': g_quiet = true; break;
+		case 'u': user_opt = optarg; break;
+		case 'C': check = true; break;
+		case 'V': printf("moonbouncer " MOONBOUNCER_VERSION "\n"); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 1;
+		}
+	}
+	if (optind != argc - 1) {
+		usage(stderr);
+		return 1;
+	}
+	g_config_path = argv[optind];
+	log_setup(g_verbose, g_quiet);
+	if (!load_all(&rt.cfg, &rt.auth))
+		return 1;
+	if (check) {
+		printf("%s: configuration is valid\n", g_config_path);
+		config_free(rt.cfg);
+		authfile_free(rt.auth);
+		return 0;
+	}
+	user = user_opt ? user_opt : rt.cfg->user;
+	if (geteuid() == 0 && (!user || !user[0])) {
+		log_error("moonbouncer should not run as root: set \"user\" in the config or use -u");
+		return 1;
+	}
+	apply_logging(rt.cfg);
+	signal(SIGPIPE, SIG_IGN);
+
+	rt.base = event_base_new();
+	if (!rt.base) {
+		log_error("could not create the event loop");
+		return 1;
+	}
+	sbuf_module_init(rt.base, (uint32_t)rt.cfg->pkt_buf);
+	if (!listener_open_all(rt.base, rt.cfg, client_accept, NULL, err, sizeof(err))) {
+		log_error("%s", err);
+		return 1;
+	}
+	if (!drop_privileges(user))
+		return 1;
+	if (daemon && !daemonize())
+		return 1;
+	/* evdns after fork: its sockets belong to the process that runs the loop */
+	dns_init(rt.base, rt.cfg);
+	if (!write_pidfile(rt.cfg->pidfile))
+		return 1;
+
+	for (int i = 0; i < 4; i++) {
+		sig_ev[i] = evsignal_new(rt.base, sigs[i], on_signal, NULL);
+		event_add(sig_ev[i], NULL);
+	}
+	g_reap_ev = event_new(rt.base, -1, 0, on_reap, NULL);
+	janitor = event_new(rt.base, -1, EV_PERSIST, on_janitor, NULL);
+	event_add(janitor, &period);
+	log_info("moonbouncer " MOONBOUNCER_VERSION " started, pid %d", (int)getpid());
+
+	event_base_dispatch(rt.base);
+
+	log_info("shutting down");
+	listener_close_all();
+	client_close_all("server shutting down");
+	pool_close_all();
+	client_free_closed();
+	server_free_closed();
+	pool_free_all();
+	for (int i = 0; i < 4; i++)
+		event_free(sig_ev[i]);
+	event_free(janitor);
+	event_free(g_reap_ev);
+	dns_shutdown();
+	sbuf_module_shutdown();
+	event_base_free(rt.base);
+	if (g_pidfile) {
+		unlink(g_pidfile);
+		free(g_pidfile);
+	}
+	config_free(rt.cfg);
+	authfile_free(rt.auth);
+	return 0;
+}

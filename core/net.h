@@ -1,0 +1,30 @@
+/* Socket helpers: non-blocking mode, TCP tuning, address formatting, non-blocking connect. */
+#ifndef MB_NET_H
+#define MB_NET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+struct config;
+
+bool net_set_nonblocking(int fd);
+
+/*
+ * TCP_NODELAY, keepalive with tcp_keepcnt/keepidle/keepintvl, TCP_USER_TIMEOUT (ms), SO_SNDBUF/RCVBUF from
+ * tcp_socket_buffer when > 0; skipped for unix sockets. cfg may be NULL (then only TCP_NODELAY).
+ */
+void net_tune_socket(int fd, bool is_tcp, const struct config *cfg);
+
+/* human-readable "1.2.3.4:5678" / "[::1]:5678" / "unix" into buf; returns buf */
+const char *net_addr_str(const struct sockaddr *sa, char *buf, size_t len);
+
+/*
+ * Non-blocking connect to sa (TCP) or a unix socket path; returns fd (connect in progress is fine) or -1
+ * with errno set. The fd is non-blocking and close-on-exec, not yet tuned (see net_tune_socket).
+ * A path starting with '@' names a socket in the abstract namespace.
+ */
+int net_connect(const struct sockaddr *sa, socklen_t len);
+int net_connect_unix(const char *path);
+
+#endif

@@ -1,0 +1,243 @@
+/* Session parameters: per-client wanted values, per-server known values, and the query that aligns them. */
+#include "params.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+const struct param *params_find(const struct param_set *set, const char *name)
+{
+	for (int i = 0; i < set->n; i++)
+		if (strcasecmp(set->items[i].name, name) == 0)
+			return &set->items[i];
+	return NULL;
+}
+
+const char *params_get(const struct param_set *set, const char *name)
+{
+	const struct param *p = params_find(set, name);
+	return p ? p->value : NULL;
+}
+
+bool params_set(struct param_set *set, const char *name, const char *value, bool reported)
+{
+	struct param *p = (struct param *)params_find(set, name);
+	char *v;
+
+	if (p) {
+		p->reported = p->reported || reported;
+		if (strcmp(p->value, value) == 0)
+			return true;
+		v = strdup(value);
+		if (!v)
+			return false;
+		free(p->value);
+		p->value = v;
+		return true;
+	}
+	if (set->n == set->cap) {
+		int cap = set->cap ? set->cap * 2 : 8;
+		struct param *items = realloc(set->items, (size_t)cap * sizeof(*items));
+		if (!items)
+			return false;
+		set->items = items;
+		set->cap = cap;
+	}
+	p = &set->items[set->n];
+	p->name = strdup(name);
+	p->value = strdup(value);
+	if (!p->name || !p->value) {
+		free(p->name);
+		free(p->value);
+		return false;
+	}
+	p->reported = reported;
+	set->n++;
+	return true;
+}
+
+static void remove_at(struct param_set *set, int i)
+{
+	free(set->items[i].name);
+	free(set->items[i].value);
+	set->items[i] = set->items[set->n - 1];
+	set->n--;
+}
+
+void params_remove(struct param_set *set, const char *name)
+{
+	for (int i = 0; i < set->n; i++) {
+		if (strcasecmp(set->items[i].name, name) == 0) {
+			remove_at(set, i);
+			return;
+		}
+	}
+}
+
+void params_drop_unreported(struct param_set *set)
+{
+	for (int i = set->n - 1; i >= 0; i--)
+		if (!set->items[i].reported)
+			remove_at(set, i);
+}
+
+void params_clear(struct param_set *set)
+{
+	for (int i = 0; i < set->n; i++) {
+		free(set->items[i].name);
+		free(set->items[i].value);
+	}
+	free(set->items);
+	set->items = NULL;
+	set->n = set->cap = 0;
+}
+
+bool params_copy(struct param_set *dst, const struct param_set *src)
+{
+	for (int i = 0; i < src->n; i++)
+		if (!params_set(dst, src->items[i].name, src->items[i].value, src->items[i].reported))
+			return false;
+	return true;
+}
+
+bool params_name_ok(const char *name)
+{
+	if (!*name)
+		return false;
+	for (const char *p = name; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '_' && *p != '.')
+			return false;
+	return true;
+}
+
+/* Append s as an SQL string literal: E'...' with quotes and backslashes doubled, whatever standard_conforming_strings says. */
+static void put_literal(struct pktbuf *b, const char *s)
+{
+	pkt_put_bytes(b, "E'", 2);
+	for (; *s; s++) {
+		if (*s == '\'' || *s == '\\')
+			pkt_put_u8(b, (uint8_t)*s);
+		pkt_put_u8(b, (uint8_t)*s);
+	}
+	pkt_put_u8(b, '\'');
+}
+
+static void put_str(struct pktbuf *b, const char *s)
+{
+	pkt_put_bytes(b, s, strlen(s));
+}
+
+bool params_build_apply(const struct param_set *want, const struct param_set *have,
+			const struct param_set *defaults, struct pktbuf *out)
+{
+	int n_set = 0, n_reset = 0;
+
+	pkt_begin(out, 'Q');
+	for (int i = 0; i < want->n; i++) {
+		const struct param *w = &want->items[i];
+		const char *cur = params_get(have, w->name);
+		if (cur && strcmp(cur, w->value) == 0)
+			continue;
+		if (!params_name_ok(w->name))
+			continue;
+		put_str(out, n_set ? ", " : "SELECT ");
+		put_str(out, "pg_catalog.set_config(");
+		put_literal(out, w->name);
+		put_str(out, ", ");
+		put_literal(out, w->value);
+		put_str(out, ", false)");
+		n_set++;
+	}
+	if (n_set)
+		put_str(out, ";");
+	for (int i = 0; i < have->n; i++) {
+		const struct param *h = &have->items[i];
+		const char *def;
+		if (params_find(want, h->name) || !params_name_ok(h->name))
+			continue;
+		def = params_get(defaults, h->name);
+		if (def && strcmp(def, h->value) == 0)
+			continue;
+		if (!def && h->reported)
+			continue;	/* announced by the server and never ours to change */
+		put_str(out, "RESET ");
+		put_str(out, h->name);
+		put_str(out, ";");
+		n_reset++;
+	}
+	if (!n_set && !n_reset) {
+		pktbuf_reset(out);
+		return false;
+	}
+	pkt_put_u8(out, 0);
+	pkt_end(out);
+	return !out->failed;
+}
+
+bool params_parse_options(struct param_set *set, const char *options, char *err, size_t errlen)
+{
+	const char *p = options;
+	char word[1024];
+
+	while (*p) {
+		size_t n = 0;
+		bool is_c = false;
+		while (isspace((unsigned char)*p))
+			p++;
+		if (!*p)
+			break;
+		/* one word, backslash escapes a character (libpq's PGOPTIONS convention) */
+		while (*p && !isspace((unsigned char)*p)) {
+			if (*p == '\\' && p[1])
+				p++;
+			if (n + 1 >= sizeof(word)) {
+				snprintf(err, errlen, "startup option too long");
+				return false;
+			}
+			word[n++] = *p++;
+		}
+		word[n] = 0;
+		if (strcmp(word, "-c") == 0) {
+			is_c = true;
+			while (isspace((unsigned char)*p))
+				p++;
+			n = 0;
+			while (*p && !isspace((unsigned char)*p)) {
+				if (*p == '\\' && p[1])
+					p++;
+				if (n + 1 >= sizeof(word)) {
+					snprintf(err, errlen, "startup option too long");
+					return false;
+				}
+				word[n++] = *p++;
+			}
+			word[n] = 0;
+		} else if (strncmp(word, "-c", 2) == 0) {
+			memmove(word, word + 2, n - 1);
+			is_c = true;
+		} else if (strncmp(word, "--", 2) == 0) {
+			memmove(word, word + 2, n - 1);
+			is_c = true;
+		}
+		char *eq = strchr(word, '=');
+		if (!is_c || !eq || eq == word) {
+			snprintf(err, errlen, "unsupported startup option \"%s\" (only -c name=value is supported)", word);
+			return false;
+		}
+		*eq = 0;
+		for (char *q = word; *q; q++)
+			if (*q == '-')
+				*q = '_';	/* --statement-timeout=5 means statement_timeout */
+		if (!params_name_ok(word)) {
+			snprintf(err, errlen, "invalid parameter name \"%s\" in startup options", word);
+			return false;
+		}
+		if (!params_set(set, word, eq + 1, false)) {
+			snprintf(err, errlen, "out of memory");
+			return false;
+		}
+	}
+	return true;
+}

@@ -1,0 +1,52 @@
+/* Session parameters: per-client wanted values, per-server known values, and the query that aligns them. */
+#ifndef MB_PARAMS_H
+#define MB_PARAMS_H
+
+#include <stdbool.h>
+
+#include "proto.h"
+
+struct param {
+	char *name;
+	char *value;
+	bool reported;	/* the server announced it with ParameterStatus */
+};
+
+struct param_set {
+	struct param *items;
+	int n;
+	int cap;
+};
+
+/* Names compare case-insensitively, as GUC names do. */
+const struct param *params_find(const struct param_set *set, const char *name);
+const char *params_get(const struct param_set *set, const char *name);
+bool params_set(struct param_set *set, const char *name, const char *value, bool reported)
+	__attribute__((warn_unused_result));
+void params_remove(struct param_set *set, const char *name);
+/* Drop every entry the server did not announce (after DISCARD ALL / RESET ALL resets them). */
+void params_drop_unreported(struct param_set *set);
+void params_clear(struct param_set *set);
+bool params_copy(struct param_set *dst, const struct param_set *src) __attribute__((warn_unused_result));
+
+/* A parameter name we are willing to put into SQL: letters, digits, '_' and '.'. */
+bool params_name_ok(const char *name);
+
+/*
+ * Build one simple Query that makes a server whose values are `have` (and
+ * whose values right after login were `defaults`) match `want`:
+ * set_config() for every wanted value that differs, RESET for values left
+ * behind that differ from the login defaults. Returns false when nothing needs
+ * to change (no message built).
+ */
+bool params_build_apply(const struct param_set *want, const struct param_set *have,
+			const struct param_set *defaults, struct pktbuf *out);
+
+/*
+ * Split a startup `options` value ("-c a=b --c=d -c e=f\ g") into name/value
+ * pairs added to set. Returns false with a message in err for anything that is
+ * not a -c/-- setting.
+ */
+bool params_parse_options(struct param_set *set, const char *options, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,299 @@
+/* Pools: one per (database entry, server user); server hand-out, FIFO waiting, welcome parameters. */
+#include "pool.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "authfile.h"
+#include "client.h"
+#include "log.h"
+#include "runtime.h"
+#include "server.h"
+
+static struct list g_pools = { &g_pools, &g_pools };
+
+struct list *pool_list(void)
+{
+	return &g_pools;
+}
+
+static void set_str(char **dst, const char *src)
+{
+	char *copy = src ? strdup(src) : NULL;
+	free(*dst);
+	*dst = copy;
+}
+
+/* Server-login credentials, as PgBouncer: entry password, else auth_file plain/md5; SCRAM keys come from clients. */
+static void refresh_credentials(struct pool *pool)
+{
+	const struct db_entry *db = pool->db;
+	const struct auth_entry *ae;
+
+	set_str(&pool->password, NULL);
+	set_str(&pool->md5_secret, NULL);
+	if (db && db->password && db->password[0]) {
+		set_str(&pool->password, db->password);
+		return;
+	}
+	ae = rt.auth ? authfile_find(rt.auth, pool->user_name) : NULL;
+	if (!ae)
+		return;
+	if (ae->kind == SECRET_PLAIN)
+		set_str(&pool->password, ae->secret);
+	else if (ae->kind == SECRET_MD5)
+		set_str(&pool->md5_secret, ae->secret);
+}
+
+struct pool *pool_get(const char *db_name, const struct db_entry *db, const char *user_name)
+{
+	struct list *it;
+	struct pool *pool;
+
+	for (it = g_pools.next; it != &g_pools; it = it->next) {
+		pool = container_of(it, struct pool, head);
+		if (strcmp(pool->db_name, db_name) == 0 && strcmp(pool->user_name, user_name) == 0) {
+			pool->db = db;
+			refresh_credentials(pool);
+			return pool;
+		}
+	}
+	pool = calloc(1, sizeof(*pool));
+	if (!pool)
+		return NULL;
+	pool->db_name = strdup(db_name);
+	pool->user_name = strdup(user_name);
+	pool->server_dbname = strdup(db->dbname && db->dbname[0] ? db->dbname : db_name);
+	if (!pool->db_name || !pool->user_name || !pool->server_dbname) {
+		free(pool->db_name);
+		free(pool->user_name);
+		free(pool->server_dbname);
+		free(pool);
+		return NULL;
+	}
+	pool->db = db;
+	list_init(&pool->login_servers);
+	list_init(&pool->idle_servers);
+	list_init(&pool->active_servers);
+	list_init(&pool->used_servers);
+	list_init(&pool->welcome_clients);
+	list_init(&pool->active_clients);
+	list_init(&pool->waiting_clients);
+	list_append(&g_pools, &pool->head);
+	refresh_credentials(pool);
+	log_debug("new pool %s/%s", db_name, user_name);
+	return pool;
+}
+
+int pool_server_count(const struct pool *pool)
+{
+	return pool->n_login + pool->n_idle + pool->n_active + pool->n_used;
+}
+
+static const struct user_entry *pool_user(const struct pool *pool)
+{
+	return config_find_user(rt.cfg, pool->user_name);
+}
+
+enum pool_mode pool_mode_of(const struct pool *pool)
+{
+	return config_pool_mode(rt.cfg, pool->db, pool_user(pool));
+}
+
+static int pool_size(const struct pool *pool)
+{
+	return config_pool_size(rt.cfg, pool->db, pool_user(pool));
+}
+
+static int list_count(const struct list *l)
+{
+	int n = 0;
+	for (const struct list *it = l->next; it != l; it = it->next)
+		n++;
+	return n;
+}
+
+/* Inside server_login_retry after a failure, with nothing else alive, new logins would only fail again. */
+static bool in_login_backoff(const struct pool *pool)
+{
+	return pool->last_login_failure > 0 && rt_now() - pool->last_login_failure < rt.cfg->server_login_retry;
+}
+
+/* Open servers for waiting clients (and one for the welcome parameters), within the pool size. */
+static void launch_as_needed(struct pool *pool)
+{
+	int need = list_count(&pool->waiting_clients);
+	int size = pool_size(pool);
+
+	if (rt.shutdown == SHUTDOWN_WAIT_SERVERS)
+		return;
+	if (!pool->have_welcome && !list_empty(&pool->welcome_clients) && need == 0)
+		need = 1;
+	if (in_login_backoff(pool) && pool_server_count(pool) == 0)
+		return;
+	while (pool->n_login < need && pool_server_count(pool) < size)
+		server_launch(pool);
+}
+
+static void fail_clients(struct list *l, const char *sqlstate, const char *message)
+{
+	struct list *it, *tmp;
+	LIST_FOREACH_SAFE(it, tmp, l) {
+		struct client *c = container_of(it, struct client, head);
+		client_fatal(c, sqlstate, "%s", message);
+	}
+}
+
+void pool_request_server(struct pool *pool, struct client *client)
+{
+	struct list *it;
+
+	if (rt.shutdown != SHUTDOWN_WAIT_SERVERS && !list_empty(&pool->idle_servers)) {
+		/* LIFO keeps the busiest servers warm and lets the rest time out; round robin spreads load */
+		it = rt.cfg->server_round_robin ? pool->idle_servers.next : pool->idle_servers.prev;
+		server_link(container_of(it, struct server, head), client);
+		return;
+	}
+	if (pool_server_count(pool) == 0 && in_login_backoff(pool)) {
+		client_fatal(client, "08006", "%s", pool->last_error);
+		return;
+	}
+	client->request_time = rt_now();
+	client_change_state(client, CL_WAITING);
+	launch_as_needed(pool);
+}
+
+void pool_cancel_request(struct pool *pool, struct client *client)
+{
+	(void)pool;
+	client_change_state(client, CL_ACTIVE);
+}
+
+void pool_server_ready(struct server *server)
+{
+	struct pool *pool = server->pool;
+
+	if (!pool->have_welcome) {
+		if (!params_copy(&pool->welcome, &server->defaults)) {
+			server_close(server, "out of memory");
+			return;
+		}
+		pool->have_welcome = true;
+		pool_welcome_ready(pool);
+		if (server->state == SV_CLOSED)
+			return;
+	}
+	pool->last_login_failure = 0;
+	if (rt.shutdown == SHUTDOWN_WAIT_SERVERS) {
+		server_close(server, "shutting down");
+		return;
+	}
+	if (!list_empty(&pool->waiting_clients)) {
+		struct client *c = container_of(pool->waiting_clients.next, struct client, head);
+		server_link(server, c);
+		return;
+	}
+	server_change_state(server, SV_IDLE);
+}
+
+void pool_server_gone(struct pool *pool)
+{
+	launch_as_needed(pool);
+	rt_check_shutdown();
+}
+
+void pool_login_failed(struct pool *pool, const char *sqlstate, const char *message)
+{
+	snprintf(pool->last_error, sizeof(pool->last_error), "%s", message);
+	pool->last_login_failure = rt_now();
+	if (pool_server_count(pool) > 0)
+		return;	/* others may still serve the waiting clients */
+	fail_clients(&pool->welcome_clients, sqlstate, message);
+	fail_clients(&pool->waiting_clients, sqlstate, message);
+}
+
+void pool_welcome_ready(struct pool *pool)
+{
+	struct list *it, *tmp;
+	LIST_FOREACH_SAFE(it, tmp, &pool->welcome_clients) {
+		struct client *c = container_of(it, struct client, head);
+		client_send_welcome(c);
+	}
+}
+
+void pool_need_welcome(struct pool *pool)
+{
+	if (pool_server_count(pool) == 0 && in_login_backoff(pool)) {
+		fail_clients(&pool->welcome_clients, "08006", pool->last_error);
+		return;
+	}
+	launch_as_needed(pool);
+}
+
+void pool_reconfigure(void)
+{
+	struct list *it;
+	for (it = g_pools.next; it != &g_pools; it = it->next) {
+		struct pool *pool = container_of(it, struct pool, head);
+		pool->db = config_find_db(rt.cfg, pool->db_name);
+		refresh_credentials(pool);
+	}
+}
+
+int pool_servers_in_use(void)
+{
+	int n = 0;
+	struct list *it;
+	for (it = g_pools.next; it != &g_pools; it = it->next) {
+		struct pool *pool = container_of(it, struct pool, head);
+		n += pool->n_active + pool->n_used;
+	}
+	return n;
+}
+
+static void close_list(struct list *l, const char *reason)
+{
+	struct list *it, *tmp;
+	LIST_FOREACH_SAFE(it, tmp, l) {
+		server_close(container_of(it, struct server, head), reason);
+	}
+}
+
+/* Close idle servers now (shutdown); the rest follow as they are released. */
+void pool_close_idle(void)
+{
+	struct list *it;
+	for (it = g_pools.next; it != &g_pools; it = it->next) {
+		struct pool *pool = container_of(it, struct pool, head);
+		close_list(&pool->idle_servers, "shutting down");
+	}
+}
+
+void pool_close_all(void)
+{
+	struct list *it, *tmp;
+	LIST_FOREACH_SAFE(it, tmp, &g_pools) {
+		struct pool *pool = container_of(it, struct pool, head);
+		close_list(&pool->login_servers, "shutting down");
+		close_list(&pool->idle_servers, "shutting down");
+		close_list(&pool->active_servers, "shutting down");
+		close_list(&pool->used_servers, "shutting down");
+	}
+}
+
+void pool_free_all(void)
+{
+	struct list *it, *tmp;
+	LIST_FOREACH_SAFE(it, tmp, &g_pools) {
+		struct pool *pool = container_of(it, struct pool, head);
+		list_remove(&pool->head);
+		free(pool->db_name);
+		free(pool->user_name);
+		free(pool->server_dbname);
+		free(pool->password);
+		free(pool->md5_secret);
+		params_clear(&pool->welcome);
+		free(pool);
+	}
+}

@@ -1,0 +1,78 @@
+/* Pools: one per (database entry, server user); server hand-out, FIFO waiting, welcome parameters. */
+#ifndef MB_POOL_H
+#define MB_POOL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "auth.h"
+#include "config.h"
+#include "list.h"
+#include "params.h"
+
+struct client;
+struct server;
+
+struct pool {
+	struct list head;		/* in the global pool list */
+	char *db_name;			/* the name clients use (key) */
+	char *user_name;		/* the server-side user (key) */
+	const struct db_entry *db;	/* refreshed on reload */
+	char *server_dbname;		/* database on the server */
+
+	/* credentials for server logins */
+	char *password;			/* plain password, or NULL */
+	char *md5_secret;		/* "md5..." from auth_file, or NULL */
+	uint8_t scram_client_key[SCRAM_KEY_LEN];
+	uint8_t scram_server_key[SCRAM_KEY_LEN];
+	bool have_scram_keys;
+
+	/* parameters a server announced at login, sent to clients as their welcome */
+	struct param_set welcome;
+	bool have_welcome;
+
+	struct list login_servers;	/* connecting and logging in */
+	struct list idle_servers;	/* ready, no client */
+	struct list active_servers;	/* linked to a client */
+	struct list used_servers;	/* running our own query (reset, parameters) */
+	struct list welcome_clients;	/* authenticated, waiting for welcome parameters */
+	struct list active_clients;	/* logged in, not waiting */
+	struct list waiting_clients;	/* need a server, FIFO */
+	int n_login, n_idle, n_active, n_used;
+	int n_clients;
+
+	double last_login_failure;	/* rt_now() of the last failed server login, 0 if none */
+	char last_error[256];
+};
+
+/* Find or create the pool for a database entry and server user. */
+struct pool *pool_get(const char *db_name, const struct db_entry *db, const char *user_name);
+/* Every pool (for reload and shutdown). */
+struct list *pool_list(void);
+int pool_server_count(const struct pool *pool);
+enum pool_mode pool_mode_of(const struct pool *pool);
+
+/* A logged-in client wants a server: link one now or queue the client FIFO. */
+void pool_request_server(struct pool *pool, struct client *client);
+/* The client left the waiting queue (disconnect). */
+void pool_cancel_request(struct pool *pool, struct client *client);
+/* A server is ready for work (login done or reset done): hand it to a waiting client or park it. */
+void pool_server_ready(struct server *server);
+/* A server has gone; the pool may need a new one for waiting clients. */
+void pool_server_gone(struct pool *pool);
+/* A server login failed: tell clients that cannot be served. */
+void pool_login_failed(struct pool *pool, const char *sqlstate, const char *message);
+/* Welcome parameters became available: finish the logins waiting for them. */
+void pool_welcome_ready(struct pool *pool);
+/* Re-point pools at the entries of a newly loaded config. */
+void pool_reconfigure(void);
+/* Servers in use anywhere (shutdown waits for zero). */
+int pool_servers_in_use(void);
+void pool_close_all(void);
+/* Close idle servers (shutdown). */
+void pool_close_idle(void);
+/* A client is waiting for welcome parameters: make sure a server login is under way. */
+void pool_need_welcome(struct pool *pool);
+void pool_free_all(void);
+
+#endif

@@ -1,0 +1,579 @@
+/* Streaming socket buffer: reads protocol messages and relays them to a peer socket in place. */
+#include "sbuf.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define FREE_LIST_MAX 4096	/* parked buffers beyond this are returned to malloc */
+#define MAX_WHOLE_DEFAULT (1024u * 1024u)
+#define LOOPS_PER_WAKEUP 64	/* messages handled per read before yielding to other sockets */
+
+static struct event_base *g_base;
+static uint32_t g_bufsize = 4096;
+static struct iobuf *g_free;
+static unsigned g_free_count;
+static unsigned g_in_use;
+
+static void on_read(evutil_socket_t fd, short what, void *arg);
+static void on_write(evutil_socket_t fd, short what, void *arg);
+static void process(struct sbuf *sb);
+
+void sbuf_module_init(struct event_base *base, uint32_t bufsize)
+{
+	g_base = base;
+	sbuf_module_set_bufsize(bufsize);
+}
+
+void sbuf_module_set_bufsize(uint32_t bufsize)
+{
+	if (bufsize < 1024)
+		bufsize = 1024;
+	if (bufsize == g_bufsize)
+		return;
+	g_bufsize = bufsize;
+	/* parked buffers of the old size are no longer reusable */
+	while (g_free) {
+		struct iobuf *io = g_free;
+		g_free = io->next_free;
+		free(io);
+	}
+	g_free_count = 0;
+}
+
+void sbuf_module_shutdown(void)
+{
+	while (g_free) {
+		struct iobuf *io = g_free;
+		g_free = io->next_free;
+		free(io);
+	}
+	g_free_count = 0;
+}
+
+void sbuf_module_counts(unsigned *in_use, unsigned *free_count)
+{
+	*in_use = g_in_use;
+	*free_count = g_free_count;
+}
+
+static struct iobuf *iobuf_new(uint32_t size)
+{
+	struct iobuf *io;
+
+	if (size == g_bufsize && g_free) {
+		io = g_free;
+		g_free = io->next_free;
+		g_free_count--;
+	} else {
+		io = malloc(sizeof(*io) + size);
+		if (!io)
+			return NULL;
+		io->size = size;
+	}
+	io->done = io->parse = io->recv = 0;
+	io->next_free = NULL;
+	g_in_use++;
+	return io;
+}
+
+static void iobuf_release(struct iobuf *io)
+{
+	g_in_use--;
+	if (io->size == g_bufsize && g_free_count < FREE_LIST_MAX) {
+		io->next_free = g_free;
+		g_free = io;
+		g_free_count++;
+	} else {
+		free(io);
+	}
+}
+
+void sbuf_init(struct sbuf *sb, const struct sbuf_ops *ops, void *owner)
+{
+	memset(sb, 0, sizeof(*sb));
+	sb->fd = -1;
+	sb->ops = ops;
+	sb->owner = owner;
+	sb->max_whole = MAX_WHOLE_DEFAULT;
+	pktbuf_init(&sb->out);
+}
+
+static void update_events(struct sbuf *sb)
+{
+	bool want_read, want_write;
+
+	if (sb->fd < 0)
+		return;
+	want_read = !sb->paused && !sb->blocked && !sb->connecting && !sb->wait_forwarded;
+	if (want_read && sb->io && sb->io->recv == sb->io->size && sb->io->done == 0)
+		want_read = false;
+	want_write = sb->connecting || sb->write_error || sb->blocked_src || sb->out_sent < sb->out.len;
+
+	if (want_read != sb->read_armed) {
+		if (want_read)
+			event_add(&sb->ev_read, NULL);
+		else
+			event_del(&sb->ev_read);
+		sb->read_armed = want_read;
+	}
+	if (want_write != sb->write_armed) {
+		if (want_write)
+			event_add(&sb->ev_write, NULL);
+		else
+			event_del(&sb->ev_write);
+		sb->write_armed = want_write;
+	}
+}
+
+static bool attach(struct sbuf *sb, int fd)
+{
+	sb->fd = fd;
+	if (event_assign(&sb->ev_read, g_base, fd, EV_READ | EV_PERSIST, on_read, sb) < 0 ||
+	    event_assign(&sb->ev_write, g_base, fd, EV_WRITE | EV_PERSIST, on_write, sb) < 0) {
+		sb->fd = -1;
+		return false;
+	}
+	return true;
+}
+
+bool sbuf_accept(struct sbuf *sb, int fd)
+{
+	if (!attach(sb, fd))
+		return false;
+	update_events(sb);
+	return true;
+}
+
+bool sbuf_connect(struct sbuf *sb, int fd)
+{
+	if (!attach(sb, fd))
+		return false;
+	sb->connecting = true;
+	update_events(sb);
+	return true;
+}
+
+void sbuf_set_peer(struct sbuf *sb, struct sbuf *peer)
+{
+	sb->peer = peer;
+}
+
+void sbuf_pause(struct sbuf *sb)
+{
+	sb->paused = true;
+	update_events(sb);
+}
+
+void sbuf_resume(struct sbuf *sb)
+{
+	if (sb->fd < 0)
+		return;
+	sb->paused = false;
+	update_events(sb);
+	/* buffered input is handled from the read event, never from inside another socket's callback */
+	if (sb->io && sb->io->parse < sb->io->recv && sb->read_armed)
+		event_active(&sb->ev_read, EV_READ, 0);
+}
+
+bool sbuf_is_closed(const struct sbuf *sb)
+{
+	return sb->fd < 0;
+}
+
+bool sbuf_output_pending(const struct sbuf *sb)
+{
+	return sb->blocked_src != NULL || sb->out_sent < sb->out.len;
+}
+
+uint32_t sbuf_input_pending(const struct sbuf *sb)
+{
+	return sb->io ? sb->io->recv - sb->io->parse : 0;
+}
+
+/* A write failed: report it from the write event, never from inside another socket's callback. */
+static void defer_error(struct sbuf *sb, int err)
+{
+	if (!sb->write_error)
+		sb->write_error = err ? err : EPIPE;
+	if (!sb->write_armed) {
+		event_add(&sb->ev_write, NULL);
+		sb->write_armed = true;
+	}
+	event_active(&sb->ev_write, EV_WRITE, 0);
+}
+
+/* Send our own queued output. True when all of it is out. */
+static bool flush_out(struct sbuf *sb)
+{
+	while (sb->out_sent < sb->out.len) {
+		ssize_t n = send(sb->fd, sb->out.data + sb->out_sent, sb->out.len - sb->out_sent, MSG_NOSIGNAL);
+		if (n > 0) {
+			sb->out_sent += (size_t)n;
+		} else if (n < 0 && errno == EINTR) {
+			continue;
+		} else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			return false;
+		} else {
+			defer_error(sb, errno);
+			sb->out_sent = sb->out.len;
+		}
+	}
+	if (sb->out.len) {
+		pktbuf_reset(&sb->out);
+		sb->out_sent = 0;
+		if (sb->out.cap > 65536)	/* don't keep a big buffer around for an idle socket */
+			pktbuf_free(&sb->out);
+	}
+	return true;
+}
+
+/* Relay [done, parse) of src to its peer. True when all of it is out (or dropped with the peer). */
+static bool flush_relay(struct sbuf *src)
+{
+	struct iobuf *io = src->io;
+	struct sbuf *dst = src->peer;
+
+	if (!io || io->done == io->parse)
+		return true;
+	if (!dst || dst->fd < 0 || dst->write_error) {
+		io->done = io->parse;	/* nobody to deliver to */
+		return true;
+	}
+	if (dst->out_sent < dst->out.len && !flush_out(dst)) {
+		dst->out_first = true;
+		goto blocked;
+	}
+	while (io->done < io->parse) {
+		ssize_t n = send(dst->fd, io->data + io->done, io->parse - io->done, MSG_NOSIGNAL);
+		if (n > 0) {
+			io->done += (uint32_t)n;
+		} else if (n < 0 && errno == EINTR) {
+			continue;
+		} else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			goto blocked;
+		} else {
+			defer_error(dst, errno);
+			io->done = io->parse;
+		}
+	}
+	return true;
+blocked:
+	dst->blocked_src = src;
+	src->blocked = true;
+	update_events(dst);
+	update_events(src);
+	return false;
+}
+
+bool sbuf_send(struct sbuf *sb, const void *data, size_t len)
+{
+	if (sb->fd < 0)
+		return false;
+	pkt_put_bytes(&sb->out, data, len);
+	if (sb->out.failed) {
+		log_error("out of memory queueing %zu bytes", len);
+		pktbuf_free(&sb->out);
+		sb->out_sent = 0;
+		defer_error(sb, ENOMEM);
+		return false;
+	}
+	if (!sb->blocked_src)
+		flush_out(sb);
+	update_events(sb);
+	return true;
+}
+
+bool sbuf_send_pkt(struct sbuf *sb, struct pktbuf *pkt)
+{
+	if (pkt->failed)
+		return false;
+	return sbuf_send(sb, pkt->data, pkt->len);
+}
+
+/* Make room at the end of the buffer by moving unsent bytes to the front. */
+static void compact(struct iobuf *io)
+{
+	if (io->done == 0)
+		return;
+	memmove(io->data, io->data + io->done, io->recv - io->done);
+	io->parse -= io->done;
+	io->recv -= io->done;
+	io->done = 0;
+}
+
+/* Ensure the buffer can hold need bytes starting at the parse cursor. */
+static bool reserve_whole(struct sbuf *sb, uint32_t need)
+{
+	struct iobuf *io = sb->io, *big;
+	uint32_t used;
+
+	if (io->parse + need <= io->size)
+		return true;
+	if (io->parse - io->done + need <= io->size) {
+		compact(io);
+		return true;
+	}
+	if (need > sb->max_whole)
+		return false;
+	used = io->recv - io->done;
+	big = iobuf_new(io->parse - io->done + need);
+	if (!big)
+		return false;
+	memcpy(big->data, io->data + io->done, used);
+	big->parse = io->parse - io->done;
+	big->recv = used;
+	iobuf_release(io);
+	sb->io = big;
+	return true;
+}
+
+static void release_if_empty(struct sbuf *sb)
+{
+	if (sb->io && sb->io->done == sb->io->recv && sb->remain == 0) {
+		iobuf_release(sb->io);
+		sb->io = NULL;
+	}
+}
+
+static void fail(struct sbuf *sb, int err)
+{
+	sb->ops->on_error(sb, err);
+}
+
+/* Decide messages at the parse cursor until input runs out, the owner pauses, or the peer blocks. */
+static void process(struct sbuf *sb)
+{
+	unsigned loops = 0;
+
+	while (sb->fd >= 0 && !sb->paused && !sb->blocked && !sb->wait_forwarded && sb->io) {
+		struct iobuf *io = sb->io;
+		uint32_t avail = io->recv - io->parse;
+		struct sbuf_msg msg;
+		enum sbuf_action act;
+		uint32_t total;
+
+		if (sb->remain) {
+			uint32_t n;
+			if (!avail)
+				break;
+			n = avail < sb->remain ? avail : sb->remain;
+			if (sb->remain_drop) {
+				if (!flush_relay(sb))
+					return;
+				io->parse += n;
+				io->done = io->parse;
+			} else {
+				io->parse += n;
+			}
+			sb->remain -= n;
+			continue;
+		}
+		if (sb->startup_mode) {
+			const uint8_t *p = io->data + io->parse;
+			if (avail < 4)
+				break;
+			total = ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+			if (total < 8 || total > PROTO_MAX_STARTUP) {
+				fail(sb, EBADMSG);
+				return;
+			}
+			msg.type = 0;
+		} else {
+			uint8_t type;
+			uint32_t len;
+			int r = proto_parse_header(io->data + io->parse, avail, &type, &len);
+			if (r == PROTO_PARTIAL)
+				break;
+			if (r < 0) {
+				fail(sb, EBADMSG);
+				return;
+			}
+			msg.type = type;
+			total = len + 1;
+		}
+		if (++loops > LOOPS_PER_WAKEUP) {
+			/* let other sockets run; come back through the read event */
+			event_active(&sb->ev_read, EV_READ, 0);
+			break;
+		}
+		msg.len = total;
+		msg.data = io->data + io->parse;
+		msg.avail = avail < total ? avail : total;
+		act = sb->ops->on_msg(sb, &msg);
+		if (act == SBUF_CLOSED || sb->fd < 0)
+			return;
+		io = sb->io;	/* the callback may not swap it, but keep the cursor honest */
+		switch (act) {
+		case SBUF_FORWARD:
+		case SBUF_FORWARD_PAUSE:
+			if (avail >= total) {
+				io->parse += total;
+			} else {
+				io->parse = io->recv;
+				sb->remain = total - avail;
+				sb->remain_drop = false;
+			}
+			if (act == SBUF_FORWARD_PAUSE)
+				sb->wait_forwarded = true;
+			break;
+		case SBUF_DROP:
+			sb->remain = total;
+			sb->remain_drop = true;
+			break;
+		case SBUF_WAIT_FULL:
+			if (avail >= total) {
+				log_error("message handler asked for a whole message it already had");
+				fail(sb, EBADMSG);
+				return;
+			}
+			if (!reserve_whole(sb, total)) {
+				fail(sb, EMSGSIZE);
+				return;
+			}
+			goto read_more;
+		case SBUF_PAUSE:
+			sb->paused = true;
+			break;
+		case SBUF_CLOSED:
+			return;
+		}
+	}
+read_more:
+	if (sb->fd < 0)
+		return;
+	if (!flush_relay(sb))
+		return;
+	if (sb->wait_forwarded && !sb->blocked) {
+		sb->wait_forwarded = false;
+		release_if_empty(sb);
+		update_events(sb);
+		sb->ops->on_forwarded(sb);
+		/* the owner may have closed it; memory stays valid until the end of this loop turn */
+		if (sb->fd >= 0 && !sb->paused && sb->io && sb->io->parse < sb->io->recv)
+			event_active(&sb->ev_read, EV_READ, 0);
+		return;
+	}
+	release_if_empty(sb);
+	update_events(sb);
+}
+
+static void on_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct sbuf *sb = arg;
+	struct iobuf *io;
+	ssize_t n;
+	(void)what;
+
+	if (!sb->io) {
+		sb->io = iobuf_new(g_bufsize);
+		if (!sb->io) {
+			fail(sb, ENOMEM);
+			return;
+		}
+	}
+	io = sb->io;
+	if (io->done == io->recv) {
+		io->done = io->parse = io->recv = 0;
+	} else if (io->size - io->recv < io->size / 4) {
+		compact(io);
+	}
+	if (io->recv < io->size) {
+		n = recv(fd, io->data + io->recv, io->size - io->recv, 0);
+		if (n == 0) {
+			fail(sb, 0);
+			return;
+		}
+		if (n < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+				fail(sb, errno);
+				return;
+			}
+			if (io->parse == io->recv) {
+				release_if_empty(sb);
+				return;
+			}
+		} else {
+			io->recv += (uint32_t)n;
+		}
+	}
+	process(sb);
+}
+
+static void on_write(evutil_socket_t fd, short what, void *arg)
+{
+	struct sbuf *sb = arg;
+	struct sbuf *src;
+	(void)what;
+
+	if (sb->write_error) {
+		fail(sb, sb->write_error);
+		return;
+	}
+	if (sb->connecting) {
+		int err = 0;
+		socklen_t len = sizeof(err);
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+			err = errno;
+		if (err == EINPROGRESS || err == EAGAIN)
+			return;
+		sb->connecting = false;
+		update_events(sb);
+		sb->ops->on_connect(sb, err);
+		return;
+	}
+	if ((sb->out_first || !sb->blocked_src) && !flush_out(sb)) {
+		update_events(sb);
+		return;
+	}
+	sb->out_first = false;
+	src = sb->blocked_src;
+	if (src) {
+		if (!flush_relay(src))
+			return;
+		sb->blocked_src = NULL;
+		src->blocked = false;
+		flush_out(sb);
+		update_events(sb);
+		/* the source goes on from where it stopped; this sbuf must not be touched after */
+		process(src);
+		return;
+	}
+	update_events(sb);
+}
+
+void sbuf_close(struct sbuf *sb)
+{
+	if (sb->fd >= 0) {
+		event_del(&sb->ev_read);
+		event_del(&sb->ev_write);
+		close(sb->fd);
+		sb->fd = -1;
+	}
+	sb->read_armed = sb->write_armed = false;
+	if (sb->blocked_src) {
+		struct sbuf *src = sb->blocked_src;
+		sb->blocked_src = NULL;
+		src->blocked = false;
+		if (src->io)
+			src->io->done = src->io->parse;
+	}
+	if (sb->peer) {
+		if (sb->peer->peer == sb)
+			sb->peer->peer = NULL;
+		if (sb->peer->blocked_src == sb)
+			sb->peer->blocked_src = NULL;
+		sb->peer = NULL;
+	}
+	if (sb->io) {
+		iobuf_release(sb->io);
+		sb->io = NULL;
+	}
+	pktbuf_free(&sb->out);
+	sb->out_sent = 0;
+	sb->remain = 0;
+}

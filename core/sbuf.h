@@ -1,0 +1,109 @@
+/* Streaming socket buffer: reads protocol messages and relays them to a peer socket in place. */
+#ifndef MB_SBUF_H
+#define MB_SBUF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+#include "proto.h"
+
+/*
+ * One input buffer per socket, taken from a free list while data flows and
+ * given back when everything received has been relayed or dropped.
+ * Cursors: done <= parse <= recv. [done, parse) is decided but not yet sent
+ * to the peer; [parse, recv) is not looked at yet.
+ */
+struct iobuf {
+	uint32_t size;
+	uint32_t done;
+	uint32_t parse;
+	uint32_t recv;
+	struct iobuf *next_free;
+	uint8_t data[];
+};
+
+/* What the owner decides for the message at the parse cursor. */
+enum sbuf_action {
+	SBUF_FORWARD,		/* relay the whole message to the peer (streamed if larger than the buffer) */
+	SBUF_FORWARD_PAUSE,	/* relay it, stop, and call on_forwarded once it reached the peer's socket */
+	SBUF_DROP,		/* the owner handled it (or ignores it): consume without relaying */
+	SBUF_WAIT_FULL,		/* ask again once the whole message is in the buffer */
+	SBUF_PAUSE,		/* stop here; the message stays until sbuf_resume() */
+	SBUF_CLOSED,		/* the owner closed this sbuf: stop touching it */
+};
+
+struct sbuf_msg {
+	uint8_t type;		/* 0 for startup-phase packets (no type byte) */
+	uint32_t len;		/* whole message: type byte + length field + body */
+	const uint8_t *data;	/* first byte of the message */
+	uint32_t avail;		/* bytes of it present in the buffer */
+};
+
+struct sbuf;
+
+struct sbuf_ops {
+	enum sbuf_action (*on_msg)(struct sbuf *sb, const struct sbuf_msg *msg);
+	/* EOF (err 0), socket error, or malformed framing (EBADMSG). The owner closes. */
+	void (*on_error)(struct sbuf *sb, int err);
+	/* A non-blocking connect finished: err 0 or the socket error. */
+	void (*on_connect)(struct sbuf *sb, int err);
+	/* After SBUF_FORWARD_PAUSE: everything up to that message reached the peer's socket. */
+	void (*on_forwarded)(struct sbuf *sb);
+};
+
+struct sbuf {
+	int fd;
+	bool startup_mode;	/* packets have no type byte (client startup) */
+	bool paused;		/* owner stopped processing */
+	bool blocked;		/* our relayed bytes wait for the peer's socket */
+	bool connecting;
+	bool wait_forwarded;	/* SBUF_FORWARD_PAUSE is pending */
+	bool out_first;		/* queued output predates the blocked source's bytes */
+	bool read_armed;
+	bool write_armed;
+	int write_error;	/* deferred socket error, reported from the write event */
+	struct event ev_read;
+	struct event ev_write;
+	struct iobuf *io;
+	struct pktbuf out;	/* messages we generated for this socket */
+	size_t out_sent;
+	struct sbuf *peer;	/* where SBUF_FORWARD sends */
+	struct sbuf *blocked_src; /* a source whose relayed bytes wait for this socket */
+	uint32_t remain;	/* bytes of the current message still to relay or drop */
+	bool remain_drop;
+	unsigned max_whole;	/* largest message SBUF_WAIT_FULL may gather */
+	const struct sbuf_ops *ops;
+	void *owner;
+};
+
+void sbuf_module_init(struct event_base *base, uint32_t bufsize);
+void sbuf_module_set_bufsize(uint32_t bufsize);
+void sbuf_module_shutdown(void);
+/* Buffers allocated right now and parked in the free list (for stats). */
+void sbuf_module_counts(unsigned *in_use, unsigned *free_count);
+
+void sbuf_init(struct sbuf *sb, const struct sbuf_ops *ops, void *owner);
+/* Start reading an accepted socket. */
+bool sbuf_accept(struct sbuf *sb, int fd) __attribute__((warn_unused_result));
+/* Wait for a non-blocking connect on fd to finish (on_connect), then read. */
+bool sbuf_connect(struct sbuf *sb, int fd) __attribute__((warn_unused_result));
+void sbuf_set_peer(struct sbuf *sb, struct sbuf *peer);
+void sbuf_pause(struct sbuf *sb);
+/* Go on with buffered input (possibly from inside a callback of another sbuf) and resume reading. */
+void sbuf_resume(struct sbuf *sb);
+/* Queue bytes we generated; they go out after any relayed bytes already waiting for this socket. */
+bool sbuf_send(struct sbuf *sb, const void *data, size_t len);
+bool sbuf_send_pkt(struct sbuf *sb, struct pktbuf *pkt);
+/* True while queued or relayed bytes still wait for this socket. */
+bool sbuf_output_pending(const struct sbuf *sb);
+/* Unprocessed input bytes. */
+uint32_t sbuf_input_pending(const struct sbuf *sb);
+/* Close the socket, drop events and buffers. Safe to call twice. */
+void sbuf_close(struct sbuf *sb);
+bool sbuf_is_closed(const struct sbuf *sb);
+
+#endif

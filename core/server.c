@@ -1,0 +1,753 @@
+/* Server connections: connect, native login, reset, and the server side of the relay. */
+#include "server.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "config.h"
+#include "dns.h"
+#include "log.h"
+#include "net.h"
+#include "pool.h"
+#include "runtime.h"
+
+#define MAX_STATUS_LEN (64 * 1024)	/* ParameterStatus larger than this is relayed untracked */
+
+static struct list g_closed = { &g_closed, &g_closed };
+static unsigned long long g_next_id;
+
+static enum sbuf_action on_msg(struct sbuf *sb, const struct sbuf_msg *msg);
+static void on_error(struct sbuf *sb, int err);
+static void on_connect(struct sbuf *sb, int err);
+static void on_forwarded(struct sbuf *sb);
+
+static const struct sbuf_ops server_ops = {
+	.on_msg = on_msg,
+	.on_error = on_error,
+	.on_connect = on_connect,
+	.on_forwarded = on_forwarded,
+};
+
+static const char *state_name(enum server_state s)
+{
+	switch (s) {
+	case SV_LOGIN: return "login";
+	case SV_IDLE: return "idle";
+	case SV_ACTIVE: return "active";
+	case SV_USED: return "used";
+	case SV_CLOSED: return "closed";
+	}
+	return "?";
+}
+
+static int *state_counter(struct pool *pool, enum server_state s)
+{
+	switch (s) {
+	case SV_LOGIN: return &pool->n_login;
+	case SV_IDLE: return &pool->n_idle;
+	case SV_ACTIVE: return &pool->n_active;
+	case SV_USED: return &pool->n_used;
+	default: return NULL;
+	}
+}
+
+void server_change_state(struct server *s, enum server_state state)
+{
+	struct pool *pool = s->pool;
+	int *counter;
+
+	list_remove(&s->head);
+	counter = state_counter(pool, s->state);
+	if (counter)
+		(*counter)--;
+	switch (state) {
+	case SV_LOGIN:
+		list_append(&pool->login_servers, &s->head);
+		break;
+	case SV_IDLE:
+		list_append(&pool->idle_servers, &s->head);
+		s->last_used = rt_now();
+		break;
+	case SV_ACTIVE:
+		list_append(&pool->active_servers, &s->head);
+		break;
+	case SV_USED:
+		list_append(&pool->used_servers, &s->head);
+		break;
+	case SV_CLOSED:
+		list_append(&g_closed, &s->head);
+		break;
+	default:
+		log_error("S-%llu: unknown state %d", s->id, (int)state);
+		abort();
+	}
+	counter = state_counter(pool, state);
+	if (counter)
+		(*counter)++;
+	log_noise("S-%llu: %s -> %s", s->id, state_name(s->state), state_name(state));
+	s->state = state;
+}
+
+static bool send_pkt(struct server *s, struct pktbuf *b)
+{
+	bool ok = sbuf_send_pkt(&s->sb, b);
+	pktbuf_free(b);
+	return ok;
+}
+
+/* ---- connect and login ---- */
+
+static enum sbuf_action login_failed(struct server *s, const char *sqlstate, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static enum sbuf_action login_failed(struct server *s, const char *sqlstate, const char *fmt, ...)
+{
+	struct pool *pool = s->pool;
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (rt.cfg->log_pooler_errors)
+		log_warning("S-%llu %s/%s: server login failed: %s", s->id, pool->db_name, pool->user_name, msg);
+	server_close(s, "login failed");
+	pool_login_failed(pool, sqlstate, msg);
+	return SBUF_CLOSED;
+}
+
+static void start_login(struct server *s)
+{
+	struct pool *pool = s->pool;
+	struct startup_param p[2] = {
+		{ "user", pool->user_name },
+		{ "database", pool->server_dbname },
+	};
+	struct pktbuf b;
+
+	s->phase = PHASE_LOGIN;
+	pktbuf_init(&b);
+	pkt_startup(&b, p, 2);
+	send_pkt(s, &b);
+}
+
+static void on_connect(struct sbuf *sb, int err)
+{
+	struct server *s = sb->owner;
+
+	if (err) {
+		login_failed(s, "08006", "could not connect to server: %s", strerror(err));
+		return;
+	}
+	net_tune_socket(sb->fd, s->unix_path[0] == 0, rt.cfg);
+	start_login(s);
+}
+
+static void connect_to(struct server *s)
+{
+	int fd;
+
+	if (s->unix_path[0])
+		fd = net_connect_unix(s->unix_path);
+	else
+		fd = net_connect((const struct sockaddr *)&s->addr, s->addrlen);
+	if (fd < 0) {
+		login_failed(s, "08006", "could not connect to server: %s", strerror(errno));
+		return;
+	}
+	if (!sbuf_connect(&s->sb, fd)) {
+		close(fd);
+		login_failed(s, "08006", "could not register server socket");
+	}
+}
+
+static void on_resolved(void *arg, const struct sockaddr *addr, socklen_t addrlen, const char *error)
+{
+	struct server *s = arg;
+
+	s->dns = NULL;
+	if (error) {
+		login_failed(s, "08006", "could not resolve host \"%s\": %s", s->pool->db->host, error);
+		return;
+	}
+	if (addrlen > sizeof(s->addr))
+		addrlen = sizeof(s->addr);
+	memcpy(&s->addr, addr, addrlen);
+	s->addrlen = addrlen;
+	connect_to(s);
+}
+
+void server_launch(struct pool *pool)
+{
+	const struct db_entry *db = pool->db;
+	struct server *s = calloc(1, sizeof(*s));
+	int port;
+
+	if (!s) {
+		log_error("out of memory opening a server connection");
+		return;
+	}
+	sbuf_init(&s->sb, &server_ops, s);
+	s->id = ++g_next_id;
+	s->pool = pool;
+	s->state = SV_CLOSED;
+	list_init(&s->head);
+	s->phase = PHASE_CONNECT;
+	s->connect_time = rt_now();
+	s->txn_status = 'I';
+	server_change_state(s, SV_LOGIN);
+
+	if (!db) {
+		login_failed(s, "3D000", "database \"%s\" is no longer in the configuration", pool->db_name);
+		return;
+	}
+	port = db->port > 0 ? db->port : 5432;
+	if (!db->host || !db->host[0] || db->host[0] == '/') {
+		const char *dir = db->host && db->host[0] ? db->host
+				  : (rt.cfg->unix_socket_dir && rt.cfg->unix_socket_dir[0] ? rt.cfg->unix_socket_dir
+											   : "/tmp");
+		snprintf(s->unix_path, sizeof(s->unix_path), "%s/.s.PGSQL.%d", dir, port);
+		connect_to(s);
+		return;
+	}
+	s->dns = dns_resolve(db->host, port, on_resolved, s);
+}
+
+static enum sbuf_action auth_request(struct server *s, const struct sbuf_msg *msg)
+{
+	struct pool *pool = s->pool;
+	struct pkt_reader r;
+	uint32_t code;
+	struct pktbuf b;
+	char err[256];
+
+	pkt_reader_init(&r, msg->data + 5, msg->len - 5);
+	code = pkt_get_u32(&r);
+	pktbuf_init(&b);
+	switch (code) {
+	case AUTH_REQ_OK:
+		return SBUF_DROP;
+	case AUTH_REQ_CLEARTEXT:
+		if (!pool->password)
+			return login_failed(s, "28P01", "server asked for a cleartext password and none is configured "
+							"for user \"%s\"", pool->user_name);
+		pkt_password(&b, pool->password);
+		send_pkt(s, &b);
+		return SBUF_DROP;
+	case AUTH_REQ_MD5: {
+		const uint8_t *salt = pkt_get_bytes(&r, 4);
+		char secret[36], answer[36];
+		if (!salt)
+			return login_failed(s, "08P01", "malformed md5 request from server");
+		if (pool->password)
+			auth_md5_secret(pool->password, pool->user_name, secret);
+		else if (pool->md5_secret)
+			snprintf(secret, sizeof(secret), "%s", pool->md5_secret);
+		else
+			return login_failed(s, "28P01", "no password for user \"%s\" to answer the server's md5 "
+							"request", pool->user_name);
+		auth_md5_response(secret, salt, answer);
+		pkt_password(&b, answer);
+		send_pkt(s, &b);
+		return SBUF_DROP;
+	}
+	case AUTH_REQ_SASL: {
+		bool have_scram = false;
+		const char *mech;
+		char *first;
+		while ((mech = pkt_get_string(&r)) && mech[0])
+			if (strcmp(mech, "SCRAM-SHA-256") == 0)
+				have_scram = true;
+		if (!have_scram)
+			return login_failed(s, "28000", "server offers no SASL mechanism we support");
+		if (pool->password)
+			auth_scram_client_init_password(&s->scram, pool->password);
+		else if (pool->have_scram_keys)
+			auth_scram_client_init_keys(&s->scram, pool->scram_client_key, pool->scram_server_key);
+		else
+			return login_failed(s, "28P01", "no password or SCRAM keys for user \"%s\" to log in to the "
+							"server", pool->user_name);
+		s->scram_active = true;
+		first = auth_scram_client_first(&s->scram);
+		if (!first)
+			return login_failed(s, "53200", "out of memory");
+		pkt_sasl_initial(&b, "SCRAM-SHA-256", first, strlen(first));
+		free(first);
+		send_pkt(s, &b);
+		return SBUF_DROP;
+	}
+	case AUTH_REQ_SASL_CONTINUE: {
+		char *final;
+		if (!s->scram_active)
+			return login_failed(s, "08P01", "unexpected SASL continue from server");
+		final = auth_scram_client_final(&s->scram, (const char *)(msg->data + 9), msg->len - 9, err,
+						sizeof(err));
+		if (!final)
+			return login_failed(s, "28P01", "SCRAM login to server failed: %s", err);
+		pkt_sasl_response(&b, final, strlen(final));
+		free(final);
+		send_pkt(s, &b);
+		return SBUF_DROP;
+	}
+	case AUTH_REQ_SASL_FINAL:
+		if (!s->scram_active ||
+		    !auth_scram_client_verify(&s->scram, (const char *)(msg->data + 9), msg->len - 9, err, sizeof(err)))
+			return login_failed(s, "28P01", "server's SCRAM signature is invalid: %s",
+					    s->scram_active ? err : "no exchange");
+		return SBUF_DROP;
+	default:
+		return login_failed(s, "08P01", "server asked for unsupported authentication method %u", code);
+	}
+}
+
+static bool read_status(const struct sbuf_msg *msg, const char **name, const char **value)
+{
+	struct pkt_reader r;
+	pkt_reader_init(&r, msg->data + 5, msg->len - 5);
+	*name = pkt_get_string(&r);
+	*value = pkt_get_string(&r);
+	return *name && *value;
+}
+
+static void read_error(const struct sbuf_msg *msg, char *sqlstate, char *text, size_t textlen)
+{
+	const char *code = proto_error_field(msg->data + 5, msg->len - 5, 'C');
+	const char *m = proto_error_field(msg->data + 5, msg->len - 5, 'M');
+	snprintf(sqlstate, 6, "%s", code && strlen(code) == 5 ? code : "08006");
+	snprintf(text, textlen, "%s", m ? m : "unknown server error");
+}
+
+static enum sbuf_action login_msg(struct server *s, const struct sbuf_msg *msg)
+{
+	const char *name, *value;
+
+	if (msg->avail < msg->len)
+		return SBUF_WAIT_FULL;
+	switch (msg->type) {
+	case 'R':
+		return auth_request(s, msg);
+	case 'S':
+		if (!read_status(msg, &name, &value))
+			return login_failed(s, "08P01", "malformed ParameterStatus from server");
+		if (!params_set(&s->params, name, value, true) || !params_set(&s->defaults, name, value, true))
+			return login_failed(s, "53200", "out of memory");
+		return SBUF_DROP;
+	case 'K': {
+		struct pkt_reader r;
+		pkt_reader_init(&r, msg->data + 5, msg->len - 5);
+		s->backend_pid = pkt_get_u32(&r);
+		s->backend_key = pkt_get_u32(&r);
+		return SBUF_DROP;
+	}
+	case 'E': {
+		char sqlstate[6], text[200];
+		read_error(msg, sqlstate, text, sizeof(text));
+		return login_failed(s, sqlstate, "%s", text);
+	}
+	case 'N':
+	case 'v':
+		return SBUF_DROP;
+	case 'Z':
+		s->txn_status = msg->data[5];
+		if (s->scram_active) {
+			auth_scram_client_free(&s->scram);
+			s->scram_active = false;
+		}
+		s->phase = PHASE_IDLE;
+		log_debug("S-%llu %s/%s: login ok, backend pid %u", s->id, s->pool->db_name, s->pool->user_name,
+			  s->backend_pid);
+		pool_server_ready(s);
+		return s->state == SV_CLOSED ? SBUF_CLOSED : SBUF_DROP;
+	default:
+		return login_failed(s, "08P01", "unexpected message '%c' from server during login", msg->type);
+	}
+}
+
+/* ---- our own queries: reset, parameters ---- */
+
+static void start_internal(struct server *s, enum internal_goal goal, struct pktbuf *query)
+{
+	s->phase = PHASE_INTERNAL;
+	s->goal = goal;
+	s->pending_ready = 1;
+	s->internal_failed = false;
+	s->internal_error[0] = 0;
+	send_pkt(s, query);
+}
+
+static enum sbuf_action finish_internal(struct server *s)
+{
+	enum internal_goal goal = s->goal;
+	struct client *c = s->client;
+
+	s->goal = INTERNAL_NONE;
+	if (goal == INTERNAL_RESET) {
+		if (s->internal_failed) {
+			server_close(s, s->internal_error);
+			return SBUF_CLOSED;
+		}
+		params_drop_unreported(&s->params);
+		s->dirty = false;
+		s->phase = PHASE_IDLE;
+		pool_server_ready(s);
+		return s->state == SV_CLOSED ? SBUF_CLOSED : SBUF_DROP;
+	}
+	/* INTERNAL_APPLY */
+	if (!c) {
+		server_release(s);
+		return s->state == SV_CLOSED ? SBUF_CLOSED : SBUF_DROP;
+	}
+	if (s->internal_failed) {
+		/* PostgreSQL refuses such a startup parameter at login: so do we, now that we know */
+		char sqlstate[6];
+		memcpy(sqlstate, s->internal_error, 5);
+		sqlstate[5] = 0;
+		s->phase = PHASE_RELAY;
+		client_fatal(c, sqlstate, "%s", s->internal_error + 6);
+		return s->state == SV_CLOSED ? SBUF_CLOSED : SBUF_DROP;
+	}
+	s->phase = PHASE_RELAY;
+	client_linked(c);
+	return SBUF_DROP;
+}
+
+static enum sbuf_action internal_msg(struct server *s, const struct sbuf_msg *msg)
+{
+	const char *name, *value;
+
+	if (msg->type != 'S' && msg->type != 'E' && msg->type != 'Z')
+		return SBUF_DROP;
+	if (msg->avail < msg->len)
+		return msg->len > MAX_STATUS_LEN ? SBUF_DROP : SBUF_WAIT_FULL;
+	switch (msg->type) {
+	case 'S':
+		if (read_status(msg, &name, &value)) {
+			if (!params_set(&s->params, name, value, true))
+				log_warning("S-%llu: out of memory tracking %s", s->id, name);
+			if (s->goal == INTERNAL_APPLY && s->client)
+				client_param_from_server(s->client, name, value, true);
+		}
+		return SBUF_DROP;
+	case 'E':
+		if (!s->internal_failed) {
+			char sqlstate[6], text[200];
+			read_error(msg, sqlstate, text, sizeof(text));
+			snprintf(s->internal_error, sizeof(s->internal_error), "%s %s", sqlstate, text);
+			s->internal_failed = true;
+			log_warning("S-%llu %s/%s: %s query failed: %s", s->id, s->pool->db_name, s->pool->user_name,
+				    s->goal == INTERNAL_RESET ? "reset" : "parameter", text);
+		}
+		return SBUF_DROP;
+	default: /* 'Z' */
+		s->txn_status = msg->data[5];
+		if (--s->pending_ready > 0)
+			return SBUF_DROP;
+		return finish_internal(s);
+	}
+}
+
+/* ---- relay ---- */
+
+static enum sbuf_action relay_msg(struct server *s, const struct sbuf_msg *msg)
+{
+	const char *name, *value;
+
+	switch (msg->type) {
+	case 'Z':
+		if (msg->avail < msg->len)
+			return SBUF_WAIT_FULL;
+		s->txn_status = msg->data[5];
+		if (s->pending_ready > 0)
+			s->pending_ready--;
+		if (s->pending_ready == 0 && s->txn_status == 'I' && pool_mode_of(s->pool) != POOL_MODE_SESSION)
+			return SBUF_FORWARD_PAUSE;	/* transaction over: release once it reached the client */
+		return SBUF_FORWARD;
+	case 'S':
+		if (msg->avail < msg->len)
+			return msg->len > MAX_STATUS_LEN ? SBUF_FORWARD : SBUF_WAIT_FULL;
+		if (read_status(msg, &name, &value)) {
+			if (!params_set(&s->params, name, value, true))
+				log_warning("S-%llu: out of memory tracking %s", s->id, name);
+			if (s->client)
+				client_param_from_server(s->client, name, value, false);
+		}
+		return SBUF_FORWARD;
+	default:
+		return SBUF_FORWARD;
+	}
+}
+
+static void on_forwarded(struct sbuf *sb)
+{
+	struct server *s = sb->owner;
+	struct client *c = s->client;
+
+	if (!c || s->pending_ready != 0 || s->txn_status != 'I')
+		return;
+	c->server = NULL;
+	s->client = NULL;
+	sbuf_set_peer(&c->sb, NULL);
+	sbuf_set_peer(&s->sb, NULL);
+	server_release(s);
+}
+
+/* Messages from a server nobody is using: notices are dropped, an error means it is going away. */
+static enum sbuf_action idle_msg(struct server *s, const struct sbuf_msg *msg)
+{
+	const char *name, *value;
+
+	switch (msg->type) {
+	case 'S':
+		if (msg->avail < msg->len)
+			return msg->len > MAX_STATUS_LEN ? SBUF_DROP : SBUF_WAIT_FULL;
+		if (read_status(msg, &name, &value) && !params_set(&s->params, name, value, true))
+			log_warning("S-%llu: out of memory tracking %s", s->id, name);
+		return SBUF_DROP;
+	case 'N':
+	case 'A':
+		return SBUF_DROP;
+	case 'E': {
+		char sqlstate[6], text[200], reason[256];
+		if (msg->avail < msg->len)
+			return SBUF_WAIT_FULL;
+		read_error(msg, sqlstate, text, sizeof(text));
+		snprintf(reason, sizeof(reason), "server error while idle: %s %s", sqlstate, text);
+		server_close(s, reason);
+		return SBUF_CLOSED;
+	}
+	default:
+		server_close(s, "unexpected message from idle server");
+		return SBUF_CLOSED;
+	}
+}
+
+static enum sbuf_action on_msg(struct sbuf *sb, const struct sbuf_msg *msg)
+{
+	struct server *s = sb->owner;
+
+	switch (s->phase) {
+	case PHASE_LOGIN:
+		return login_msg(s, msg);
+	case PHASE_RELAY:
+		return relay_msg(s, msg);
+	case PHASE_INTERNAL:
+		return internal_msg(s, msg);
+	case PHASE_IDLE:
+		return idle_msg(s, msg);
+	case PHASE_CONNECT:
+		break;
+	}
+	server_close(s, "message before login");
+	return SBUF_CLOSED;
+}
+
+static void on_error(struct sbuf *sb, int err)
+{
+	struct server *s = sb->owner;
+	struct client *c = s->client;
+	char reason[128];
+
+	if (err)
+		snprintf(reason, sizeof(reason), "server socket error: %s",
+			 err == EBADMSG ? "malformed message" : strerror(err));
+	else
+		snprintf(reason, sizeof(reason), "server closed the connection");
+	if (s->phase == PHASE_CONNECT || s->phase == PHASE_LOGIN) {
+		login_failed(s, "08006", "%s", reason);
+		return;
+	}
+	if (c) {
+		/* the client's session is gone with its server */
+		s->client = NULL;
+		c->server = NULL;
+		sbuf_set_peer(&c->sb, NULL);
+		sbuf_set_peer(&s->sb, NULL);
+		server_close(s, reason);
+		client_fatal(c, "08006", "server conn crashed?");
+		return;
+	}
+	server_close(s, reason);
+}
+
+/* ---- hand-out ---- */
+
+void server_link(struct server *s, struct client *c)
+{
+	struct pktbuf b;
+
+	server_change_state(s, SV_ACTIVE);
+	s->client = c;
+	c->server = s;
+	s->pending_ready = 0;
+	s->last_used = rt_now();
+	sbuf_set_peer(&c->sb, &s->sb);
+	sbuf_set_peer(&s->sb, &c->sb);
+	pktbuf_init(&b);
+	if (params_build_apply(&c->params, &s->params, &s->defaults, &b)) {
+		start_internal(s, INTERNAL_APPLY, &b);
+		if (c->state == CL_WAITING)
+			client_change_state(c, CL_ACTIVE);
+		return;
+	}
+	pktbuf_free(&b);
+	s->phase = PHASE_RELAY;
+	client_linked(c);
+}
+
+void server_release(struct server *s)
+{
+	struct client *c = s->client;
+	const char *reset = rt.cfg->server_reset_query;
+	bool need_reset;
+
+	if (c) {
+		c->server = NULL;
+		s->client = NULL;
+		sbuf_set_peer(&c->sb, NULL);
+		sbuf_set_peer(&s->sb, NULL);
+	}
+	if (s->txn_status != 'I' || s->pending_ready != 0) {
+		server_close(s, "released in the middle of a transaction");
+		return;
+	}
+	need_reset = reset && reset[0] &&
+		     (pool_mode_of(s->pool) == POOL_MODE_SESSION || s->dirty || rt.cfg->server_reset_query_always);
+	if (need_reset) {
+		struct pktbuf b;
+		server_change_state(s, SV_USED);
+		pktbuf_init(&b);
+		pkt_query(&b, reset);
+		start_internal(s, INTERNAL_RESET, &b);
+		return;
+	}
+	s->phase = PHASE_IDLE;
+	pool_server_ready(s);
+}
+
+void server_close(struct server *s, const char *reason)
+{
+	struct pool *pool = s->pool;
+
+	if (s->state == SV_CLOSED)
+		return;
+	log_debug("S-%llu %s/%s: closing because: %s", s->id, pool->db_name, pool->user_name, reason);
+	if (s->dns) {
+		dns_cancel(s->dns);
+		s->dns = NULL;
+	}
+	if (s->client) {
+		s->client->server = NULL;
+		sbuf_set_peer(&s->client->sb, NULL);
+		s->client = NULL;
+	}
+	if (s->sb.fd >= 0 && s->phase != PHASE_CONNECT && s->phase != PHASE_LOGIN) {
+		struct pktbuf b;	/* polite goodbye so the backend exits without logging an EOF */
+		pktbuf_init(&b);
+		pkt_terminate(&b);
+		sbuf_send_pkt(&s->sb, &b);
+		pktbuf_free(&b);
+	}
+	sbuf_close(&s->sb);
+	server_change_state(s, SV_CLOSED);
+	rt_schedule_reap();
+	pool_server_gone(pool);
+}
+
+void server_free_closed(void)
+{
+	struct list *it, *tmp;
+	LIST_FOREACH_SAFE(it, tmp, &g_closed) {
+		struct server *s = container_of(it, struct server, head);
+		list_remove(&s->head);
+		if (s->scram_active)
+			auth_scram_client_free(&s->scram);
+		params_clear(&s->params);
+		params_clear(&s->defaults);
+		free(s);
+	}
+}
+
+/* ---- cancel ---- */
+
+struct cancel_conn {
+	int fd;
+	struct event ev;
+	uint8_t packet[16];
+	size_t sent;
+};
+
+static void cancel_done(struct cancel_conn *cc)
+{
+	event_del(&cc->ev);
+	close(cc->fd);
+	free(cc);
+}
+
+static void on_cancel_io(evutil_socket_t fd, short what, void *arg)
+{
+	struct cancel_conn *cc = arg;
+	(void)what;
+
+	if (cc->sent < sizeof(cc->packet)) {
+		ssize_t n = send(fd, cc->packet + cc->sent, sizeof(cc->packet) - cc->sent, MSG_NOSIGNAL);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n <= 0) {
+			log_warning("could not send cancel request: %s", strerror(errno));
+			cancel_done(cc);
+			return;
+		}
+		cc->sent += (size_t)n;
+		if (cc->sent < sizeof(cc->packet))
+			return;
+		/* wait for the server to close: then the cancel has been delivered */
+		event_del(&cc->ev);
+		event_assign(&cc->ev, rt.base, fd, EV_READ | EV_PERSIST, on_cancel_io, cc);
+		event_add(&cc->ev, NULL);
+		return;
+	}
+	{
+		char buf[64];
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+	}
+	cancel_done(cc);
+}
+
+void server_send_cancel(struct server *s)
+{
+	struct cancel_conn *cc = calloc(1, sizeof(*cc));
+	struct pktbuf b;
+
+	if (!cc)
+		return;
+	if (s->unix_path[0])
+		cc->fd = net_connect_unix(s->unix_path);
+	else
+		cc->fd = net_connect((const struct sockaddr *)&s->addr, s->addrlen);
+	if (cc->fd < 0) {
+		log_warning("could not connect to send a cancel request: %s", strerror(errno));
+		free(cc);
+		return;
+	}
+	pktbuf_init(&b);
+	pkt_cancel_request(&b, s->backend_pid, s->backend_key);
+	if (b.failed || b.len != sizeof(cc->packet)) {
+		pktbuf_free(&b);
+		close(cc->fd);
+		free(cc);
+		return;
+	}
+	memcpy(cc->packet, b.data, sizeof(cc->packet));
+	pktbuf_free(&b);
+	event_assign(&cc->ev, rt.base, cc->fd, EV_WRITE | EV_PERSIST, on_cancel_io, cc);
+	event_add(&cc->ev, NULL);
+	log_debug("S-%llu: cancel request sent to backend %u", s->id, s->backend_pid);
+}

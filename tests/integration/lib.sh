@@ -1,0 +1,485 @@
+# Helpers for black-box integration tests: a throwaway PostgreSQL 15, per-test configs, the pooler, checks.
+#
+# A test script sources this file, calls mb_test_init NAME, writes a config with mb_reset/mb_db/mb_set/
+# mb_user, starts the pooler with mb_start, checks with mb_is/mb_like/mb_ok/mb_not_ok and ends with
+# mb_test_done. The cluster comes from the environment the runner exports (MB_PG_*); a test run on its
+# own starts (and stops) a cluster of its own. Every process started here is stopped by PID on exit.
+
+MB_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+MB_BIN=${MB_BIN:-$MB_REPO/moonbouncer}
+PQTOOL=${PQTOOL:-$MB_REPO/build/pqtool}
+
+if [ -z "${PG_BINDIR:-}" ]; then
+	if [ -x /usr/lib/postgresql/15/bin/initdb ]; then
+		PG_BINDIR=/usr/lib/postgresql/15/bin
+	elif command -v pg_config >/dev/null && [ -x "$(pg_config --bindir)/initdb" ]; then
+		PG_BINDIR=$(pg_config --bindir)
+	else
+		PG_BINDIR=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+	fi
+fi
+export PG_BINDIR
+PATH="$PG_BINDIR:$PATH"
+
+# Test roles and databases (created by pg_cluster_start).
+MB_SCRAM_USER=mb_scram MB_SCRAM_PASS=scram-pass	# SCRAM secret in pg_authid
+MB_MD5_USER=mb_md5 MB_MD5_PASS=md5-pass		# md5 secret in pg_authid, md5 in pg_hba.conf
+MB_RELOAD_USER=mb_reload MB_RELOAD_PASS=reload-old
+MB_DB=mb_db
+
+mb_is_root() { [ "$(id -u)" = 0 ]; }
+
+# Run a command as the postgres OS user (when root). runuser forks, so use it for foreground commands.
+as_pg() {
+	if mb_is_root; then
+		(cd / && runuser -u postgres -- "$@")
+	else
+		"$@"
+	fi
+}
+
+# Like as_pg but exec()s the program, so that $! of a background job is the program's own PID.
+exec_as_pg() {
+	if mb_is_root; then
+		exec setpriv --reuid=postgres --regid=postgres --init-groups -- "$@"
+	else
+		exec "$@"
+	fi
+}
+
+mb_chown_pg() {
+	if mb_is_root; then
+		chown -R postgres:postgres "$@"
+	fi
+}
+
+# A free TCP port in 20000-32767 (never the ephemeral range 32768-60999), not handed out before in this run.
+mb_free_port() {
+	local p i used=${MB_IT_ROOT:-/tmp}/ports
+	for ((i = 0; i < 200; i++)); do
+		p=$((20000 + RANDOM % 12000))
+		if [ -f "$used" ] && grep -qx "$p" "$used"; then
+			continue
+		fi
+		if command -v ss >/dev/null; then
+			[ -n "$(ss -Htan "( sport = :$p )" 2>/dev/null)" ] && continue
+		elif (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			continue
+		fi
+		[ -n "${MB_IT_ROOT:-}" ] && echo "$p" >>"$used"
+		echo "$p"
+		return 0
+	done
+	echo "mb_free_port: no free port found" >&2
+	return 1
+}
+
+# Wait until PID is gone (a zombie child is reaped); 0 if it exited within TIMEOUT seconds.
+# The exit status of a child is left in MB_EXIT_STATUS.
+mb_wait_exit() {
+	local pid=$1 timeout=${2:-10} i state
+	MB_EXIT_STATUS=
+	for ((i = 0; i < timeout * 10; i++)); do
+		if [ ! -e "/proc/$pid" ]; then
+			wait "$pid" 2>/dev/null
+			MB_EXIT_STATUS=$?
+			return 0
+		fi
+		state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)
+		if [ "$state" = Z ] || [ -z "$state" ]; then
+			wait "$pid" 2>/dev/null
+			MB_EXIT_STATUS=$?
+			return 0
+		fi
+		sleep 0.1
+	done
+	return 1
+}
+
+mb_alive() {
+	local state
+	[ -e "/proc/$1" ] || return 1
+	state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)
+	[ -n "$state" ] && [ "$state" != Z ]
+}
+
+# Remember a PID and its program so that the runner can kill it if the test itself could not.
+mb_track_pid() {
+	if [ -n "${MB_IT_ROOT:-}" ]; then
+		echo "$1 $2" >>"$MB_IT_ROOT/pids"
+	fi
+}
+
+# Stop PID: SIG (default INT), then QUIT, then KILL, waiting in between.
+mb_kill_wait() {
+	local pid=$1 sig=${2:-INT}
+	mb_alive "$pid" || { mb_wait_exit "$pid" 1; return 0; }
+	kill -"$sig" "$pid" 2>/dev/null
+	mb_wait_exit "$pid" 10 && return 0
+	kill -QUIT "$pid" 2>/dev/null
+	mb_wait_exit "$pid" 3 && return 0
+	kill -KILL "$pid" 2>/dev/null
+	mb_wait_exit "$pid" 5
+}
+
+# ---------------------------------------------------------------- the PostgreSQL cluster
+
+pg_super_psql() {
+	PGPASSWORD=$MB_PG_PASSWORD timeout 60 "$PG_BINDIR/psql" -X -q -A -t -v ON_ERROR_STOP=1 \
+		-h 127.0.0.1 -p "$MB_PG_PORT" -U postgres "$@"
+}
+
+pg_cluster_start() {
+	local data log
+	if [ -z "${MB_IT_ROOT:-}" ]; then
+		MB_IT_ROOT=$(mktemp -d /tmp/mbit.XXXXXX) || return 1
+		MB_IT_ROOT_OWNED=1
+	fi
+	chmod 755 "$MB_IT_ROOT"
+	mkdir -p "$MB_IT_ROOT/pg/sock"
+	data=$MB_IT_ROOT/pg/data
+	log=$MB_IT_ROOT/pg/postgres.log
+	MB_PG_PASSWORD=super-$RANDOM$RANDOM
+	echo "$MB_PG_PASSWORD" >"$MB_IT_ROOT/pg/pwfile"
+	mb_chown_pg "$MB_IT_ROOT/pg"
+	MB_PG_PORT=$(mb_free_port) || return 1
+	MB_PG_HOST=127.0.0.1
+	MB_PG_SOCKDIR=$MB_IT_ROOT/pg/sock
+	if ! as_pg "$PG_BINDIR/initdb" -D "$data" -A scram-sha-256 -U postgres --pwfile="$MB_IT_ROOT/pg/pwfile" \
+		-E UTF8 --locale=C -N >"$MB_IT_ROOT/pg/initdb.log" 2>&1; then
+		echo "pg_cluster_start: initdb failed:" >&2
+		tail -n 20 "$MB_IT_ROOT/pg/initdb.log" >&2
+		return 1
+	fi
+	cat >>"$data/postgresql.conf" <<-EOF
+		port = $MB_PG_PORT
+		listen_addresses = '127.0.0.1'
+		unix_socket_directories = '$MB_PG_SOCKDIR'
+		max_connections = 200
+		fsync = off
+		synchronous_commit = off
+		full_page_writes = off
+		password_encryption = 'scram-sha-256'
+	EOF
+	# the md5 role logs in with md5 (its pg_authid secret is md5); everyone else with SCRAM
+	{
+		echo "local all mb_md5 md5"
+		echo "host all mb_md5 127.0.0.1/32 md5"
+		cat "$data/pg_hba.conf"
+	} >"$data/pg_hba.conf.new" && mv "$data/pg_hba.conf.new" "$data/pg_hba.conf"
+	mb_chown_pg "$data"
+	if ! as_pg "$PG_BINDIR/pg_ctl" -D "$data" -l "$log" -w -t 60 start >"$MB_IT_ROOT/pg/pg_ctl.log" 2>&1; then
+		echo "pg_cluster_start: pg_ctl start failed:" >&2
+		tail -n 20 "$log" >&2
+		return 1
+	fi
+	MB_PG_PID=$(head -n 1 "$data/postmaster.pid")
+	MB_PG_DATA=$data
+	export MB_IT_ROOT MB_PG_PORT MB_PG_HOST MB_PG_SOCKDIR MB_PG_PASSWORD MB_PG_PID MB_PG_DATA
+	pg_super_psql -d postgres >/dev/null <<-EOF || { echo "pg_cluster_start: creating roles failed" >&2; return 1; }
+		CREATE ROLE $MB_SCRAM_USER LOGIN PASSWORD '$MB_SCRAM_PASS';
+		CREATE ROLE $MB_RELOAD_USER LOGIN PASSWORD '$MB_RELOAD_PASS';
+		SET password_encryption = 'md5';
+		CREATE ROLE $MB_MD5_USER LOGIN PASSWORD '$MB_MD5_PASS';
+		RESET password_encryption;
+		CREATE DATABASE $MB_DB OWNER $MB_SCRAM_USER;
+		CREATE DATABASE mb_bench OWNER $MB_SCRAM_USER;
+	EOF
+	pg_super_psql -d "$MB_DB" -c "GRANT ALL ON SCHEMA public TO PUBLIC" >/dev/null || return 1
+	return 0
+}
+
+pg_cluster_stop() {
+	if [ -n "${MB_PG_PID:-}" ]; then
+		# fast shutdown: SIGINT to the postmaster
+		mb_kill_wait "$MB_PG_PID" INT
+		MB_PG_PID=
+	fi
+	if [ -n "${MB_IT_ROOT_OWNED:-}" ] && [ -z "${MB_KEEP:-}" ]; then
+		rm -rf "$MB_IT_ROOT"
+	fi
+}
+
+# SCRAM secret of a role as PostgreSQL stores it (for auth_file).
+pg_secret() {
+	pg_super_psql -d postgres -c "SELECT rolpassword FROM pg_authid WHERE rolname = '$1'"
+}
+
+# PgBouncer/PostgreSQL md5 secret: "md5" + md5(password || user).
+mb_md5_secret() {
+	printf 'md5%s' "$(printf '%s%s' "$2" "$1" | md5sum | cut -d' ' -f1)"
+}
+
+# ---------------------------------------------------------------- test bookkeeping
+
+mb_test_init() {
+	MB_TEST_NAME=$1
+	MB_N=0
+	MB_FAILED=0
+	MB_PIDS=()
+	MB_PID=
+	if [ -z "${MB_PG_PORT:-}" ]; then
+		MB_STANDALONE=1
+		pg_cluster_start || { echo "not ok 1 - start PostgreSQL"; exit 1; }
+	fi
+	T_DIR=$MB_IT_ROOT/tests/$MB_TEST_NAME
+	rm -rf "$T_DIR"
+	mkdir -p "$T_DIR"
+	mb_chown_pg "$T_DIR"
+	trap mb_test_cleanup EXIT
+	trap 'exit 130' INT TERM
+	[ -x "$MB_BIN" ] || { mb_not_ok "binary $MB_BIN exists"; exit 1; }
+	[ -x "$PQTOOL" ] || { mb_not_ok "pqtool $PQTOOL exists (make build/pqtool)"; exit 1; }
+	mb_reset
+}
+
+mb_test_cleanup() {
+	local pid
+	for pid in "${MB_PIDS[@]}"; do
+		mb_kill_wait "$pid" TERM
+	done
+	if [ -n "${MB_PID:-}" ]; then
+		mb_kill_wait "$MB_PID" INT
+	fi
+	if [ -n "${MB_STANDALONE:-}" ]; then
+		pg_cluster_stop
+	fi
+}
+
+mb_ok() {
+	MB_N=$((MB_N + 1))
+	echo "ok $MB_N - $MB_TEST_NAME: $1"
+}
+
+# mb_not_ok NAME [DIAGNOSTIC...]: a failure, with diagnostics as "# " lines.
+mb_not_ok() {
+	local name=$1 line
+	shift
+	MB_N=$((MB_N + 1))
+	MB_FAILED=$((MB_FAILED + 1))
+	echo "not ok $MB_N - $MB_TEST_NAME: $name"
+	for line in "$@"; do
+		printf '%s\n' "$line" | sed 's/^/#   /'
+	done
+}
+
+mb_is() {
+	if [ "$1" = "$2" ]; then
+		mb_ok "$3"
+	else
+		mb_not_ok "$3" "got:      '$1'" "expected: '$2'"
+	fi
+}
+
+# mb_like GOT EXTENDED-REGEX NAME
+mb_like() {
+	if printf '%s' "$1" | grep -Eq -- "$2"; then
+		mb_ok "$3"
+	else
+		mb_not_ok "$3" "got:      '$1'" "expected: /$2/"
+	fi
+}
+
+# mb_check NAME COMMAND...: ok when the command succeeds.
+mb_check() {
+	local name=$1 out
+	shift
+	if out=$("$@" 2>&1); then
+		mb_ok "$name"
+	else
+		mb_not_ok "$name" "command failed: $*" "$out"
+	fi
+}
+
+mb_diag() {
+	printf '%s\n' "$@" | sed 's/^/# /'
+}
+
+mb_test_done() {
+	echo "# $MB_TEST_NAME: $((MB_N - MB_FAILED)) passed, $MB_FAILED failed"
+	[ "$MB_FAILED" = 0 ] && [ "$MB_N" -gt 0 ]
+	exit $?
+}
+
+# ---------------------------------------------------------------- pooler configuration
+
+# Start a fresh config for this test: no databases, no users, default settings, a new port.
+mb_reset() {
+	MB_DBS=()
+	MB_USERS=()
+	MB_USERCFG=()
+	MB_KEYS=()
+	declare -gA MB_SETTINGS=()
+	MB_PORT=$(mb_free_port)
+	MB_INI=$T_DIR/pgbouncer.ini
+	MB_AUTHFILE=$T_DIR/userlist.txt
+	MB_LOG=$T_DIR/moonbouncer.log
+	MB_PIDFILE=$T_DIR/moonbouncer.pid
+	mb_set listen_addr 127.0.0.1
+	mb_set listen_port "$MB_PORT"
+	mb_set unix_socket_dir "$T_DIR"
+	mb_set logfile "$MB_LOG"
+	mb_set pidfile "$MB_PIDFILE"
+	mb_set auth_file "$MB_AUTHFILE"
+	mb_set auth_type md5
+	mb_set pool_mode session
+}
+
+# mb_db NAME CONNSTR: a [databases] line. mb_pgdb NAME [EXTRA]: one pointing at the test cluster.
+mb_db() { MB_DBS+=("$1 = $2"); }
+mb_pgdb() { mb_db "$1" "host=127.0.0.1 port=$MB_PG_PORT dbname=${3:-$MB_DB}${2:+ $2}"; }
+
+# mb_set KEY VALUE: a [pgbouncer] setting (replaces an earlier value); mb_unset KEY drops it.
+mb_set() {
+	[ -n "${MB_SETTINGS[$1]+x}" ] || MB_KEYS+=("$1")
+	MB_SETTINGS[$1]=$2
+}
+mb_unset() { unset "MB_SETTINGS[$1]"; }
+
+# mb_user USER SECRET: an auth_file line. mb_usercfg "NAME = k=v": a [users] line.
+mb_user() { MB_USERS+=("\"$1\" \"$2\""); }
+mb_usercfg() { MB_USERCFG+=("$1"); }
+
+mb_write_config() {
+	local k line
+	{
+		echo ";; written by $MB_TEST_NAME"
+		echo "[databases]"
+		for line in "${MB_DBS[@]}"; do echo "$line"; done
+		echo
+		if [ ${#MB_USERCFG[@]} -gt 0 ]; then
+			echo "[users]"
+			for line in "${MB_USERCFG[@]}"; do echo "$line"; done
+			echo
+		fi
+		echo "[pgbouncer]"
+		for k in "${MB_KEYS[@]}"; do
+			[ -n "${MB_SETTINGS[$k]+x}" ] && echo "$k = ${MB_SETTINGS[$k]}"
+		done
+	} >"$MB_INI"
+	: >"$MB_AUTHFILE"
+	for line in "${MB_USERS[@]}"; do echo "$line" >>"$MB_AUTHFILE"; done
+	mb_chown_pg "$MB_INI" "$MB_AUTHFILE"
+}
+
+# Line number of the first line of the ini matching a regex (for file:line checks).
+mb_ini_line() { grep -n -E -- "$1" "$MB_INI" | head -n 1 | cut -d: -f1; }
+
+# Wait until something accepts TCP connections on PORT (while PID lives).
+mb_wait_port() {
+	local port=$1 pid=$2 i
+	for ((i = 0; i < 100; i++)); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+			return 0
+		fi
+		mb_alive "$pid" || return 1
+		sleep 0.1
+	done
+	return 1
+}
+
+# Start the pooler with the current config (extra arguments go before the ini path).
+# Sets MB_PID; on failure prints diagnostics and returns 1.
+mb_start() {
+	mb_write_config
+	if [ -n "${MB_PID:-}" ]; then
+		mb_stop
+	fi
+	(exec_as_pg "$MB_BIN" "$@" "$MB_INI") >>"$T_DIR/stderr.log" 2>&1 &
+	MB_PID=$!
+	mb_track_pid "$MB_PID" "$MB_BIN"
+	if ! mb_wait_port "$MB_PORT" "$MB_PID"; then
+		mb_diag "pooler did not start (pid $MB_PID); stderr and log:"
+		tail -n 20 "$T_DIR/stderr.log" 2>/dev/null | sed 's/^/#   /'
+		tail -n 20 "$MB_LOG" 2>/dev/null | sed 's/^/#   /'
+		mb_kill_wait "$MB_PID" KILL
+		MB_PID=
+		return 1
+	fi
+	return 0
+}
+
+# Stop the pooler (SIGINT, escalating) and wait for it.
+mb_stop() {
+	if [ -n "${MB_PID:-}" ]; then
+		mb_kill_wait "$MB_PID" "${1:-INT}"
+		MB_PID=
+	fi
+}
+
+# Start a background program (e.g. "$PQTOOL" hold ...; a program, not a shell function) whose PID is
+# stopped at test end. Output to FILE. mb_bg FILE PROGRAM ARGS...; sets MB_BG_PID.
+mb_bg() {
+	local out=$1
+	shift
+	(exec "$@") >"$out" 2>&1 &
+	MB_BG_PID=$!
+	MB_PIDS+=("$MB_BG_PID")
+	mb_track_pid "$MB_BG_PID" "$1"
+}
+
+# Wait until FILE contains a line matching REGEX (up to TIMEOUT s).
+mb_wait_line() {
+	local file=$1 re=$2 timeout=${3:-10} i
+	for ((i = 0; i < timeout * 10; i++)); do
+		grep -Eq -- "$re" "$file" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# Peak resident set size of a process in kB (VmHWM).
+mb_vmhwm() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null; }
+
+# ---------------------------------------------------------------- clients through the pooler
+
+# libpq connection string to the pooler: mb_connstr USER PASSWORD [DB] [EXTRA...]
+mb_connstr() {
+	local user=$1 pass=$2 db=${3:-$MB_DB}
+	shift 3 2>/dev/null || shift $#
+	echo "host=127.0.0.1 port=$MB_PORT user='$user' password='$pass' dbname='$db' connect_timeout=10 $*"
+}
+
+# pqtool with a time limit.
+pqt() { timeout 60 "$PQTOOL" "$@"; }
+
+# psql through the pooler: mb_psql USER PASSWORD DB [psql args]; unaligned, tuples only.
+mb_psql() {
+	local user=$1 pass=$2 db=$3
+	shift 3
+	PGPASSWORD=$pass PGCONNECT_TIMEOUT=10 timeout 120 "$PG_BINDIR/psql" -X -q -A -t -v ON_ERROR_STOP=1 \
+		-h 127.0.0.1 -p "$MB_PORT" -U "$user" -d "$db" "$@"
+}
+
+# A normal connection through the pooler works (used after every error case).
+mb_check_healthy() {
+	local out
+	out=$(pqt query "$(mb_connstr "$MB_SCRAM_USER" "$MB_SCRAM_PASS" "$MB_DB")" "SELECT 40 + 2" 2>&1)
+	mb_is "$out" 42 "${1:-a normal connection still works}"
+}
+
+# mb_start, and when it fails: record the failure and end the test (nothing else can be checked).
+mb_start_or_bail() {
+	if ! mb_start "$@"; then
+		mb_not_ok "pooler starts (${MB_BIN##*/} $* $MB_INI)"
+		mb_test_done
+	fi
+}
+
+# ---------------------------------------------------------------- raw protocol bytes (for pqtool raw)
+
+mb_hex() { printf '%s' "$1" | od -An -v -tx1 | tr -d ' \n'; }
+
+# A v3 StartupMessage as hex: mb_startup_hex NAME VALUE [NAME VALUE]...
+mb_startup_hex() {
+	local body=00030000
+	while [ $# -ge 2 ]; do
+		body+="$(mb_hex "$1")00$(mb_hex "$2")00"
+		shift 2
+	done
+	body+=00
+	printf '%08x%s' $((${#body} / 2 + 4)) "$body"
+}
+
+# pqtool raw against the pooler's TCP port: mb_raw HEX...
+mb_raw() { pqt raw 127.0.0.1 "$MB_PORT" "$@"; }
