@@ -14,8 +14,8 @@
 #include <openssl/rand.h>
 
 #define SCRAM_PREFIX "SCRAM-SHA-256$"
-#define SCRAM_MAX_MESSAGE 1024		/* as PostgreSQL's PG_MAX_SASL_MESSAGE_LENGTH */
-#define SCRAM_SERVER_MAX_SALT 256	/* largest salt we accept from a server */
+#define SCRAM_MAX_MESSAGE 1024	  /* as PostgreSQL's PG_MAX_SASL_MESSAGE_LENGTH */
+#define SCRAM_SERVER_MAX_SALT 256 /* largest salt we accept from a server */
 
 static char *test_nonce;
 
@@ -184,7 +184,7 @@ void auth_md5_secret(const char *password, const char *user, char out[36])
 {
 	memcpy(out, "md5", 3);
 	if (!md5_hex(password, strlen(password), user, strlen(user), out + 3))
-		out[0] = '\0';	/* matches nothing */
+		out[0] = '\0'; /* matches nothing */
 }
 
 void auth_md5_response(const char *md5_secret, const uint8_t salt[4], char out[36])
@@ -210,15 +210,17 @@ void auth_md5_response(const char *md5_secret, const uint8_t salt[4], char out[3
 static bool salted_password(const char *password, const uint8_t *salt, size_t salt_len, int iterations,
 			    uint8_t out[SCRAM_KEY_LEN])
 {
-	return PKCS5_PBKDF2_HMAC(password, (int)strlen(password), salt, (int)salt_len, iterations, EVP_sha256(),
-				 SCRAM_KEY_LEN, out) == 1;
+	return PKCS5_PBKDF2_HMAC(password, (int)strlen(password), salt, (int)salt_len, iterations,
+				 EVP_sha256(), SCRAM_KEY_LEN, out) == 1;
 }
 
-static bool hmac256(const uint8_t *key, size_t keylen, const void *data, size_t len, uint8_t out[SCRAM_KEY_LEN])
+static bool hmac256(const uint8_t *key, size_t keylen, const void *data, size_t len,
+		    uint8_t out[SCRAM_KEY_LEN])
 {
 	unsigned int outlen = 0;
 
-	return HMAC(EVP_sha256(), key, (int)keylen, data, len, out, &outlen) != NULL && outlen == SCRAM_KEY_LEN;
+	return HMAC(EVP_sha256(), key, (int)keylen, data, len, out, &outlen) != NULL &&
+	       outlen == SCRAM_KEY_LEN;
 }
 
 static bool sha256(const void *data, size_t len, uint8_t out[SCRAM_KEY_LEN])
@@ -288,7 +290,6 @@ bool auth_scram_parse_secret(const char *text, struct scram_secret *out)
 	iter = strtol(p, &end, 10);
 	if (errno != 0 || *end != ':' || iter < 1 || iter > 0x7fffffff)
 		return false;
-	out->iterations = (int)iter;
 
 	p = end + 1;
 	dollar = strchr(p, '$');
@@ -296,21 +297,23 @@ bool auth_scram_parse_secret(const char *text, struct scram_secret *out)
 		return false;
 	n = b64_decode(p, (size_t)(dollar - p), out->salt, sizeof(out->salt));
 	if (n <= 0)
-		return false;
-	out->salt_len = (size_t)n;
+		goto fail;
 
 	p = dollar + 1;
 	colon = strchr(p, ':');
 	if (colon == NULL || (size_t)(colon - p) >= sizeof(buf))
-		return false;
+		goto fail;
 	memcpy(buf, p, (size_t)(colon - p));
 	buf[colon - p] = '\0';
 	if (!b64_decode_exact(buf, out->stored_key, SCRAM_KEY_LEN) ||
-	    !b64_decode_exact(colon + 1, out->server_key, SCRAM_KEY_LEN)) {
-		memset(out, 0, sizeof(*out));
-		return false;
-	}
+	    !b64_decode_exact(colon + 1, out->server_key, SCRAM_KEY_LEN))
+		goto fail;
+	out->iterations = (int)iter;
+	out->salt_len = (size_t)n;
 	return true;
+fail:
+	memset(out, 0, sizeof(*out));
+	return false;
 }
 
 bool auth_scram_format_secret(const struct scram_secret *s, char *out, size_t outlen)
@@ -407,7 +410,7 @@ static char *take_attr(char **p, char attr, char *name)
 	comma = strchr(s + 2, ',');
 	if (comma != NULL) {
 		if (comma[1] == '\0')
-			return NULL;	/* trailing comma */
+			return NULL; /* trailing comma */
 		*comma = '\0';
 		*p = comma + 1;
 	} else {
@@ -483,11 +486,12 @@ char *auth_scram_server_first(struct scram_server *s, const char *client_first, 
 	/* gs2-header: channel binding flag, optional authzid */
 	switch (*p) {
 	case 'n':
-	case 'y':	/* client could bind but thinks we cannot: true, we offer no -PLUS */
+	case 'y': /* client could bind but thinks we cannot: true, we offer no -PLUS */
 		p++;
 		break;
 	case 'p':
-		set_err(err, errlen, "SCRAM channel binding is not supported: "
+		set_err(err, errlen,
+			"SCRAM channel binding is not supported: "
 			"the client selected SCRAM-SHA-256 but asked for channel binding (\"p=\")");
 		goto out;
 	default:
@@ -529,9 +533,10 @@ char *auth_scram_server_first(struct scram_server *s, const char *client_first, 
 		set_err(err, errlen, "malformed SCRAM message (nonce attribute missing or invalid)");
 		goto fail;
 	}
-	while (*p != '\0') {	/* optional extensions are ignored */
+	while (*p != '\0') { /* optional extensions are ignored */
 		if (take_attr(&p, 0, NULL) == NULL) {
-			set_err(err, errlen, "malformed SCRAM message (garbage at end of client-first-message)");
+			set_err(err, errlen,
+				"malformed SCRAM message (garbage at end of client-first-message)");
 			goto fail;
 		}
 	}
@@ -609,7 +614,7 @@ char *auth_scram_server_final(struct scram_server *s, const char *client_final, 
 		set_err(err, errlen, "SCRAM nonce mismatch");
 		goto out;
 	}
-	for (;;) {	/* extensions, then the proof, which must come last */
+	for (;;) { /* extensions, then the proof, which must come last */
 		proof_at = p;
 		if (p[0] == 'p' && p[1] == '=')
 			break;
@@ -771,12 +776,13 @@ char *auth_scram_client_final(struct scram_client *c, const char *server_first, 
 		goto out;
 	}
 	wo_proof = xasprintf("c=biws,r=%s", nonce);
-	if (wo_proof == NULL ||
-	    (am = auth_message(c->client_first_bare, server_first, len, wo_proof, strlen(wo_proof))) == NULL) {
+	if (wo_proof == NULL || (am = auth_message(c->client_first_bare, server_first, len, wo_proof,
+						   strlen(wo_proof))) == NULL) {
 		set_err(err, errlen, "out of memory");
 		goto out;
 	}
-	if (!sha256(c->client_key, SCRAM_KEY_LEN, stored) || !hmac256(stored, SCRAM_KEY_LEN, am, strlen(am), sig) ||
+	if (!sha256(c->client_key, SCRAM_KEY_LEN, stored) ||
+	    !hmac256(stored, SCRAM_KEY_LEN, am, strlen(am), sig) ||
 	    !hmac256(c->server_key, SCRAM_KEY_LEN, am, strlen(am), c->expected_server_signature)) {
 		set_err(err, errlen, "SCRAM computation failed");
 		goto out;
@@ -785,7 +791,11 @@ char *auth_scram_client_final(struct scram_client *c, const char *server_first, 
 		proof[i] = c->client_key[i] ^ sig[i];
 	b64_encode(proof, SCRAM_KEY_LEN, proof_b64);
 	result = xasprintf("%s,p=%s", wo_proof, proof_b64);
-	c->server_first = strndup(server_first, len);
+	c->server_first = malloc(len + 1); /* the input has no NUL: no strndup */
+	if (c->server_first != NULL) {
+		memcpy(c->server_first, server_first, len);
+		c->server_first[len] = '\0';
+	}
 	if (result == NULL || c->server_first == NULL) {
 		free(result);
 		result = NULL;
@@ -824,9 +834,10 @@ bool auth_scram_client_verify(struct scram_client *c, const char *server_final, 
 		set_err(err, errlen, "malformed SCRAM message (server signature expected)");
 		goto out;
 	}
-	while (*p != '\0') {	/* extensions are ignored */
+	while (*p != '\0') { /* extensions are ignored */
 		if (take_attr(&p, 0, NULL) == NULL) {
-			set_err(err, errlen, "malformed SCRAM message (garbage at end of server-final-message)");
+			set_err(err, errlen,
+				"malformed SCRAM message (garbage at end of server-final-message)");
 			goto out;
 		}
 	}
@@ -882,8 +893,9 @@ bool auth_check_password(const char *user, const char *secret, const char *passw
 		auth_md5_secret(password, user, md5);
 		if (md5[0] == '\0')
 			return false;
-		for (int i = 0; i < 35; i++)	/* hex digits compared case-insensitively */
-			diff |= (unsigned)(tolower((unsigned char)md5[i]) ^ tolower((unsigned char)secret[i]));
+		for (int i = 0; i < 35; i++) /* hex digits compared case-insensitively */
+			diff |= (unsigned)(tolower((unsigned char)md5[i]) ^
+					   tolower((unsigned char)secret[i]));
 		return diff == 0;
 	}
 	/* Plain: compare digests so the time taken does not depend on where the strings differ. */

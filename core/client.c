@@ -17,6 +17,9 @@
 #include "pool.h"
 #include "runtime.h"
 #include "server.h"
+#include "sqlscan.h"
+
+#define SCAN_WHOLE_MAX (64 * 1024)	/* statements up to this size are scanned whole */
 
 static struct list g_login = { &g_login, &g_login };
 static struct list g_all = { &g_all, &g_all };
@@ -203,6 +206,8 @@ void client_free_closed(void)
 		list_remove(&c->head);
 		params_clear(&c->params);
 		params_clear(&c->reported);
+		params_clear(&c->startup);
+		params_clear(&c->pending_resets);
 		if (c->scram_active)
 			auth_scram_server_free(&c->scram);
 		free(c->secret);
@@ -317,6 +322,40 @@ static enum sbuf_action auth_failed(struct client *c)
 	return SBUF_CLOSED;
 }
 
+/* Logged-in clients of one database (by_db) or of one user, across pools. */
+static int clients_where(bool by_db, const char *name)
+{
+	int n = 0;
+	for (struct list *it = g_all.next; it != &g_all; it = it->next) {
+		const struct client *o = container_of(it, struct client, all);
+		if (o->pool && strcmp(by_db ? o->database : o->user, name) == 0)
+			n++;
+	}
+	return n;
+}
+
+/* max_db_client_connections and max_user_client_connections (0 = unlimited). */
+static bool client_limits_ok(struct client *c, const struct db_entry *db, const struct pool *pool)
+{
+	const struct user_entry *u = config_find_user(rt.cfg, c->user);
+	int max_db = db->max_db_client_connections >= 0 ? db->max_db_client_connections
+							: rt.cfg->max_db_client_connections;
+	int max_user = u && u->max_user_client_connections >= 0 ? u->max_user_client_connections
+								 : rt.cfg->max_user_client_connections;
+	(void)pool;
+	if (max_db > 0 && clients_where(true, c->database) >= max_db) {
+		client_fatal(c, "53300", "too many client connections for database \"%s\" (max_db_client_connections)",
+			     c->database);
+		return false;
+	}
+	if (max_user > 0 && clients_where(false, c->user) >= max_user) {
+		client_fatal(c, "53300", "too many client connections for user \"%s\" (max_user_client_connections)",
+			     c->user);
+		return false;
+	}
+	return true;
+}
+
 /* Authenticated: pick the pool, then welcome the client (now, or once a server announced its parameters). */
 static enum sbuf_action auth_ok(struct client *c, const struct db_entry *db)
 {
@@ -338,8 +377,16 @@ static enum sbuf_action auth_ok(struct client *c, const struct db_entry *db)
 		memcpy(pool->scram_server_key, c->scram.secret.server_key, SCRAM_KEY_LEN);
 		pool->have_scram_keys = true;
 	}
+	if (!client_limits_ok(c, db, pool))
+		return SBUF_CLOSED;
 	c->pool = pool;
 	pool->n_clients++;
+	c->pool_mode = pool_mode_of(pool);
+	c->last_activity = rt_now();
+	if (!params_copy(&c->startup, &c->params)) {
+		client_fatal(c, "53200", "out of memory");
+		return SBUF_CLOSED;
+	}
 	if (rt.cfg->log_connections)
 		log_info("C-%llu %s/%s@%s login attempt: db=%s user=%s tls=no", c->id, c->database, c->user,
 			 c->addr_str, c->database, c->user);
@@ -450,8 +497,8 @@ static enum sbuf_action handle_password(struct client *c, const struct sbuf_msg 
 			client_fatal(c, "08P01", "invalid password packet");
 			return SBUF_CLOSED;
 		}
-		if (!c->secret)
-			return auth_failed(c);
+		if (!c->secret || !c->secret[0] || !pw[0])
+			return auth_failed(c);	/* an empty password never matches, as in PostgreSQL */
 		if (rt.cfg->auth_type == AUTH_TYPE_MD5) {
 			char md5secret[36], expect[36];
 			if (authfile_secret_kind(c->secret) == SECRET_MD5)
@@ -613,10 +660,85 @@ static enum sbuf_action handle_startup(struct client *c, const struct sbuf_msg *
 
 /* ---- logged in ---- */
 
+/* Length of the statement name (with its NUL) at the start of a Parse body, as far as it is in the buffer. */
+static uint32_t statement_name_len(const struct sbuf_msg *msg)
+{
+	const uint8_t *p = msg->data + 5, *end = msg->data + msg->avail;
+	const uint8_t *nul = memchr(p, 0, (size_t)(end - p));
+	return nul ? (uint32_t)(nul - p) + 1 : (uint32_t)(end - p);
+}
+
+/*
+ * The keyword scan: a server whose session a statement changed is reset
+ * before another client gets it, and RESET is noted so that it can return to
+ * this client's own values. Text beyond the buffer counts as changing state.
+ */
+static void note_session_changes(struct client *c, struct server *s, const struct sbuf_msg *msg, uint32_t offset)
+{
+	const char *sql = (const char *)msg->data + offset;
+	size_t len = offset < msg->avail ? msg->avail - offset : 0;
+	struct sql_stmt st;
+	size_t pos = 0;
+
+	if (len && sql[len - 1] == 0)
+		len--;
+	if (msg->avail < msg->len)
+		s->dirty = true;
+	while (sqlscan_next(sql, len, &pos, &st)) {
+		if (!st.flags)
+			continue;
+		s->dirty = true;
+		if ((st.flags & SQL_RESETS) && st.name[0] &&
+		    !params_set(&c->pending_resets, st.name, "", false))
+			log_warning("C-%llu: out of memory noting RESET %s", c->id, st.name);
+	}
+}
+
+bool client_apply_resets(struct client *c, struct param_set *server_params)
+{
+	if (!c->pending_resets.n)
+		return false;
+	if (params_find(&c->pending_resets, "all")) {
+		params_clear(&c->params);
+		if (!params_copy(&c->params, &c->startup))
+			log_warning("C-%llu: out of memory restoring parameters", c->id);
+		params_drop_unreported(server_params);
+	} else {
+		for (int i = 0; i < c->pending_resets.n; i++) {
+			const char *name = c->pending_resets.items[i].name;
+			const char *own = params_get(&c->startup, name);
+			const struct param *sp = params_find(server_params, name);
+			if (own) {
+				if (!params_set(&c->params, name, own, false))
+					log_warning("C-%llu: out of memory restoring %s", c->id, name);
+			} else {
+				params_remove(&c->params, name);
+			}
+			if (sp && !sp->reported)
+				params_remove(server_params, name);
+		}
+	}
+	params_clear(&c->pending_resets);
+	return true;
+}
+
+static void request_sent(struct server *s)
+{
+	if (s->pending_ready++ == 0) {
+		s->query_start = rt_now();
+		s->cancel_sent = false;
+	}
+}
+
 static enum sbuf_action handle_active(struct client *c, const struct sbuf_msg *msg)
 {
 	struct server *s;
 
+	c->last_activity = rt_now();
+	/* the keyword scan wants the statement text: wait for short ones to arrive whole */
+	if ((msg->type == 'Q' || msg->type == 'P') && msg->avail < msg->len && msg->len <= SCAN_WHOLE_MAX &&
+	    c->server && c->server->phase == PHASE_RELAY)
+		return SBUF_WAIT_FULL;
 	if (msg->type == 'X') {
 		client_close(c, "client close request");
 		return SBUF_CLOSED;
@@ -631,9 +753,22 @@ static enum sbuf_action handle_active(struct client *c, const struct sbuf_msg *m
 	s = c->server;
 	if (s->phase != PHASE_RELAY)
 		return SBUF_PAUSE;
-	/* each of these gets exactly one ReadyForQuery back */
-	if (msg->type == 'Q' || msg->type == 'S' || msg->type == 'F')
-		s->pending_ready++;
+	switch (msg->type) {
+	case 'Q':
+		note_session_changes(c, s, msg, 5);
+		request_sent(s);	/* each Query, Sync and FunctionCall gets one ReadyForQuery */
+		break;
+	case 'P':
+		note_session_changes(c, s, msg, 5 + statement_name_len(msg));
+		break;
+	case 'S':
+		request_sent(s);
+		break;
+	case 'F':
+		s->dirty = true;	/* a function called by OID may be anything, advisory locks included */
+		request_sent(s);
+		break;
+	}
 	return SBUF_FORWARD;
 }
 
@@ -688,15 +823,26 @@ static void on_forwarded(struct sbuf *sb)
 
 void client_janitor(void)
 {
-	double limit = rt.cfg->client_login_timeout, now = rt_now();
+	double limit = rt.cfg->client_login_timeout, idle = rt.cfg->client_idle_timeout, now = rt_now();
 	struct list *it, *tmp;
 
-	if (limit <= 0)
-		return;
-	LIST_FOREACH_SAFE(it, tmp, &g_login) {
-		struct client *c = container_of(it, struct client, head);
-		if (now - c->connect_time >= limit)
-			client_fatal(c, "08P01", "client_login_timeout (%.1fs) exceeded", limit);
+	if (limit > 0) {
+		LIST_FOREACH_SAFE(it, tmp, &g_login) {
+			struct client *c = container_of(it, struct client, head);
+			if (now - c->connect_time >= limit)
+				client_fatal(c, "08P01", "client_login_timeout (%gs) exceeded", limit);
+		}
+	}
+	LIST_FOREACH_SAFE(it, tmp, &g_all) {
+		struct client *c = container_of(it, struct client, all);
+		if (c->state != CL_ACTIVE)
+			continue;
+		if (c->server) {
+			server_janitor(c->server);
+			continue;
+		}
+		if (idle > 0 && now - c->last_activity >= idle)
+			client_fatal(c, "08P01", "client_idle_timeout");
 	}
 }
 

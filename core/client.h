@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include "auth.h"
+#include "config.h"
 #include "authfile.h"
 #include "list.h"
 #include "params.h"
@@ -44,6 +45,9 @@ struct client {
 	char *database;
 	struct param_set params;	/* what this client's session should have on any server */
 	struct param_set reported;	/* what the client has been told with ParameterStatus */
+	struct param_set startup;	/* its startup values: what RESET returns to */
+	struct param_set pending_resets; /* names RESET in the running request ("all" for RESET ALL) */
+	enum pool_mode pool_mode;	/* fixed at login: a reload changes it for new clients only */
 	uint32_t cancel_pid;
 	uint32_t cancel_key;
 
@@ -61,6 +65,7 @@ struct client {
 
 	double connect_time;
 	double request_time;		/* when it started waiting for a server */
+	double last_activity;		/* last message from the client */
 	int pending_ready;		/* ReadyForQuery answers the server still owes it */
 };
 
@@ -77,6 +82,8 @@ void client_linked(struct client *client);
 void client_send_welcome(struct client *client);
 /* Server-side ParameterStatus while linked: update what the client wants and has seen. */
 void client_param_from_server(struct client *client, const char *name, const char *value, bool forward);
+/* At the end of a request: make RESET return to the client's own values. True if params changed. */
+bool client_apply_resets(struct client *client, struct param_set *server_params);
 /* Find a client by the cancel key we gave it. */
 struct client *client_find_by_cancel(uint32_t pid, uint32_t key);
 void client_change_state(struct client *client, enum client_state state);

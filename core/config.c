@@ -16,36 +16,38 @@
 #include "log.h"
 
 enum key_type {
-	T_STR,		/* char * */
-	T_INT,		/* int, within [min, max] */
-	T_BOOL,		/* bool */
-	T_TIME,		/* double seconds, fractions allowed */
-	T_MODE,		/* int, octal file mode */
-	T_POOL_MODE,	/* enum pool_mode */
-	T_AUTH_TYPE,	/* enum auth_type */
-	T_CHOICE,	/* char *, one of choices (case-insensitive, stored as listed) */
-	T_PARAM,	/* [databases] only: a startup parameter for db_entry.params */
+	T_STR,	     /* char * */
+	T_INT,	     /* int, within [min, max] */
+	T_BOOL,	     /* bool */
+	T_TIME,	     /* double seconds, fractions allowed */
+	T_MODE,	     /* int, octal file mode */
+	T_POOL_MODE, /* enum pool_mode */
+	T_AUTH_TYPE, /* enum auth_type */
+	T_CHOICE,    /* char *, one of choices (case-insensitive, stored as listed) */
+	T_PARAM,     /* [databases] only: a startup parameter for db_entry.params */
 };
 
-#define K_ALIAS 1	/* second name for a field: no default, not freed or listed twice */
+#define K_ALIAS 1 /* second name for a field: no default, not freed or listed twice */
 
 struct key_def {
 	const char *name;
 	enum key_type type;
 	size_t offset;
-	const char *def;		/* default as it would be written in the file; NULL leaves NULL/0 */
-	int min, max;			/* T_INT */
-	const char *const *choices;	/* T_CHOICE */
-	const char *param;		/* T_PARAM: PostgreSQL's name of the parameter */
+	const char *def;	    /* default as it would be written in the file; NULL leaves NULL/0 */
+	int min, max;		    /* T_INT */
+	const char *const *choices; /* T_CHOICE */
+	const char *param;	    /* T_PARAM: PostgreSQL's name of the parameter */
 	int flags;
 };
 
+/* clang-format off */
 static const char *const sslmodes[] = { "disable", "allow", "prefer", "require", "verify-ca", "verify-full",
 					NULL };
 static const char *const failure_modes[] = { "closed", "open", NULL };
-static const char *const facilities[] = { "auth", "authpriv", "daemon", "user", "local0", "local1", "local2",
-					  "local3", "local4", "local5", "local6", "local7", "kern", "mail",
-					  "syslog", "lpr", "news", "uucp", "cron", "ftp", NULL };
+static const char *const facilities[] = {
+	"auth", "authpriv", "daemon", "user", "local0", "local1", "local2", "local3", "local4", "local5", "local6",
+	"local7", "kern", "mail", "syslog", "lpr", "news", "uucp", "cron", "ftp", NULL
+};
 static const char *const lb_modes[] = { "round-robin", "disable", NULL };
 static const char *const session_attrs[] = { "any", "read-write", "read-only", "primary", "standby", NULL };
 
@@ -218,10 +220,18 @@ static const struct key_def user_keys[] = {
 	{ "reserve_pool_size", T_INT, US(reserve_pool_size), NULL, 0, INT_MAX, NULL, NULL, 0 },
 	{ "transaction_timeout", T_TIME, US(transaction_timeout), NULL, 0, 0, NULL, NULL, 0 },
 };
+/* clang-format on */
 
 #define N_KEYS(a) (sizeof(a) / sizeof((a)[0]))
 
-enum section_kind { SECT_NONE, SECT_PGBOUNCER, SECT_DATABASES, SECT_USERS, SECT_PEERS, SECT_UNKNOWN };
+enum section_kind {
+	SECT_NONE,
+	SECT_PGBOUNCER,
+	SECT_DATABASES,
+	SECT_USERS,
+	SECT_PEERS,
+	SECT_UNKNOWN
+};
 
 struct loader {
 	struct config *cfg;
@@ -322,6 +332,12 @@ static bool set_string(char **dst, const char *value, char *err, size_t errlen)
 	return true;
 }
 
+static bool bad_value(char *err, size_t errlen, const char *value, const char *what, const char *expected)
+{
+	snprintf(err, errlen, "invalid value '%s' for %s: expected %s", value, what, expected);
+	return false;
+}
+
 /*
  * Parse value for key k into the field at base + k->offset. what names the key in messages,
  * e.g. "max_client_conn" or "pool_size in [databases] entry 'foo'".
@@ -339,37 +355,29 @@ static bool set_value(void *base, const struct key_def *k, const char *value, co
 	case T_STR:
 		return set_string((char **)field, value, err, errlen);
 	case T_INT:
-		if (!parse_int(value, &l)) {
-			snprintf(err, errlen, "invalid value '%s' for %s: expected an integer", value, what);
-			return false;
-		}
+		if (!parse_int(value, &l))
+			return bad_value(err, errlen, value, what, "an integer");
 		if (l < k->min || l > k->max) {
+			char range[64];
+
 			if (k->max == INT_MAX)
-				snprintf(err, errlen, "invalid value '%s' for %s: expected an integer of at least %d",
-					 value, what, k->min);
+				snprintf(range, sizeof(range), "an integer of at least %d", k->min);
 			else
-				snprintf(err, errlen, "invalid value '%s' for %s: expected an integer from %d to %d",
-					 value, what, k->min, k->max);
-			return false;
+				snprintf(range, sizeof(range), "an integer from %d to %d", k->min, k->max);
+			return bad_value(err, errlen, value, what, range);
 		}
 		*(int *)field = (int)l;
 		return true;
 	case T_BOOL:
-		if (!parse_bool(value, &b)) {
-			snprintf(err, errlen,
-				 "invalid value '%s' for %s: expected a boolean (1/0, yes/no, on/off, true/false)",
-				 value, what);
-			return false;
-		}
+		if (!parse_bool(value, &b))
+			return bad_value(err, errlen, value, what,
+					 "a boolean (1/0, yes/no, on/off, true/false)");
 		*(bool *)field = b;
 		return true;
 	case T_TIME:
-		if (!parse_time(value, &d)) {
-			snprintf(err, errlen,
-				 "invalid value '%s' for %s: expected a number of seconds (fractions allowed, e.g. 0.5)",
-				 value, what);
-			return false;
-		}
+		if (!parse_time(value, &d))
+			return bad_value(err, errlen, value, what,
+					 "a number of seconds (fractions allowed, e.g. 0.5)");
 		*(double *)field = d;
 		return true;
 	case T_MODE:
@@ -379,19 +387,13 @@ static bool set_value(void *base, const struct key_def *k, const char *value, co
 				break;
 			l = l * 8 + (value[i] - '0');
 		}
-		if (i == 0 || value[i] || l > 07777) {
-			snprintf(err, errlen, "invalid value '%s' for %s: expected an octal file mode such as 0777",
-				 value, what);
-			return false;
-		}
+		if (i == 0 || value[i] || l > 07777)
+			return bad_value(err, errlen, value, what, "an octal file mode such as 0777");
 		*(int *)field = (int)l;
 		return true;
 	case T_POOL_MODE:
-		if (!parse_pool_mode(value, (enum pool_mode *)field)) {
-			snprintf(err, errlen, "invalid value '%s' for %s: expected session, transaction or statement",
-				 value, what);
-			return false;
-		}
+		if (!parse_pool_mode(value, (enum pool_mode *)field))
+			return bad_value(err, errlen, value, what, "session, transaction or statement");
 		return true;
 	case T_AUTH_TYPE:
 		for (i = 0; i < N_KEYS(auth_type_names); i++) {
@@ -400,27 +402,26 @@ static bool set_value(void *base, const struct key_def *k, const char *value, co
 				return true;
 			}
 		}
-		snprintf(err, errlen,
-			 "invalid value '%s' for %s: expected one of trust, plain, md5, scram-sha-256, any, hba, "
-			 "cert, peer%s", value, what,
-			 strcasecmp(value, "ldap") == 0 || strcasecmp(value, "pam") == 0 ?
-			 " (ldap and pam are not supported)" : "");
-		return false;
+		if (strcasecmp(value, "ldap") == 0 || strcasecmp(value, "pam") == 0)
+			return bad_value(err, errlen, value, what,
+					 "one of trust, plain, md5, scram-sha-256, "
+					 "any, hba, cert, peer (ldap and pam are not supported)");
+		return bad_value(err, errlen, value, what,
+				 "one of trust, plain, md5, scram-sha-256, any, hba, cert, peer");
 	case T_CHOICE:
 		for (i = 0; k->choices[i]; i++) {
 			if (strcasecmp(value, k->choices[i]) == 0)
 				return set_string((char **)field, k->choices[i], err, errlen);
 		}
 		{
-			char list[256] = "";
-			size_t used = 0;
+			char list[256] = "one of ";
+			size_t used = strlen(list);
 
 			for (i = 0; k->choices[i] && used < sizeof(list); i++)
-				used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%s", i ? ", " : "",
-							 k->choices[i]);
-			snprintf(err, errlen, "invalid value '%s' for %s: expected one of %s", value, what, list);
+				used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%s",
+							 i ? ", " : "", k->choices[i]);
+			return bad_value(err, errlen, value, what, list);
 		}
-		return false;
 	case T_PARAM:
 		break;
 	}
@@ -616,7 +617,8 @@ static bool parse_user(struct config *cfg, const char *name, const char *value, 
 	for (i = 0; i < cs.n; i++) {
 		k = find_key(user_keys, N_KEYS(user_keys), cs.pairs[i].key);
 		if (!k) {
-			snprintf(err, errlen, "unknown parameter '%s' in [users] entry '%s'", cs.pairs[i].key, name);
+			snprintf(err, errlen, "unknown parameter '%s' in [users] entry '%s'", cs.pairs[i].key,
+				 name);
 			connstr_free(&cs);
 			return false;
 		}
@@ -664,7 +666,8 @@ static bool parse_peer(const char *name, const char *value, char *err, size_t er
 	size_t i;
 
 	if (!parse_int(name, &id) || id < 1 || id > 65535) {
-		snprintf(err, errlen, "invalid [peers] entry '%s': the name must be a peer id from 1 to 65535", name);
+		snprintf(err, errlen,
+			 "invalid [peers] entry '%s': the name must be a peer id from 1 to 65535", name);
 		return false;
 	}
 	if (!connstr_parse(value, &cs, msg, sizeof(msg))) {
@@ -680,8 +683,8 @@ static bool parse_peer(const char *name, const char *value, char *err, size_t er
 			long max = strcmp(key, "port") == 0 ? 65535 : INT_MAX;
 
 			if (!parse_int(val, &v) || v < 0 || v > max) {
-				snprintf(err, errlen, "invalid value '%s' for %s in [peers] entry '%s': expected an integer",
-					 val, key, name);
+				snprintf(err, errlen, "invalid value '%s' for %s in [peers] entry '%s': %s",
+					 val, key, name, "expected an integer");
 				connstr_free(&cs);
 				return false;
 			}
@@ -846,7 +849,8 @@ int config_pool_size(const struct config *cfg, const struct db_entry *db, const 
 	return cfg ? cfg->default_pool_size : 20;
 }
 
-enum pool_mode config_pool_mode(const struct config *cfg, const struct db_entry *db, const struct user_entry *user)
+enum pool_mode config_pool_mode(const struct config *cfg, const struct db_entry *db,
+				const struct user_entry *user)
 {
 	if (user && user->pool_mode != POOL_MODE_UNSET)
 		return user->pool_mode;

@@ -11,7 +11,7 @@ struct connstr_pair {
 };
 
 struct connstr {
-	struct connstr_pair *pairs;	/* in the order written; a repeated key appears twice */
+	struct connstr_pair *pairs; /* in the order written; a repeated key appears twice */
 	size_t n;
 };
 

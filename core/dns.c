@@ -21,27 +21,27 @@
 #include "log.h"
 
 #define DNS_BUCKETS 256
-#define DNS_MAX_ADDRS 64	/* more answers than this are not worth rotating over */
+#define DNS_MAX_ADDRS 64 /* more answers than this are not worth rotating over */
 
 /* One host name: its last answer and the query in flight, if any. */
 struct dns_entry {
-	struct dns_entry *next;		/* hash chain */
-	char *name;			/* lower case */
+	struct dns_entry *next; /* hash chain */
+	char *name;		/* lower case */
 
-	bool answered;			/* addrs or error hold an answer */
-	double answered_at;		/* monotonic seconds */
+	bool answered;	    /* addrs or error hold an answer */
+	double answered_at; /* monotonic seconds */
 	struct sockaddr_storage *addrs;
 	socklen_t *addrlens;
 	int n_addrs;
-	unsigned rr;			/* next address to hand out */
-	char *error;			/* the last lookup failed */
+	unsigned rr; /* next address to hand out */
+	char *error; /* the last lookup failed */
 
 	struct evdns_getaddrinfo_request *query;
-	bool querying;			/* a query is in flight: its callback has not run yet */
-	bool starting;			/* inside evdns_getaddrinfo(): dns_resolve delivers an immediate answer */
-	bool orphaned;			/* dropped by dns_shutdown while querying: the callback frees it */
-	int delivering;			/* callbacks of this entry are running: do not free it */
-	struct list waiters;		/* struct dns_request */
+	bool querying;	     /* a query is in flight: its callback has not run yet */
+	bool starting;	     /* inside evdns_getaddrinfo(): dns_resolve delivers an immediate answer */
+	bool orphaned;	     /* dropped by dns_shutdown while querying: the callback frees it */
+	int delivering;	     /* callbacks of this entry are running: do not free it */
+	struct list waiters; /* struct dns_request */
 };
 
 struct dns_request {
@@ -67,7 +67,7 @@ static double now_sec(void)
 
 static unsigned hash_name(const char *s)
 {
-	unsigned h = 2166136261u;	/* FNV-1a */
+	unsigned h = 2166136261u; /* FNV-1a */
 
 	for (; *s; s++) {
 		h ^= (unsigned char)*s;
@@ -151,7 +151,7 @@ static void entry_free(struct dns_entry *e)
 {
 	struct list *pos, *tmp;
 
-	LIST_FOREACH_SAFE(pos, tmp, &e->waiters) {
+	LIST_FOREACH_SAFE (pos, tmp, &e->waiters) {
 		list_remove(pos);
 		free(container_of(pos, struct dns_request, node));
 	}
@@ -160,11 +160,11 @@ static void entry_free(struct dns_entry *e)
 	free(e);
 }
 
-static void set_error(struct dns_entry *e, const char *fmt, const char *detail)
+static void set_error(struct dns_entry *e, const char *detail)
 {
 	char msg[512];
 
-	snprintf(msg, sizeof(msg), fmt, e->name, detail);
+	snprintf(msg, sizeof(msg), "could not resolve \"%s\": %s", e->name, detail);
 	e->error = strdup(msg);
 	if (e->error == NULL)
 		e->error = strdup("out of memory");
@@ -198,7 +198,7 @@ static void store_answer(struct dns_entry *e, int result, const struct evutil_ad
 	e->answered = true;
 	e->answered_at = now_sec();
 	if (result != 0) {
-		set_error(e, "could not resolve \"%s\": %s", gai_error_text(result));
+		set_error(e, gai_error_text(result));
 		log_warning("DNS lookup of %s failed: %s", e->name, gai_error_text(result));
 		return;
 	}
@@ -207,7 +207,7 @@ static void store_answer(struct dns_entry *e, int result, const struct evutil_ad
 	e->addrs = calloc((size_t)n + 1, sizeof(*e->addrs));
 	e->addrlens = calloc((size_t)n + 1, sizeof(*e->addrlens));
 	if (e->addrs == NULL || e->addrlens == NULL) {
-		set_error(e, "could not resolve \"%s\": %s", "out of memory");
+		set_error(e, "out of memory");
 		return;
 	}
 	for (ai = res; ai != NULL && e->n_addrs < DNS_MAX_ADDRS; ai = ai->ai_next) {
@@ -218,7 +218,8 @@ static void store_answer(struct dns_entry *e, int result, const struct evutil_ad
 			continue;
 		/* A and AAAA answers may repeat an address: hand each out once per round */
 		for (i = 0; i < e->n_addrs; i++)
-			if (e->addrlens[i] == ai->ai_addrlen && memcmp(&e->addrs[i], ai->ai_addr, ai->ai_addrlen) == 0)
+			if (e->addrlens[i] == ai->ai_addrlen &&
+			    memcmp(&e->addrs[i], ai->ai_addr, ai->ai_addrlen) == 0)
 				break;
 		if (i < e->n_addrs)
 			continue;
@@ -227,7 +228,7 @@ static void store_answer(struct dns_entry *e, int result, const struct evutil_ad
 		e->n_addrs++;
 	}
 	if (e->n_addrs == 0)
-		set_error(e, "could not resolve \"%s\": %s", "no IPv4 or IPv6 address");
+		set_error(e, "no IPv4 or IPv6 address");
 	else
 		log_debug("DNS: %s has %d address(es)", e->name, e->n_addrs);
 }
@@ -311,13 +312,13 @@ static void start_query(struct dns_entry *e)
 	q = evdns_getaddrinfo(evdns, e->name, NULL, &hints, on_gai, e);
 	e->starting = false;
 	if (!e->querying)
-		return;		/* answered at once (hosts file) */
+		return; /* answered at once (hosts file) */
 	if (q == NULL) {
 		e->querying = false;
 		clear_answer(e);
 		e->answered = true;
 		e->answered_at = now_sec();
-		set_error(e, "could not resolve \"%s\": %s", "could not start DNS query");
+		set_error(e, "could not start DNS query");
 		return;
 	}
 	e->query = q;
@@ -387,7 +388,8 @@ struct dns_request *dns_resolve(const char *host, int port, dns_result_fn cb, vo
 	if (resolve_literal(host, port, cb, arg))
 		return NULL;
 	if (evdns == NULL) {
-		snprintf(msg, sizeof(msg), "could not resolve \"%.256s\": DNS resolver not initialized", host);
+		snprintf(msg, sizeof(msg), "could not resolve \"%.256s\": DNS resolver not initialized",
+			 host);
 		cb(arg, NULL, 0, msg);
 		return NULL;
 	}
@@ -458,8 +460,13 @@ void dns_init(struct event_base *base, const struct config *cfg)
 		evdns = evdns_base_new(base, flags | EVDNS_BASE_INITIALIZE_NAMESERVERS);
 	} else {
 		static const char *const reasons[] = {
-			"", "could not open the file", "could not stat the file", "the file is too large",
-			"out of memory", "short read", "no nameserver listed",
+			"",
+			"could not open the file",
+			"could not stat the file",
+			"the file is too large",
+			"out of memory",
+			"short read",
+			"no nameserver listed",
 		};
 		int rc;
 
@@ -467,9 +474,11 @@ void dns_init(struct event_base *base, const struct config *cfg)
 		if (evdns != NULL) {
 			rc = evdns_base_resolv_conf_parse(evdns, DNS_OPTIONS_ALL, path);
 			if (rc != 0)
-				log_warning("resolv_conf %s: %s; using what could be read and the defaults", path,
-					    rc > 0 && rc < (int)(sizeof(reasons) / sizeof(reasons[0])) ? reasons[rc]
-												: "error");
+				log_warning("resolv_conf %s: %s; using what could be read and the defaults",
+					    path,
+					    rc > 0 && rc < (int)(sizeof(reasons) / sizeof(reasons[0])) ?
+						    reasons[rc] :
+						    "error");
 		}
 	}
 	if (evdns == NULL)
@@ -494,7 +503,7 @@ void dns_shutdown(void)
 			if (e->querying) {
 				struct list *pos, *tmp;
 
-				LIST_FOREACH_SAFE(pos, tmp, &e->waiters) {
+				LIST_FOREACH_SAFE (pos, tmp, &e->waiters) {
 					list_remove(pos);
 					free(container_of(pos, struct dns_request, node));
 				}

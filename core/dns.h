@@ -12,8 +12,8 @@ struct dns_request;
 /* addr is NULL and error set on failure; both are only valid during the call. */
 typedef void (*dns_result_fn)(void *arg, const struct sockaddr *addr, socklen_t addrlen, const char *error);
 
-void dns_init(struct event_base *base, const struct config *cfg);	/* resolv_conf if set, else system */
-void dns_reconfigure(const struct config *cfg);	/* on reload: new TTLs */
+void dns_init(struct event_base *base, const struct config *cfg); /* resolv_conf if set, else system */
+void dns_reconfigure(const struct config *cfg);			  /* on reload: new TTLs */
 
 /*
  * Resolve host (IP literals answered at once, without evdns) and deliver one address with port set.

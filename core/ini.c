@@ -14,8 +14,8 @@
 struct ini_state {
 	ini_callback cb;
 	void *arg;
-	char *section;				/* current section, shared across includes */
-	char *open_files[INI_MAX_INCLUDE_DEPTH + 1];	/* real paths of the files being read */
+	char *section;				     /* current section, shared across includes */
+	char *open_files[INI_MAX_INCLUDE_DEPTH + 1]; /* real paths of the files being read */
 	int depth;
 	char *err;
 	size_t errlen;
@@ -165,15 +165,16 @@ static bool key_value_line(struct ini_state *st, char *p, const char *file, int 
 
 	eq = strchr(p, '=');
 	if (!eq)
-		return fail_at(st, file, line, "expected 'key = value', '[section]' or '%%include file', got '%s'",
-			       p);
+		return fail_at(st, file, line,
+			       "expected 'key = value', '[section]' or '%%include file', got '%s'", p);
 	*eq = '\0';
 	key = trim(p);
 	value = trim(eq + 1);
 	if (!*key)
 		return fail_at(st, file, line, "missing key before '='");
 	if (has_space(key))
-		return fail_at(st, file, line, "invalid key '%s' (quote names with spaces: \"%s\")", key, key);
+		return fail_at(st, file, line, "invalid key '%s' (quote names with spaces: \"%s\")", key,
+			       key);
 	return call(st, key, value, file, line);
 }
 
@@ -203,13 +204,14 @@ static bool read_file(struct ini_state *st, const char *path, const char *from_f
 	bool ok = true;
 
 	if (st->depth >= INI_MAX_INCLUDE_DEPTH)
-		return fail_at(st, from_file, from_line, "%%include nested too deeply (more than %d levels) at '%s'",
+		return fail_at(st, from_file, from_line,
+			       "%%include nested too deeply (more than %d levels) at '%s'",
 			       INI_MAX_INCLUDE_DEPTH, path);
 	f = fopen(path, "re");
 	if (!f) {
 		if (from_file)
-			return fail_at(st, from_file, from_line, "could not open included file '%s': %s", path,
-				       strerror(errno));
+			return fail_at(st, from_file, from_line, "could not open included file '%s': %s",
+				       path, strerror(errno));
 		return fail_at(st, path, 0, "could not open file: %s", strerror(errno));
 	}
 	if (!realpath(path, real)) {
@@ -220,7 +222,8 @@ static bool read_file(struct ini_state *st, const char *path, const char *from_f
 	for (i = 0; i < st->depth; i++) {
 		if (strcmp(st->open_files[i], real) == 0) {
 			fclose(f);
-			return fail_at(st, from_file, from_line, "%%include loop: '%s' is already being read", path);
+			return fail_at(st, from_file, from_line, "%%include loop: '%s' is already being read",
+				       path);
 		}
 	}
 	st->open_files[st->depth] = strdup(real);
@@ -241,7 +244,7 @@ static bool read_file(struct ini_state *st, const char *path, const char *from_f
 		}
 		if (line == 1 && (unsigned char)p[0] == 0xef && (unsigned char)p[1] == 0xbb &&
 		    (unsigned char)p[2] == 0xbf)
-			p += 3;	/* UTF-8 byte order mark */
+			p += 3; /* UTF-8 byte order mark */
 		if (!parse_line(st, p, path, line)) {
 			ok = false;
 			break;

@@ -1,6 +1,6 @@
 /* Listening sockets: TCP addresses and the unix socket, accepting clients into a callback. */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE	/* accept4 */
+#define _GNU_SOURCE /* accept4 */
 #endif
 #include "listener.h"
 
@@ -23,8 +23,8 @@
 #include "log.h"
 #include "net.h"
 
-#define ACCEPT_BURST 100	/* accepts per wakeup, so one busy socket cannot starve the loop */
-#define FD_LIMIT_PAUSE_SEC 1	/* how long to stop accepting after EMFILE/ENFILE */
+#define ACCEPT_BURST 100     /* accepts per wakeup, so one busy socket cannot starve the loop */
+#define FD_LIMIT_PAUSE_SEC 1 /* how long to stop accepting after EMFILE/ENFILE */
 
 struct listener {
 	struct list node;
@@ -33,21 +33,21 @@ struct listener {
 	struct event *ev;
 	listener_accept_fn cb;
 	void *arg;
-	struct sockaddr_storage addr;	/* TCP: the bound address, to skip duplicates */
+	struct sockaddr_storage addr; /* TCP: the bound address, to skip duplicates */
 	socklen_t addrlen;
-	char *unix_path;		/* file to unlink on close; NULL for TCP and abstract sockets */
-	dev_t unix_dev;			/* identity of the file we created, so we never unlink a successor's */
+	char *unix_path; /* file to unlink on close; NULL for TCP and abstract sockets */
+	dev_t unix_dev;	 /* identity of the file we created, so we never unlink a successor's */
 	ino_t unix_ino;
-	char name[192];			/* for messages: "127.0.0.1:6432", "[::1]:6432" or the socket path */
+	char name[192]; /* for messages: "127.0.0.1:6432", "[::1]:6432" or the socket path */
 };
 
 static struct list listeners = { &listeners, &listeners };
 static struct event_base *ev_base;
 static struct event *fd_limit_timer;
-static bool paused;		/* listener_pause() */
-static bool fd_limited;		/* out of file descriptors: waiting for fd_limit_timer */
-static bool fd_limit_logged;	/* logged once per episode, cleared by the next successful accept */
-static unsigned accept_gen;	/* bumped by pause/close so an accept loop sees what its callback did */
+static bool paused;	     /* listener_pause() */
+static bool fd_limited;	     /* out of file descriptors: waiting for fd_limit_timer */
+static bool fd_limit_logged; /* logged once per episode, cleared by the next successful accept */
+static unsigned accept_gen;  /* bumped by pause/close so an accept loop sees what its callback did */
 
 /* tcp_* values for accepted sockets; a private copy because the caller's config is freed on reload */
 static struct config tune;
@@ -67,7 +67,7 @@ static void set_events(bool on)
 {
 	struct list *pos, *tmp;
 
-	LIST_FOREACH_SAFE(pos, tmp, &listeners) {
+	LIST_FOREACH_SAFE (pos, tmp, &listeners) {
 		struct listener *l = container_of(pos, struct listener, node);
 
 		if (l->ev == NULL)
@@ -105,7 +105,7 @@ static void fd_limit_reached(int err)
 	if (fd_limit_timer != NULL)
 		evtimer_add(fd_limit_timer, &tv);
 	else
-		fd_limited = false;	/* no timer: keep accepting rather than stop for good */
+		fd_limited = false; /* no timer: keep accepting rather than stop for good */
 }
 
 static void on_accept(evutil_socket_t fd, short what, void *arg)
@@ -155,8 +155,8 @@ static void listener_free(struct listener *l, bool unlink_file)
 		event_free(l->ev);
 	if (l->fd >= 0)
 		close(l->fd);
-	if (l->unix_path != NULL && unlink_file && lstat(l->unix_path, &st) == 0 && st.st_dev == l->unix_dev &&
-	    st.st_ino == l->unix_ino)
+	if (l->unix_path != NULL && unlink_file && lstat(l->unix_path, &st) == 0 &&
+	    st.st_dev == l->unix_dev && st.st_ino == l->unix_ino)
 		unlink(l->unix_path);
 	free(l->unix_path);
 	free(l);
@@ -174,7 +174,8 @@ static struct listener *listener_new(int fd, bool is_unix)
 	return l;
 }
 
-static bool same_addr(const struct sockaddr *a, socklen_t alen, const struct sockaddr_storage *b, socklen_t blen)
+static bool same_addr(const struct sockaddr *a, socklen_t alen, const struct sockaddr_storage *b,
+		      socklen_t blen)
 {
 	return alen == blen && memcmp(a, b, alen) == 0;
 }
@@ -185,8 +186,8 @@ static int backlog_of(const struct config *cfg)
 }
 
 /* One TCP socket for one resolved address. A wildcard address the kernel cannot do (no IPv6) is skipped. */
-static bool open_tcp_one(const struct addrinfo *ai, bool wildcard, const struct config *cfg, struct list *opened,
-			 char *err, size_t errlen)
+static bool open_tcp_one(const struct addrinfo *ai, bool wildcard, const struct config *cfg,
+			 struct list *opened, char *err, size_t errlen)
 {
 	struct list *pos, *tmp;
 	struct listener *l;
@@ -194,7 +195,7 @@ static bool open_tcp_one(const struct addrinfo *ai, bool wildcard, const struct 
 	int fd, on = 1;
 
 	net_addr_str(ai->ai_addr, name, sizeof(name));
-	LIST_FOREACH_SAFE(pos, tmp, opened) {
+	LIST_FOREACH_SAFE (pos, tmp, opened) {
 		struct listener *o = container_of(pos, struct listener, node);
 
 		if (!o->is_unix && same_addr(ai->ai_addr, ai->ai_addrlen, &o->addr, o->addrlen))
@@ -330,14 +331,16 @@ static bool clear_stale_socket(const char *path, char *err, size_t errlen)
 		return false;
 	}
 	if (!S_ISSOCK(st.st_mode)) {
-		snprintf(err, errlen, "could not bind unix socket %s: the file exists and is not a socket", path);
+		snprintf(err, errlen, "could not bind unix socket %s: the file exists and is not a socket",
+			 path);
 		return false;
 	}
 	fd = net_connect_unix(path);
 	if (fd >= 0 || errno == EAGAIN) {
 		if (fd >= 0)
 			close(fd);
-		snprintf(err, errlen, "could not bind unix socket %s: another process is listening on it", path);
+		snprintf(err, errlen, "could not bind unix socket %s: another process is listening on it",
+			 path);
 		return false;
 	}
 	if (errno != ECONNREFUSED && errno != ENOENT) {
@@ -393,7 +396,8 @@ static bool open_unix(const struct config *cfg, struct list *opened, char *err, 
 	snprintf(path, sizeof(path), "%.*s/.s.PGSQL.%d", (int)dlen, dir, cfg->listen_port);
 	plen = strlen(path);
 	if (plen >= sizeof(un.sun_path)) {
-		snprintf(err, errlen, "unix socket path too long (max %zu bytes): %s", sizeof(un.sun_path) - 1, path);
+		snprintf(err, errlen, "unix socket path too long (max %zu bytes): %s",
+			 sizeof(un.sun_path) - 1, path);
 		return false;
 	}
 	memset(&un, 0, sizeof(un));
@@ -442,7 +446,7 @@ static bool open_unix(const struct config *cfg, struct list *opened, char *err, 
 		l->unix_dev = st.st_dev;
 		l->unix_ino = st.st_ino;
 	}
-	list_append(opened, &l->node);	/* from here on a failure unlinks the file with the rest */
+	list_append(opened, &l->node); /* from here on a failure unlinks the file with the rest */
 
 	if (abstract)
 		goto do_listen;
@@ -455,7 +459,8 @@ static bool open_unix(const struct config *cfg, struct list *opened, char *err, 
 		gid_t gid;
 
 		if (!lookup_group(cfg->unix_socket_group, &gid)) {
-			snprintf(err, errlen, "unix_socket_group: unknown group \"%s\"", cfg->unix_socket_group);
+			snprintf(err, errlen, "unix_socket_group: unknown group \"%s\"",
+				 cfg->unix_socket_group);
 			return false;
 		}
 		if (chown(path, (uid_t)-1, gid) != 0) {
@@ -490,7 +495,7 @@ bool listener_open_all(struct event_base *base, const struct config *cfg, listen
 	if (!open_tcp(cfg, &opened, err, errlen) || !open_unix(cfg, &opened, err, errlen))
 		goto fail;
 
-	LIST_FOREACH_SAFE(pos, tmp, &opened) {
+	LIST_FOREACH_SAFE (pos, tmp, &opened) {
 		struct listener *l = container_of(pos, struct listener, node);
 
 		l->cb = cb;
@@ -502,7 +507,7 @@ bool listener_open_all(struct event_base *base, const struct config *cfg, listen
 		}
 	}
 	copy_tune(cfg);
-	LIST_FOREACH_SAFE(pos, tmp, &opened) {
+	LIST_FOREACH_SAFE (pos, tmp, &opened) {
 		struct listener *l = container_of(pos, struct listener, node);
 
 		list_remove(&l->node);
@@ -513,7 +518,7 @@ bool listener_open_all(struct event_base *base, const struct config *cfg, listen
 	}
 	return true;
 fail:
-	LIST_FOREACH_SAFE(pos, tmp, &opened) {
+	LIST_FOREACH_SAFE (pos, tmp, &opened) {
 		struct listener *l = container_of(pos, struct listener, node);
 
 		list_remove(&l->node);
@@ -541,7 +546,7 @@ void listener_close_all(void)
 	struct list *pos, *tmp;
 
 	accept_gen++;
-	LIST_FOREACH_SAFE(pos, tmp, &listeners) {
+	LIST_FOREACH_SAFE (pos, tmp, &listeners) {
 		struct listener *l = container_of(pos, struct listener, node);
 
 		list_remove(&l->node);

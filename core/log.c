@@ -14,7 +14,9 @@
 #include <unistd.h>
 
 #define LOG_LINE_MAX 8192
+#ifndef SYSLOG_PATH
 #define SYSLOG_PATH "/dev/log"
+#endif
 
 static int log_verbose;
 static bool log_quiet;
@@ -23,9 +25,10 @@ static int log_fd = -1;
 
 static bool syslog_enabled;
 static int syslog_fd = -1;
-static int syslog_facility = 3 << 3;	/* daemon */
+static int syslog_facility = 3 << 3; /* daemon */
 static char syslog_ident[64] = "moonbouncer";
 
+/* clang-format off */
 static const char *const level_names[] = {
 	[LOG_LEVEL_ERROR] = "ERROR",
 	[LOG_LEVEL_WARNING] = "WARNING",
@@ -52,6 +55,7 @@ static const struct {
 	{ "local0", 16 }, { "local1", 17 }, { "local2", 18 }, { "local3", 19 },
 	{ "local4", 20 }, { "local5", 21 }, { "local6", 22 }, { "local7", 23 },
 };
+/* clang-format on */
 
 void log_setup(int verbose, bool quiet)
 {
@@ -81,7 +85,7 @@ bool log_open_file(const char *path)
 	}
 	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
 	if (fd < 0)
-		return false;	/* keep the old file: losing the log on a bad reload helps nobody */
+		return false; /* keep the old file: losing the log on a bad reload helps nobody */
 	if (log_fd >= 0)
 		close(log_fd);
 	log_fd = fd;
@@ -160,16 +164,24 @@ static void write_all(int fd, const char *buf, size_t len)
 
 static void syslog_send(enum log_level level, const char *msg)
 {
+	static const char months[12][4] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+					    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
 	char buf[LOG_LINE_MAX + 128];
+	struct tm tm;
+	time_t now;
 	int len;
 	ssize_t n;
 
 	syslog_connect();
 	if (syslog_fd < 0)
 		return;
-	/* RFC 3164 style without a timestamp: the local syslog daemon adds its own */
-	len = snprintf(buf, sizeof(buf), "<%d>%s[%d]: %s %s", syslog_facility | syslog_severity[level],
-		       syslog_ident, (int)getpid(), level_names[level], msg);
+	/* the line glibc's syslog(3) sends to /dev/log: "<PRI>Mmm dd hh:mm:ss ident[pid]: msg" */
+	now = time(NULL);
+	localtime_r(&now, &tm);
+	len = snprintf(buf, sizeof(buf), "<%d>%s %2d %02d:%02d:%02d %s[%d]: %s %s",
+		       syslog_facility | syslog_severity[level], months[tm.tm_mon % 12], tm.tm_mday,
+		       tm.tm_hour, tm.tm_min, tm.tm_sec, syslog_ident, (int)getpid(), level_names[level],
+		       msg);
 	if (len < 0)
 		return;
 	if ((size_t)len >= sizeof(buf))
@@ -177,7 +189,7 @@ static void syslog_send(enum log_level level, const char *msg)
 	/* never wait for a slow syslog daemon: a full socket drops the line */
 	n = send(syslog_fd, buf, (size_t)len, MSG_DONTWAIT | MSG_NOSIGNAL);
 	if (n < 0 && (errno == ECONNREFUSED || errno == ENOTCONN)) {
-		syslog_close();	/* the daemon restarted: reconnect on the next line */
+		syslog_close(); /* the daemon restarted: reconnect on the next line */
 		syslog_connect();
 		if (syslog_fd >= 0)
 			(void)send(syslog_fd, buf, (size_t)len, MSG_DONTWAIT | MSG_NOSIGNAL);

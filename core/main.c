@@ -177,6 +177,8 @@ static void on_janitor(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	(void)arg;
 	client_janitor();
+	for (struct list *it = pool_list()->next; it != pool_list(); it = it->next)
+		pool_janitor(container_of(it, struct pool, head));
 	on_reap(-1, 0, NULL);
 	rt_check_shutdown();
 }

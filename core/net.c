@@ -60,9 +60,11 @@ void net_tune_socket(int fd, bool is_tcp, const struct config *cfg)
 	if (cfg->tcp_keepalive) {
 		set_int_opt(fd, SOL_SOCKET, SO_KEEPALIVE, 1, OPT_KEEPALIVE, "SO_KEEPALIVE");
 		if (cfg->tcp_keepcnt > 0)
-			set_int_opt(fd, IPPROTO_TCP, TCP_KEEPCNT, cfg->tcp_keepcnt, OPT_KEEPCNT, "tcp_keepcnt");
+			set_int_opt(fd, IPPROTO_TCP, TCP_KEEPCNT, cfg->tcp_keepcnt, OPT_KEEPCNT,
+				    "tcp_keepcnt");
 		if (cfg->tcp_keepidle > 0)
-			set_int_opt(fd, IPPROTO_TCP, TCP_KEEPIDLE, cfg->tcp_keepidle, OPT_KEEPIDLE, "tcp_keepidle");
+			set_int_opt(fd, IPPROTO_TCP, TCP_KEEPIDLE, cfg->tcp_keepidle, OPT_KEEPIDLE,
+				    "tcp_keepidle");
 		if (cfg->tcp_keepintvl > 0)
 			set_int_opt(fd, IPPROTO_TCP, TCP_KEEPINTVL, cfg->tcp_keepintvl, OPT_KEEPINTVL,
 				    "tcp_keepintvl");
@@ -71,8 +73,10 @@ void net_tune_socket(int fd, bool is_tcp, const struct config *cfg)
 		set_int_opt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, cfg->tcp_user_timeout, OPT_USER_TIMEOUT,
 			    "tcp_user_timeout");
 	if (cfg->tcp_socket_buffer > 0) {
-		set_int_opt(fd, SOL_SOCKET, SO_SNDBUF, cfg->tcp_socket_buffer, OPT_SNDBUF, "tcp_socket_buffer");
-		set_int_opt(fd, SOL_SOCKET, SO_RCVBUF, cfg->tcp_socket_buffer, OPT_RCVBUF, "tcp_socket_buffer");
+		set_int_opt(fd, SOL_SOCKET, SO_SNDBUF, cfg->tcp_socket_buffer, OPT_SNDBUF,
+			    "tcp_socket_buffer");
+		set_int_opt(fd, SOL_SOCKET, SO_RCVBUF, cfg->tcp_socket_buffer, OPT_RCVBUF,
+			    "tcp_socket_buffer");
 	}
 }
 

@@ -120,20 +120,158 @@ static bool in_login_backoff(const struct pool *pool)
 	return pool->last_login_failure > 0 && rt_now() - pool->last_login_failure < rt.cfg->server_login_retry;
 }
 
-/* Open servers for waiting clients (and one for the welcome parameters), within the pool size. */
+static int pick(int specific, int global)
+{
+	return specific >= 0 ? specific : global;
+}
+
+int pool_max_db_connections(const struct pool *pool)
+{
+	return pool->db ? pick(pool->db->max_db_connections, rt.cfg->max_db_connections) : 0;
+}
+
+int pool_max_user_connections(const struct pool *pool)
+{
+	const struct user_entry *u = pool_user(pool);
+	return pick(u ? u->max_user_connections : -1, rt.cfg->max_user_connections);
+}
+
+static int reserve_size(const struct pool *pool)
+{
+	const struct user_entry *u = pool_user(pool);
+	if (u && u->reserve_pool_size >= 0)
+		return u->reserve_pool_size;
+	return pool->db ? pick(pool->db->reserve_pool_size, rt.cfg->reserve_pool_size) : 0;
+}
+
+static int min_size(const struct pool *pool)
+{
+	return pool->db ? pick(pool->db->min_pool_size, rt.cfg->min_pool_size) : 0;
+}
+
+/* Servers of every pool that shares the database name (or the server user). */
+static int servers_for(const struct pool *pool, bool same_db)
+{
+	int n = 0;
+	for (struct list *it = g_pools.next; it != &g_pools; it = it->next) {
+		const struct pool *p = container_of(it, struct pool, head);
+		if (same_db ? strcmp(p->db_name, pool->db_name) == 0 : strcmp(p->user_name, pool->user_name) == 0)
+			n += pool_server_count(p);
+	}
+	return n;
+}
+
+/* At max_db_connections / max_user_connections: free a slot by closing an idle server of another pool. */
+static bool evict_idle_for(const struct pool *pool, bool same_db)
+{
+	for (struct list *it = g_pools.next; it != &g_pools; it = it->next) {
+		struct pool *p = container_of(it, struct pool, head);
+		bool related = same_db ? strcmp(p->db_name, pool->db_name) == 0
+				       : strcmp(p->user_name, pool->user_name) == 0;
+		if (p != pool && related && !list_empty(&p->idle_servers)) {
+			server_close(container_of(p->idle_servers.next, struct server, head),
+				     same_db ? "max_db_connections: slot needed by another pool"
+					     : "max_user_connections: slot needed by another pool");
+			return true;
+		}
+	}
+	return false;
+}
+
+/* May one more server be opened, under max_db_connections and max_user_connections? */
+static bool below_global_limits(const struct pool *pool)
+{
+	int max_db = pool_max_db_connections(pool), max_user = pool_max_user_connections(pool);
+
+	if (max_db > 0 && servers_for(pool, true) >= max_db && !evict_idle_for(pool, true))
+		return false;
+	if (max_user > 0 && servers_for(pool, false) >= max_user && !evict_idle_for(pool, false))
+		return false;
+	return true;
+}
+
+/* The pool size for now: pool_size, plus reserve_pool_size once a client has waited reserve_pool_timeout. */
+static int current_size(const struct pool *pool)
+{
+	int size = pool_size(pool), reserve = reserve_size(pool);
+
+	if (reserve > 0 && !list_empty(&pool->waiting_clients)) {
+		const struct client *first = container_of(pool->waiting_clients.next, struct client, head);
+		if (rt_now() - first->request_time >= rt.cfg->reserve_pool_timeout)
+			size += reserve;
+	}
+	return size;
+}
+
+/* Open servers for waiting clients (and one for the welcome parameters), within every limit. */
 static void launch_as_needed(struct pool *pool)
 {
 	int need = list_count(&pool->waiting_clients);
-	int size = pool_size(pool);
+	int size = current_size(pool);
 
-	if (rt.shutdown == SHUTDOWN_WAIT_SERVERS)
+	if (rt.shutdown == SHUTDOWN_WAIT_SERVERS || !pool->db)
 		return;
 	if (!pool->have_welcome && !list_empty(&pool->welcome_clients) && need == 0)
 		need = 1;
-	if (in_login_backoff(pool) && pool_server_count(pool) == 0)
+	if (in_login_backoff(pool))
 		return;
-	while (pool->n_login < need && pool_server_count(pool) < size)
+	while (pool->n_login < need && pool_server_count(pool) < size && below_global_limits(pool))
 		server_launch(pool);
+}
+
+/* Waiting clients of other pools may now fit under a shared limit. */
+static void launch_everywhere(void)
+{
+	for (struct list *it = g_pools.next; it != &g_pools; it = it->next) {
+		struct pool *p = container_of(it, struct pool, head);
+		if (!list_empty(&p->waiting_clients))
+			launch_as_needed(p);
+	}
+}
+
+void pool_janitor(struct pool *pool)
+{
+	double now = rt_now();
+	int min = min_size(pool);
+	struct list *it, *tmp;
+
+	/* idle servers past server_lifetime or server_idle_timeout (above min_pool_size) */
+	LIST_FOREACH_SAFE(it, tmp, &pool->idle_servers) {
+		struct server *s = container_of(it, struct server, head);
+		double lifetime = rt.cfg->server_lifetime, idle = rt.cfg->server_idle_timeout;
+		if (pool->db && pool->db->server_lifetime >= 0)
+			lifetime = pool->db->server_lifetime;
+		if (lifetime > 0 && now - s->connect_time >= lifetime)
+			server_close(s, "server_lifetime");
+		else if (idle > 0 && now - s->last_used >= idle && pool_server_count(pool) > min)
+			server_close(s, "server_idle_timeout");
+	}
+	/* servers that take too long to connect and log in */
+	if (rt.cfg->server_connect_timeout > 0) {
+		LIST_FOREACH_SAFE(it, tmp, &pool->login_servers) {
+			struct server *s = container_of(it, struct server, head);
+			if (now - s->connect_time >= rt.cfg->server_connect_timeout)
+				server_login_timeout(s);
+		}
+	}
+	/* clients waiting too long for a server */
+	if (rt.cfg->query_wait_timeout > 0) {
+		double limit = rt.cfg->query_wait_timeout;
+		if (pool->db && pool->db->query_wait_timeout >= 0)
+			limit = pool->db->query_wait_timeout;
+		LIST_FOREACH_SAFE(it, tmp, &pool->waiting_clients) {
+			struct client *c = container_of(it, struct client, head);
+			if (limit > 0 && now - c->request_time >= limit)
+				client_fatal(c, "08P01", "query_wait_timeout");
+		}
+	}
+	/* min_pool_size, and the reserve pool once its timeout passed */
+	if (rt.shutdown == SHUTDOWN_NONE && pool->db && !in_login_backoff(pool)) {
+		while (pool_server_count(pool) < min && pool_server_count(pool) < pool_size(pool) &&
+		       below_global_limits(pool))
+			server_launch(pool);
+	}
+	launch_as_needed(pool);
 }
 
 static void fail_clients(struct list *l, const char *sqlstate, const char *message)
@@ -150,9 +288,18 @@ void pool_request_server(struct pool *pool, struct client *client)
 	struct list *it;
 
 	if (rt.shutdown != SHUTDOWN_WAIT_SERVERS && !list_empty(&pool->idle_servers)) {
+		struct server *s;
 		/* LIFO keeps the busiest servers warm and lets the rest time out; round robin spreads load */
 		it = rt.cfg->server_round_robin ? pool->idle_servers.next : pool->idle_servers.prev;
-		server_link(container_of(it, struct server, head), client);
+		s = container_of(it, struct server, head);
+		if (!server_needs_check(s)) {
+			server_link(s, client);
+			return;
+		}
+		/* idle past server_check_delay: the check runs first, then the server goes to the first waiter */
+		client->request_time = rt_now();
+		client_change_state(client, CL_WAITING);
+		server_check(s);
 		return;
 	}
 	if (pool_server_count(pool) == 0 && in_login_backoff(pool)) {
@@ -189,6 +336,16 @@ void pool_server_ready(struct server *server)
 		server_close(server, "shutting down");
 		return;
 	}
+	if (server_past_lifetime(server)) {
+		server_close(server, "server_lifetime");
+		return;
+	}
+	if (server->cancels_in_flight > 0) {
+		/* a late cancel must not hit the next client's query: wait until it has been delivered */
+		server_change_state(server, SV_USED);
+		server->await_cancel = true;
+		return;
+	}
 	if (!list_empty(&pool->waiting_clients)) {
 		struct client *c = container_of(pool->waiting_clients.next, struct client, head);
 		server_link(server, c);
@@ -200,6 +357,7 @@ void pool_server_ready(struct server *server)
 void pool_server_gone(struct pool *pool)
 {
 	launch_as_needed(pool);
+	launch_everywhere();
 	rt_check_shutdown();
 }
 

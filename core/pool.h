@@ -74,5 +74,9 @@ void pool_close_idle(void);
 /* A client is waiting for welcome parameters: make sure a server login is under way. */
 void pool_need_welcome(struct pool *pool);
 void pool_free_all(void);
+/* Periodic work: idle and lifetime timeouts, connect timeouts, query_wait_timeout, min_pool_size. */
+void pool_janitor(struct pool *pool);
+int pool_max_db_connections(const struct pool *pool);
+int pool_max_user_connections(const struct pool *pool);
 
 #endif

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PROTO_MAX_MSG_LEN 0x3fffffffu	/* PostgreSQL caps any message just under 1 GB */
+#define PROTO_MAX_MSG_LEN 0x3fffffffu /* PostgreSQL caps any message just under 1 GB */
 #define PKTBUF_MIN_CAP 256
 
 static uint32_t read_u32(const uint8_t *p)
@@ -36,8 +36,8 @@ static int parse_startup_params(const uint8_t *buf, uint32_t len, struct startup
 		const uint8_t *name, *value, *end;
 
 		if (pos >= len)
-			return PROTO_MALFORMED;	/* no final NUL */
-		if (buf[pos] == 0)	/* the terminator, or an empty name */
+			return PROTO_MALFORMED; /* no final NUL */
+		if (buf[pos] == 0)		/* the terminator, or an empty name */
 			return pos == len - 1 ? (int)len : PROTO_MALFORMED;
 		name = buf + pos;
 		end = memchr(name, 0, len - pos);
@@ -83,7 +83,7 @@ int proto_parse_startup(const uint8_t *buf, size_t avail, struct startup_packet 
 			return PROTO_MALFORMED;
 		break;
 	default:
-		if ((code >> 16) != 3)	/* protocol 2.0 and unknown request codes */
+		if ((code >> 16) != 3) /* protocol 2.0 and unknown request codes */
 			return PROTO_MALFORMED;
 		break;
 	}
@@ -293,7 +293,7 @@ void pkt_end(struct pktbuf *b)
 	if (b->failed)
 		return;
 	if (b->msg_start + 4 > b->len || b->len - b->msg_start > PROTO_MAX_MSG_LEN) {
-		b->failed = true;	/* no message open, or too long to frame */
+		b->failed = true; /* no message open, or too long to frame */
 		return;
 	}
 	n = b->len - b->msg_start;
@@ -376,7 +376,7 @@ void pkt_auth_sasl_mechanisms(struct pktbuf *b)
 	pkt_begin(b, 'R');
 	pkt_put_u32(b, AUTH_REQ_SASL);
 	pkt_put_string(b, "SCRAM-SHA-256");
-	pkt_put_u8(b, 0);	/* end of the mechanism list */
+	pkt_put_u8(b, 0); /* end of the mechanism list */
 	pkt_end(b);
 }
 
@@ -428,7 +428,7 @@ void pkt_sasl_initial(struct pktbuf *b, const char *mechanism, const void *data,
 	pkt_begin(b, 'p');
 	pkt_put_string(b, mechanism);
 	if (data == NULL) {
-		pkt_put_u32(b, UINT32_MAX);	/* -1: no initial response */
+		pkt_put_u32(b, UINT32_MAX); /* -1: no initial response */
 	} else if (len > PROTO_MAX_MSG_LEN) {
 		b->failed = true;
 	} else {

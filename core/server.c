@@ -19,10 +19,22 @@
 
 #define MAX_STATUS_LEN (64 * 1024)	/* ParameterStatus larger than this is relayed untracked */
 
+/* A CancelRequest on its own connection to the server. */
+struct cancel_conn {
+	int fd;
+	struct event ev;
+	uint8_t packet[16];
+	size_t sent;
+	struct server *server;		/* NULL once the server is gone */
+	struct cancel_conn *next;	/* in server->cancels */
+};
+
 static struct list g_closed = { &g_closed, &g_closed };
 static unsigned long long g_next_id;
 
 static enum sbuf_action on_msg(struct sbuf *sb, const struct sbuf_msg *msg);
+static enum sbuf_action ready_for_query(struct server *s);
+static void start_internal(struct server *s, enum internal_goal goal, struct pktbuf *query);
 static void on_error(struct sbuf *sb, int err);
 static void on_connect(struct sbuf *sb, int err);
 static void on_forwarded(struct sbuf *sb);
@@ -362,6 +374,13 @@ static enum sbuf_action login_msg(struct server *s, const struct sbuf_msg *msg)
 		s->phase = PHASE_IDLE;
 		log_debug("S-%llu %s/%s: login ok, backend pid %u", s->id, s->pool->db_name, s->pool->user_name,
 			  s->backend_pid);
+		if (s->pool->db && s->pool->db->connect_query && s->pool->db->connect_query[0]) {
+			struct pktbuf b;
+			pktbuf_init(&b);
+			pkt_query(&b, s->pool->db->connect_query);
+			start_internal(s, INTERNAL_CONNECT, &b);
+			return SBUF_DROP;
+		}
 		pool_server_ready(s);
 		return s->state == SV_CLOSED ? SBUF_CLOSED : SBUF_DROP;
 	default:
@@ -387,6 +406,27 @@ static enum sbuf_action finish_internal(struct server *s)
 	struct client *c = s->client;
 
 	s->goal = INTERNAL_NONE;
+	if (goal == INTERNAL_CONNECT || goal == INTERNAL_CHECK) {
+		if (s->internal_failed) {
+			if (goal == INTERNAL_CONNECT) {
+				char sqlstate[6];
+				memcpy(sqlstate, s->internal_error, 5);
+				sqlstate[5] = 0;
+				return login_failed(s, sqlstate, "connect_query failed: %s", s->internal_error + 6);
+			}
+			server_close(s, "server_check_query failed");
+			return SBUF_CLOSED;
+		}
+		/* an open transaction left by connect_query or the check would leak into a client's session */
+		if (s->txn_status != 'I') {
+			server_close(s, "connect_query or server_check_query left a transaction open");
+			return SBUF_CLOSED;
+		}
+		s->phase = PHASE_IDLE;
+		s->last_used = rt_now();
+		pool_server_ready(s);
+		return s->state == SV_CLOSED ? SBUF_CLOSED : SBUF_DROP;
+	}
 	if (goal == INTERNAL_RESET) {
 		if (s->internal_failed) {
 			server_close(s, s->internal_error);
@@ -397,6 +437,15 @@ static enum sbuf_action finish_internal(struct server *s)
 		s->phase = PHASE_IDLE;
 		pool_server_ready(s);
 		return s->state == SV_CLOSED ? SBUF_CLOSED : SBUF_DROP;
+	}
+	if (goal == INTERNAL_REAPPLY) {
+		s->phase = PHASE_RELAY;
+		if (s->internal_failed)
+			log_warning("S-%llu: restoring client parameters after RESET failed: %s", s->id,
+				    s->internal_error);
+		if (c && c->sb.paused)
+			sbuf_resume(&c->sb);
+		return ready_for_query(s);	/* forwards the ReadyForQuery at hand */
 	}
 	/* INTERNAL_APPLY */
 	if (!c) {
@@ -430,7 +479,7 @@ static enum sbuf_action internal_msg(struct server *s, const struct sbuf_msg *ms
 		if (read_status(msg, &name, &value)) {
 			if (!params_set(&s->params, name, value, true))
 				log_warning("S-%llu: out of memory tracking %s", s->id, name);
-			if (s->goal == INTERNAL_APPLY && s->client)
+			if ((s->goal == INTERNAL_APPLY || s->goal == INTERNAL_REAPPLY) && s->client)
 				client_param_from_server(s->client, name, value, true);
 		}
 		return SBUF_DROP;
@@ -454,6 +503,22 @@ static enum sbuf_action internal_msg(struct server *s, const struct sbuf_msg *ms
 
 /* ---- relay ---- */
 
+/* A ReadyForQuery for the client: in transaction and statement mode the server goes back once it is delivered. */
+static enum sbuf_action ready_for_query(struct server *s)
+{
+	struct client *c = s->client;
+
+	if (!c || s->pending_ready > 0 || c->pool_mode == POOL_MODE_SESSION)
+		return SBUF_FORWARD;
+	if (s->txn_status == 'I')
+		return SBUF_FORWARD_PAUSE;
+	if (c->pool_mode == POOL_MODE_STATEMENT) {
+		client_fatal(c, "0A000", "transaction blocks not allowed in statement pooling mode");
+		return s->state == SV_CLOSED ? SBUF_CLOSED : SBUF_DROP;
+	}
+	return SBUF_FORWARD;
+}
+
 static enum sbuf_action relay_msg(struct server *s, const struct sbuf_msg *msg)
 {
 	const char *name, *value;
@@ -462,12 +527,25 @@ static enum sbuf_action relay_msg(struct server *s, const struct sbuf_msg *msg)
 	case 'Z':
 		if (msg->avail < msg->len)
 			return SBUF_WAIT_FULL;
+		if (s->txn_status == 'I' && msg->data[5] != 'I')
+			s->xact_start = s->query_start;
 		s->txn_status = msg->data[5];
 		if (s->pending_ready > 0)
 			s->pending_ready--;
-		if (s->pending_ready == 0 && s->txn_status == 'I' && pool_mode_of(s->pool) != POOL_MODE_SESSION)
-			return SBUF_FORWARD_PAUSE;	/* transaction over: release once it reached the client */
-		return SBUF_FORWARD;
+		if (s->pending_ready > 0)
+			s->query_start = rt_now();	/* the next pipelined request is running now */
+		if (s->pending_ready == 0 && s->client && s->txn_status != 'E' &&
+		    client_apply_resets(s->client, &s->params)) {
+			struct pktbuf b;
+			pktbuf_init(&b);
+			if (params_build_apply(&s->client->params, &s->params, &s->defaults, &b)) {
+				/* this ReadyForQuery waits; the one answering our query goes to the client */
+				start_internal(s, INTERNAL_REAPPLY, &b);
+				return SBUF_DROP;
+			}
+			pktbuf_free(&b);
+		}
+		return ready_for_query(s);
 	case 'S':
 		if (msg->avail < msg->len)
 			return msg->len > MAX_STATUS_LEN ? SBUF_FORWARD : SBUF_WAIT_FULL;
@@ -584,6 +662,7 @@ void server_link(struct server *s, struct client *c)
 	server_change_state(s, SV_ACTIVE);
 	s->client = c;
 	c->server = s;
+	s->last_mode = c->pool_mode;
 	s->pending_ready = 0;
 	s->last_used = rt_now();
 	sbuf_set_peer(&c->sb, &s->sb);
@@ -604,6 +683,7 @@ void server_release(struct server *s)
 {
 	struct client *c = s->client;
 	const char *reset = rt.cfg->server_reset_query;
+	enum pool_mode mode = c ? c->pool_mode : s->last_mode;
 	bool need_reset;
 
 	if (c) {
@@ -617,7 +697,7 @@ void server_release(struct server *s)
 		return;
 	}
 	need_reset = reset && reset[0] &&
-		     (pool_mode_of(s->pool) == POOL_MODE_SESSION || s->dirty || rt.cfg->server_reset_query_always);
+		     (mode == POOL_MODE_SESSION || s->dirty || rt.cfg->server_reset_query_always);
 	if (need_reset) {
 		struct pktbuf b;
 		server_change_state(s, SV_USED);
@@ -641,6 +721,10 @@ void server_close(struct server *s, const char *reason)
 		dns_cancel(s->dns);
 		s->dns = NULL;
 	}
+	for (struct cancel_conn *cc = s->cancels; cc; cc = cc->next)
+		cc->server = NULL;
+	s->cancels = NULL;
+	s->cancels_in_flight = 0;
 	if (s->client) {
 		s->client->server = NULL;
 		sbuf_set_peer(&s->client->sb, NULL);
@@ -673,19 +757,84 @@ void server_free_closed(void)
 	}
 }
 
-/* ---- cancel ---- */
+/* ---- timeouts and checks ---- */
 
-struct cancel_conn {
-	int fd;
-	struct event ev;
-	uint8_t packet[16];
-	size_t sent;
-};
+bool server_needs_check(const struct server *s)
+{
+	const char *q = rt.cfg->server_check_query;
+	return q && q[0] && rt.cfg->server_check_delay >= 0 && rt_now() - s->last_used > rt.cfg->server_check_delay;
+}
+
+void server_check(struct server *s)
+{
+	struct pktbuf b;
+
+	server_change_state(s, SV_USED);
+	pktbuf_init(&b);
+	pkt_query(&b, rt.cfg->server_check_query);
+	start_internal(s, INTERNAL_CHECK, &b);
+}
+
+bool server_past_lifetime(const struct server *s)
+{
+	double lifetime = rt.cfg->server_lifetime;
+	if (s->pool->db && s->pool->db->server_lifetime >= 0)
+		lifetime = s->pool->db->server_lifetime;
+	return lifetime > 0 && rt_now() - s->connect_time >= lifetime;
+}
+
+void server_login_timeout(struct server *s)
+{
+	login_failed(s, "08006", "server_connect_timeout (%gs) exceeded while connecting to the server",
+		     rt.cfg->server_connect_timeout);
+}
+
+void server_janitor(struct server *s)
+{
+	struct client *c = s->client;
+	double now = rt_now();
+	const struct config *cfg = rt.cfg;
+
+	if (!c || s->phase != PHASE_RELAY)
+		return;
+	if (s->pending_ready > 0) {
+		/* query_timeout cancels the query: the client gets PostgreSQL's 57014 and keeps its connection */
+		if (cfg->query_timeout > 0 && !s->cancel_sent && now - s->query_start >= cfg->query_timeout) {
+			log_info("C-%llu: query_timeout (%gs): cancelling the query", c->id, cfg->query_timeout);
+			s->cancel_sent = true;
+			server_send_cancel(s);
+		}
+		return;
+	}
+	if (s->txn_status == 'I')
+		return;
+	if (cfg->idle_transaction_timeout > 0 && now - c->last_activity >= cfg->idle_transaction_timeout) {
+		client_fatal(c, "25P03", "idle transaction timeout");
+		return;
+	}
+	if (cfg->transaction_timeout > 0 && now - s->xact_start >= cfg->transaction_timeout)
+		client_fatal(c, "25P04", "transaction timeout");
+}
+
+/* ---- cancel ---- */
 
 static void cancel_done(struct cancel_conn *cc)
 {
+	struct server *s = cc->server;
+
 	event_del(&cc->ev);
 	close(cc->fd);
+	if (s) {
+		struct cancel_conn **pp = &s->cancels;
+		while (*pp && *pp != cc)
+			pp = &(*pp)->next;
+		if (*pp)
+			*pp = cc->next;
+		if (--s->cancels_in_flight == 0 && s->await_cancel) {
+			s->await_cancel = false;
+			pool_server_ready(s);
+		}
+	}
 	free(cc);
 }
 
@@ -747,6 +896,10 @@ void server_send_cancel(struct server *s)
 	}
 	memcpy(cc->packet, b.data, sizeof(cc->packet));
 	pktbuf_free(&b);
+	cc->server = s;
+	cc->next = s->cancels;
+	s->cancels = cc;
+	s->cancels_in_flight++;
 	event_assign(&cc->ev, rt.base, cc->fd, EV_WRITE | EV_PERSIST, on_cancel_io, cc);
 	event_add(&cc->ev, NULL);
 	log_debug("S-%llu: cancel request sent to backend %u", s->id, s->backend_pid);

@@ -14,6 +14,7 @@
 struct pool;
 struct client;
 struct dns_request;
+struct cancel_conn;
 
 enum server_state {
 	SV_LOGIN = 1,	/* pool->login_servers */
@@ -37,6 +38,9 @@ enum internal_goal {
 	INTERNAL_NONE = 0,
 	INTERNAL_RESET,		/* server_reset_query, then back to the pool */
 	INTERNAL_APPLY,		/* client parameters, then relay */
+	INTERNAL_REAPPLY,	/* after RESET: the client's own values, then its ReadyForQuery */
+	INTERNAL_CONNECT,	/* connect_query after login */
+	INTERNAL_CHECK,		/* server_check_query before reuse */
 };
 
 struct server {
@@ -66,9 +70,16 @@ struct server {
 	bool internal_failed;		/* our own query got an ErrorResponse */
 	char internal_error[256];
 	bool dirty;			/* a client changed session state */
+	int last_mode;			/* pool mode of the last client (enum pool_mode) */
 
 	double connect_time;
 	double last_used;
+	double query_start;		/* when the oldest outstanding request was sent */
+	double xact_start;		/* when the open transaction began */
+	bool cancel_sent;		/* query_timeout already cancelled it */
+	int cancels_in_flight;		/* cancel requests not yet delivered */
+	bool await_cancel;		/* released, held back until those are delivered */
+	struct cancel_conn *cancels;	/* those requests, so that closing can detach them */
 };
 
 /* Open a new server connection for the pool (asynchronous). */
@@ -83,5 +94,15 @@ void server_change_state(struct server *server, enum server_state state);
 /* Send a CancelRequest for this server's running query on a new connection. */
 void server_send_cancel(struct server *server);
 void server_free_closed(void);
+/* Idle past server_check_delay with a server_check_query set. */
+bool server_needs_check(const struct server *server);
+/* Run server_check_query; the server goes back to the pool (or closes) afterwards. */
+void server_check(struct server *server);
+/* Past server_lifetime (closed on release, never in the middle of a transaction). */
+bool server_past_lifetime(const struct server *server);
+/* server_connect_timeout passed during connect or login. */
+void server_login_timeout(struct server *server);
+/* query_timeout, idle_transaction_timeout, transaction_timeout for the linked client. */
+void server_janitor(struct server *server);
 
 #endif

@@ -41,12 +41,14 @@ static void test_kinds(void)
 {
 	UNIT_EQ_INT(authfile_secret_kind("secret"), SECRET_PLAIN, "plain password");
 	UNIT_EQ_INT(authfile_secret_kind(MD5_SECRET), SECRET_MD5, "md5 + 32 hex");
-	UNIT_EQ_INT(authfile_secret_kind("md545f2603610af569b6155c45067268c6"), SECRET_PLAIN, "md5 + 31 hex is plain");
+	UNIT_EQ_INT(authfile_secret_kind("md545f2603610af569b6155c45067268c6"), SECRET_PLAIN,
+		    "md5 + 31 hex is plain");
 	UNIT_EQ_INT(authfile_secret_kind("md545f2603610af569b6155c45067268c6bb"), SECRET_PLAIN,
 		    "md5 + 33 hex is plain");
 	UNIT_EQ_INT(authfile_secret_kind("md545F2603610AF569B6155C45067268C6B"), SECRET_PLAIN,
 		    "upper-case hex is plain (PostgreSQL's rule)");
-	UNIT_EQ_INT(authfile_secret_kind("md5zzf2603610af569b6155c45067268c6b"), SECRET_PLAIN, "non-hex is plain");
+	UNIT_EQ_INT(authfile_secret_kind("md5zzf2603610af569b6155c45067268c6b"), SECRET_PLAIN,
+		    "non-hex is plain");
 	UNIT_EQ_INT(authfile_secret_kind(SCRAM_SECRET), SECRET_SCRAM, "SCRAM secret");
 	UNIT_EQ_INT(authfile_secret_kind("SCRAM-SHA-256"), SECRET_PLAIN, "prefix without '$' is plain");
 	UNIT_EQ_INT(authfile_secret_kind(""), SECRET_PLAIN, "empty is plain");
@@ -154,9 +156,11 @@ static void test_errors(void)
 	char err[512];
 	struct authfile *af;
 
-	expect_error("\"ok\" \"x\"\nbare secret\n", 2, "expected '\"' to start the user name", "unquoted user");
+	expect_error("\"ok\" \"x\"\nbare secret\n", 2, "expected '\"' to start the user name",
+		     "unquoted user");
 	expect_error("\"ok\" \"x\"\n\n\"alone\"\n", 3, "missing password or secret", "missing secret");
-	expect_error("\"user\" secret\n", 1, "expected '\"' to start the password or secret", "unquoted secret");
+	expect_error("\"user\" secret\n", 1, "expected '\"' to start the password or secret",
+		     "unquoted secret");
 	expect_error("\"open user\n", 1, "unterminated quoted user name", "unterminated user");
 	expect_error("\"u\" \"open secret\n\"v\" \"w\"\n", 1, "unterminated quoted password or secret",
 		     "unterminated secret does not run into the next line");

@@ -8,8 +8,14 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "connstr.h"
 #include "log.h"
 #include "unit.h"
+
+/* the expected halves of the value error messages */
+#define SECONDS "expected a number of seconds (fractions allowed, e.g. 0.5)"
+#define BOOLEAN "expected a boolean (1/0, yes/no, on/off, true/false)"
+#define AUTH_TYPES "expected one of trust, plain, md5, scram-sha-256, any, hba, cert, peer"
 
 static char *tmp_paths[64];
 static int n_tmp;
@@ -89,7 +95,7 @@ static void test_defaults(void)
 	UNIT_CHECK(cfg->server_lifetime == 3600.0, "default server_lifetime");
 	UNIT_CHECK(cfg->reserve_pool_timeout == 5.0, "default reserve_pool_timeout");
 	UNIT_CHECK(cfg->tcp_keepalive, "default tcp_keepalive on");
-	UNIT_CHECK(cfg->log_connections && cfg->log_disconnections, "default log_connections/disconnections on");
+	UNIT_CHECK(cfg->log_connections && cfg->log_disconnections, "default log_(dis)connections on");
 	UNIT_EQ_INT(cfg->pkt_buf, 4096, "default pkt_buf");
 	UNIT_EQ_INT(cfg->max_prepared_statements, 200, "default max_prepared_statements");
 	UNIT_EQ_STR(cfg->track_extra_parameters, "IntervalStyle", "default track_extra_parameters");
@@ -184,29 +190,28 @@ static void test_types(void)
 
 static void test_value_errors(void)
 {
-	expect_fail("max_client_conn = abc\n",
-		    "invalid value 'abc' for max_client_conn: expected an integer", "int: letters");
-	expect_fail("max_client_conn = 10x\n",
-		    "invalid value '10x' for max_client_conn: expected an integer", "int: trailing junk");
-	expect_fail("max_client_conn =\n",
-		    "invalid value '' for max_client_conn: expected an integer", "int: empty");
+	expect_fail("max_client_conn = abc\n", "invalid value 'abc' for max_client_conn: expected an integer",
+		    "int: letters");
+	expect_fail("max_client_conn = 10x\n", "invalid value '10x' for max_client_conn: expected an integer",
+		    "int: trailing junk");
+	expect_fail("max_client_conn =\n", "invalid value '' for max_client_conn: expected an integer",
+		    "int: empty");
 	expect_fail("max_client_conn = 99999999999999999999\n",
-		    "invalid value '99999999999999999999' for max_client_conn: expected an integer", "int: overflow");
+		    "invalid value '99999999999999999999' for max_client_conn: expected an integer",
+		    "int: overflow");
 	expect_fail("max_client_conn = -1\n",
-		    "invalid value '-1' for max_client_conn: expected an integer of at least 0", "int: negative");
+		    "invalid value '-1' for max_client_conn: expected an integer of at least 0",
+		    "int: negative");
 	expect_fail("listen_port = 70000\n",
-		    "invalid value '70000' for listen_port: expected an integer from 1 to 65535", "int: range");
-	expect_fail("tcp_keepalive = maybe\n",
-		    "invalid value 'maybe' for tcp_keepalive: expected a boolean (1/0, yes/no, on/off, true/false)",
+		    "invalid value '70000' for listen_port: expected an integer from 1 to 65535",
+		    "int: range");
+	expect_fail("tcp_keepalive = maybe\n", "invalid value 'maybe' for tcp_keepalive: " BOOLEAN,
 		    "bool: unknown word");
-	expect_fail("query_timeout = -1\n",
-		    "invalid value '-1' for query_timeout: expected a number of seconds (fractions allowed, e.g. 0.5)",
+	expect_fail("query_timeout = -1\n", "invalid value '-1' for query_timeout: " SECONDS,
 		    "time: negative");
-	expect_fail("query_timeout = 1e3\n",
-		    "invalid value '1e3' for query_timeout: expected a number of seconds (fractions allowed, e.g. 0.5)",
+	expect_fail("query_timeout = 1e3\n", "invalid value '1e3' for query_timeout: " SECONDS,
 		    "time: exponent");
-	expect_fail("query_timeout = 5s\n",
-		    "invalid value '5s' for query_timeout: expected a number of seconds (fractions allowed, e.g. 0.5)",
+	expect_fail("query_timeout = 5s\n", "invalid value '5s' for query_timeout: " SECONDS,
 		    "time: unit suffix");
 	expect_fail("unix_socket_mode = 0999\n",
 		    "invalid value '0999' for unix_socket_mode: expected an octal file mode such as 0777",
@@ -217,17 +222,19 @@ static void test_value_errors(void)
 	expect_fail("pool_mode = sessions\n",
 		    "invalid value 'sessions' for pool_mode: expected session, transaction or statement",
 		    "pool_mode: unknown");
-	expect_fail("auth_type = password\n",
-		    "invalid value 'password' for auth_type: expected one of trust, plain, md5, scram-sha-256, any, "
-		    "hba, cert, peer", "auth_type: unknown");
+	expect_fail("auth_type = password\n", "invalid value 'password' for auth_type: " AUTH_TYPES,
+		    "auth_type: unknown");
 	expect_fail("auth_type = ldap\n",
-		    "invalid value 'ldap' for auth_type: expected one of trust, plain, md5, scram-sha-256, any, "
-		    "hba, cert, peer (ldap and pam are not supported)", "auth_type: ldap not supported");
+		    "invalid value 'ldap' for auth_type: " AUTH_TYPES " (ldap and pam are not supported)",
+		    "auth_type: ldap not supported");
 	expect_fail("policy_failure = sometimes\n",
-		    "invalid value 'sometimes' for policy_failure: expected one of closed, open", "choice: unknown");
-	expect_fail("server_tls_sslmode = on\n",
-		    "invalid value 'on' for server_tls_sslmode: expected one of disable, allow, prefer, require, "
-		    "verify-ca, verify-full", "sslmode: unknown");
+		    "invalid value 'sometimes' for policy_failure: expected one of closed, open",
+		    "choice: unknown");
+	expect_fail(
+		"server_tls_sslmode = on\n",
+		"invalid value 'on' for server_tls_sslmode: expected one of disable, allow, prefer, require, "
+		"verify-ca, verify-full",
+		"sslmode: unknown");
 }
 
 static void test_unknown_key_warns(void)
@@ -246,7 +253,8 @@ static void test_unknown_key_warns(void)
 	close(fd);
 	log_setup(0, true);
 	UNIT_CHECK(log_open_file(logpath), "log file opens");
-	cfg = load_main("listen_port = 7000\nno_such_key = 1\n[strange]\nx = 1\n[pgbouncer]\nmax_client_conn = 7\n",
+	cfg = load_main("listen_port = 7000\nno_such_key = 1\n[strange]\nx = 1\n"
+			"[pgbouncer]\nmax_client_conn = 7\n",
 			&path, err, sizeof(err));
 	UNIT_CHECK(cfg != NULL, "unknown key does not fail the load");
 	UNIT_EQ_INT(cfg ? cfg->listen_port : -1, 7000, "keys before the unknown one apply");
@@ -265,7 +273,8 @@ static void test_unknown_key_warns(void)
 	UNIT_CHECK(strstr(buf, expect) != NULL, "unknown section warns with file:line");
 	/* "2026-11-27 12:00:00.123 UTC [pid] WARNING ..." */
 	UNIT_CHECK(n > 30 && buf[4] == '-' && buf[7] == '-' && buf[10] == ' ' && buf[13] == ':' &&
-		   buf[19] == '.' && strncmp(buf + 23, " UTC [", 6) == 0, "log line starts with a UTC timestamp");
+			   buf[19] == '.' && strncmp(buf + 23, " UTC [", 6) == 0,
+		   "log line starts with a UTC timestamp");
 	snprintf(expect, sizeof(expect), " UTC [%d] WARNING ", (int)getpid());
 	UNIT_CHECK(strstr(buf, expect) != NULL, "log line carries the pid and level");
 	unlink(logpath);
@@ -376,7 +385,8 @@ static void test_database_errors(void)
 		       "unknown entry key is an error");
 	expect_db_fail("foo = password='abc",
 		       "invalid connection string for [databases] entry 'foo': unterminated quoted value for "
-		       "'password'", "unterminated quote");
+		       "'password'",
+		       "unterminated quote");
 	expect_db_fail("foo = host x",
 		       "invalid connection string for [databases] entry 'foo': missing '=' after 'host'",
 		       "missing '='");
@@ -384,11 +394,13 @@ static void test_database_errors(void)
 		       "invalid value 'ten' for pool_size in [databases] entry 'foo': expected an integer",
 		       "bad pool_size");
 	expect_db_fail("foo = port=0",
-		       "invalid value '0' for port in [databases] entry 'foo': expected an integer from 1 to 65535",
+		       "invalid value '0' for port in [databases] entry 'foo': "
+		       "expected an integer from 1 to 65535",
 		       "bad port");
 	expect_db_fail("foo = pool_mode=bulk",
 		       "invalid value 'bulk' for pool_mode in [databases] entry 'foo': expected session, "
-		       "transaction or statement", "bad entry pool_mode");
+		       "transaction or statement",
+		       "bad entry pool_mode");
 	expect_db_fail("pgbouncer = host=x", "database name 'pgbouncer' is reserved for the admin console",
 		       "reserved name");
 }
@@ -401,15 +413,16 @@ static void test_users(void)
 	const struct user_entry *u;
 	const struct db_entry *db;
 
-	cfg = load_main("default_pool_size = 11\npool_mode = session\n"
-			"[databases]\n"
-			"sized = pool_size=5 pool_mode=statement\n"
-			"plain = host=x\n"
-			"[users]\n"
-			"alice = pool_mode=transaction pool_size=3 reserve_pool_size=1 max_user_connections=7 "
-			"max_user_client_connections=9 query_timeout=2.5\n"
-			"bob =\n",
-			&path, err, sizeof(err));
+	cfg = load_main(
+		"default_pool_size = 11\npool_mode = session\n"
+		"[databases]\n"
+		"sized = pool_size=5 pool_mode=statement\n"
+		"plain = host=x\n"
+		"[users]\n"
+		"alice = pool_mode=transaction pool_size=3 reserve_pool_size=1 max_user_connections=7 "
+		"max_user_client_connections=9 query_timeout=2.5\n"
+		"bob =\n",
+		&path, err, sizeof(err));
 	if (!UNIT_CHECK(cfg != NULL, "[users] loads")) {
 		printf("# %s\n", err);
 		return;
@@ -429,10 +442,11 @@ static void test_users(void)
 	/* precedence: [users] over [databases] over [pgbouncer] */
 	db = config_find_db(cfg, "sized");
 	UNIT_EQ_INT(config_pool_size(cfg, db, u), 3, "user pool_size wins over the entry's");
-	UNIT_EQ_INT(config_pool_mode(cfg, db, u), POOL_MODE_TRANSACTION, "user pool_mode wins over the entry's");
+	UNIT_EQ_INT(config_pool_mode(cfg, db, u), POOL_MODE_TRANSACTION, "user pool_mode wins over the db's");
 	u = config_find_user(cfg, "bob");
 	UNIT_EQ_INT(config_pool_size(cfg, db, u), 5, "entry pool_size when the user sets none");
-	UNIT_EQ_INT(config_pool_mode(cfg, db, u), POOL_MODE_STATEMENT, "entry pool_mode when the user sets none");
+	UNIT_EQ_INT(config_pool_mode(cfg, db, u), POOL_MODE_STATEMENT,
+		    "db pool_mode when the user sets none");
 	db = config_find_db(cfg, "plain");
 	UNIT_EQ_INT(config_pool_size(cfg, db, u), 11, "global default_pool_size last");
 	UNIT_EQ_INT(config_pool_mode(cfg, db, NULL), POOL_MODE_SESSION, "global pool_mode last");
@@ -446,10 +460,46 @@ static void test_users(void)
 
 	cfg = load_main("[users]\nalice = max_user_connections=lots\n", &path, err, sizeof(err));
 	snprintf(expect, sizeof(expect),
-		 "%s:3: invalid value 'lots' for max_user_connections in [users] entry 'alice': expected an integer",
+		 "%s:3: invalid value 'lots' for max_user_connections in [users] entry 'alice': "
+		 "expected an integer",
 		 path);
 	UNIT_EQ_STR(err, expect, "bad [users] value message");
 	config_free(cfg);
+}
+
+static void test_connstr(void)
+{
+	struct connstr cs;
+	char err[256];
+
+	UNIT_CHECK(connstr_parse("a=1  b = 'x y' c='it''s' d='a\\'b' e='c:\\\\d\\n' f='' g=x'y", &cs, err,
+				 sizeof(err)),
+		   "connection string parses");
+	UNIT_EQ_INT(cs.n, 7, "seven pairs");
+	if (cs.n == 7) {
+		UNIT_EQ_STR(cs.pairs[0].value, "1", "bare value");
+		UNIT_EQ_STR(cs.pairs[1].key, "b", "key before spaced '='");
+		UNIT_EQ_STR(cs.pairs[1].value, "x y", "quoted value with a space");
+		UNIT_EQ_STR(cs.pairs[2].value, "it's", "'' is a quote");
+		UNIT_EQ_STR(cs.pairs[3].value, "a'b", "\\' is a quote");
+		UNIT_EQ_STR(cs.pairs[4].value, "c:\\d\\n", "\\\\ is a backslash, other backslashes stay");
+		UNIT_EQ_STR(cs.pairs[5].value, "", "empty quoted value");
+		UNIT_EQ_STR(cs.pairs[6].value, "x'y", "quote inside a bare value is literal");
+	}
+	connstr_free(&cs);
+
+	UNIT_CHECK(connstr_parse("   ", &cs, err, sizeof(err)) && cs.n == 0, "blank string: no pairs");
+	connstr_free(&cs);
+	UNIT_CHECK(!connstr_parse("a=1 b", &cs, err, sizeof(err)), "key without '=' fails");
+	UNIT_EQ_STR(err, "missing '=' after 'b'", "missing '=' message");
+	UNIT_EQ_INT(cs.n, 0, "nothing returned on failure");
+	UNIT_CHECK(!connstr_parse("=1", &cs, err, sizeof(err)), "'=' without key fails");
+	UNIT_EQ_STR(err, "missing key before '='", "missing key message");
+	UNIT_CHECK(!connstr_parse("a='open", &cs, err, sizeof(err)), "unterminated quote fails");
+	UNIT_EQ_STR(err, "unterminated quoted value for 'a'", "unterminated quote message");
+	UNIT_CHECK(!connstr_parse("a='x\\'", &cs, err, sizeof(err)), "escaped closing quote leaves it open");
+	UNIT_CHECK(!connstr_parse("a='x'y", &cs, err, sizeof(err)), "text glued to a closing quote fails");
+	UNIT_EQ_STR(err, "missing space after the quoted value for 'a'", "glued text message");
 }
 
 static void test_misc(void)
@@ -470,7 +520,8 @@ static void test_misc(void)
 
 	/* %include through config_load */
 	inc = write_tmp("[databases]\nincluded = host=inc\n");
-	snprintf(body, sizeof(body), "max_client_conn = 3\n%%include %s\n[pgbouncer]\nlisten_port = 7777\n", inc);
+	snprintf(body, sizeof(body), "max_client_conn = 3\n%%include %s\n[pgbouncer]\nlisten_port = 7777\n",
+		 inc);
 	cfg = load_main(body, NULL, err, sizeof(err));
 	UNIT_CHECK(cfg && config_find_db(cfg, "included") != NULL, "entry from an %include");
 	UNIT_EQ_INT(cfg ? cfg->listen_port : -1, 7777, "keys after the %include");
@@ -504,6 +555,7 @@ int main(void)
 	test_databases();
 	test_database_errors();
 	test_users();
+	test_connstr();
 	test_misc();
 	cleanup();
 	return unit_done();

@@ -28,16 +28,16 @@ static struct event_base *base;
 static struct evdns_server_port *fake_port;
 static int fake_fd = -1;
 static int fake_udp_port;
-static struct evdns_server_request *held[MAX_HELD];	/* queries for slow*.test, answered on release */
+static struct evdns_server_request *held[MAX_HELD]; /* queries for slow*.test, answered on release */
 static int n_held;
 
 struct query_count {
 	const char *name;
-	int a;			/* A queries seen */
+	int a; /* A queries seen */
 };
 
 static struct query_count counts[] = {
-	{ "multi.test", 0 }, { "slow.test", 0 }, { "slow2.test", 0 }, { "slow3.test", 0 },
+	{ "multi.test", 0 }, { "slow.test", 0 },	   { "slow2.test", 0 }, { "slow3.test", 0 },
 	{ "slow4.test", 0 }, { "nonexistent.invalid", 0 }, { NULL, 0 },
 };
 
@@ -57,7 +57,7 @@ static void fake_answer(struct evdns_server_request *req, void *arg)
 
 	(void)arg;
 	for (i = 0; i < req->nquestions; i++) {
-		const char *qname = req->questions[i]->name;	/* evdns randomizes the case */
+		const char *qname = req->questions[i]->name; /* evdns randomizes the case */
 		int type = req->questions[i]->type;
 		struct query_count *c;
 
@@ -295,7 +295,8 @@ static void test_round_robin(void)
 		UNIT_CHECK(req == NULL && r.calls == 1, "multi.test: cached answer is synchronous");
 		addr_of(&r, seen[i], sizeof(seen[i]));
 	}
-	UNIT_CHECK(strcmp(seen[0], seen[1]) != 0 && strcmp(seen[1], seen[2]) != 0 && strcmp(seen[0], seen[2]) != 0,
+	UNIT_CHECK(strcmp(seen[0], seen[1]) != 0 && strcmp(seen[1], seen[2]) != 0 &&
+			   strcmp(seen[0], seen[2]) != 0,
 		   "multi.test: three calls give three addresses");
 	for (i = 0; i < 3; i++)
 		UNIT_CHECK(strcmp(seen[i], "10.0.0.1:5432") == 0 || strcmp(seen[i], "10.0.0.2:5432") == 0 ||
@@ -397,7 +398,8 @@ static void test_ttl(struct config *cfg)
 	UNIT_EQ_INT(a_queries("nonexistent.invalid"), 2, "dns_nxdomain_ttl 0.2: second query");
 	memset(&r, 0, sizeof(r));
 	req = dns_resolve("multi.test", 5432, on_result, &r);
-	UNIT_CHECK(req == NULL && r.calls == 1, "dns_nxdomain_ttl 0.2: answers still cached (dns_max_ttl 15)");
+	UNIT_CHECK(req == NULL && r.calls == 1,
+		   "dns_nxdomain_ttl 0.2: answers still cached (dns_max_ttl 15)");
 
 	cfg->dns_max_ttl = 0.2;
 	dns_reconfigure(cfg);
@@ -460,7 +462,8 @@ static void test_dead_nameserver(const char *dir, struct config *cfg)
 	getsockname(fd, (struct sockaddr *)&sin, &len);
 	close(fd);
 	snprintf(path, sizeof(path), "%s/resolv-dead.conf", dir);
-	snprintf(text, sizeof(text), "nameserver 127.0.0.1:%d\noptions timeout:1 attempts:1\n", ntohs(sin.sin_port));
+	snprintf(text, sizeof(text), "nameserver 127.0.0.1:%d\noptions timeout:1 attempts:1\n",
+		 ntohs(sin.sin_port));
 	write_file(path, text);
 	cfg->resolv_conf = path;
 	dns_init(base, cfg);
@@ -501,7 +504,8 @@ int main(void)
 		return 1;
 	}
 	snprintf(path, sizeof(path), "%s/resolv.conf", dir);
-	snprintf(text, sizeof(text), "nameserver 127.0.0.1:%d\noptions timeout:2 attempts:1\n", fake_udp_port);
+	snprintf(text, sizeof(text), "nameserver 127.0.0.1:%d\noptions timeout:2 attempts:1\n",
+		 fake_udp_port);
 	UNIT_CHECK(write_file(path, text), "write test resolv.conf");
 
 	memset(&cfg, 0, sizeof(cfg));

@@ -19,7 +19,7 @@ struct event {
 struct recorder {
 	struct event ev[MAX_EVENTS];
 	int n;
-	int fail_at_line;	/* callback refuses this line, 0 = never */
+	int fail_at_line; /* callback refuses this line, 0 = never */
 };
 
 static char *tmp_paths[64];
@@ -208,7 +208,7 @@ static void test_long_line(void)
 	v = val(&r, "long");
 	UNIT_EQ_INT(v ? (long long)strlen(v) : -1, (long long)n, "10 KB value arrives whole");
 	UNIT_CHECK(v && v[n - 1] == (char)('a' + (n - 1) % 26), "last byte of the long value is right");
-	UNIT_EQ_INT(find(&r, "after") ? find(&r, "after")->line : -1, 3, "line count continues after long line");
+	UNIT_EQ_INT(find(&r, "after") ? find(&r, "after")->line : -1, 3, "line count goes on after it");
 	rec_free(&r);
 	free(content);
 }
@@ -221,8 +221,10 @@ static void test_errors(void)
 
 	path = write_tmp("[s]\na = 1\nthis line has no equals sign\n");
 	UNIT_CHECK(!ini_parse_file(path, record, &r, err, sizeof(err)), "line without '=' fails");
-	snprintf(expect, sizeof(expect), "%s:3: expected 'key = value', '[section]' or '%%include file', got "
-		 "'this line has no equals sign'", path);
+	snprintf(expect, sizeof(expect),
+		 "%s:3: expected 'key = value', '[section]' or '%%include file', got "
+		 "'this line has no equals sign'",
+		 path);
 	UNIT_EQ_STR(err, expect, "error names file:line and the line");
 	rec_free(&r);
 

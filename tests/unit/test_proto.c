@@ -51,19 +51,24 @@ static void test_header(void)
 	UNIT_EQ_INT(type, 'Q', "header: type");
 	UNIT_EQ_INT(len, 13, "header: length");
 
-	UNIT_EQ_INT(header_at_guard(L("X\0\0\0\x04"), &type, &len), 5, "header: length 4 (empty body) is valid");
+	UNIT_EQ_INT(header_at_guard(L("X\0\0\0\x04"), &type, &len), 5,
+		    "header: length 4 (empty body) is valid");
 	UNIT_EQ_INT(len, 4, "header: length 4 read back");
-	UNIT_EQ_INT(header_at_guard(L("d\x3f\xff\xff\xff"), &type, &len), 5, "header: length 0x3fffffff is valid");
+	UNIT_EQ_INT(header_at_guard(L("d\x3f\xff\xff\xff"), &type, &len), 5,
+		    "header: length 0x3fffffff is valid");
 	UNIT_EQ_INT(len, 0x3fffffff, "header: length 0x3fffffff read back");
-	UNIT_EQ_INT(header_at_guard(L("Q\0\0\0\x03"), &type, &len), PROTO_MALFORMED, "header: length 3 is MALFORMED");
-	UNIT_EQ_INT(header_at_guard(L("Q\0\0\0\0"), &type, &len), PROTO_MALFORMED, "header: length 0 is MALFORMED");
+	UNIT_EQ_INT(header_at_guard(L("Q\0\0\0\x03"), &type, &len), PROTO_MALFORMED,
+		    "header: length 3 is MALFORMED");
+	UNIT_EQ_INT(header_at_guard(L("Q\0\0\0\0"), &type, &len), PROTO_MALFORMED,
+		    "header: length 0 is MALFORMED");
 	UNIT_EQ_INT(header_at_guard(L("Q\x40\0\0\0"), &type, &len), PROTO_MALFORMED,
 		    "header: length 0x40000000 is MALFORMED");
 	UNIT_EQ_INT(header_at_guard(L("Q\xff\xff\xff\xff"), &type, &len), PROTO_MALFORMED,
 		    "header: length 0xffffffff (negative) is MALFORMED");
 
 	/* more input after the header does not change the answer */
-	UNIT_EQ_INT(header_at_guard(L("Z\0\0\0\x05I"), &type, &len), 5, "header: body bytes present, still 5");
+	UNIT_EQ_INT(header_at_guard(L("Z\0\0\0\x05I"), &type, &len), 5,
+		    "header: body bytes present, still 5");
 	UNIT_EQ_INT(type, 'Z', "header: type with body present");
 }
 
@@ -82,7 +87,8 @@ static int startup_at_guard(const uint8_t *bytes, size_t n, struct startup_packe
  * Every proper prefix must be PARTIAL; the whole packet must give want. The
  * last copy stays mapped (unit_done unmaps it) so the caller can read out.
  */
-static void check_startup(const uint8_t *bytes, size_t n, int want, const char *name, struct startup_packet *out)
+static void check_startup(const uint8_t *bytes, size_t n, int want, const char *name,
+			  struct startup_packet *out)
 {
 	struct startup_packet sp;
 	char label[200];
@@ -173,7 +179,8 @@ static void test_startup_valid(void)
 
 		memcpy(two, ssl, 8);
 		memcpy(two + 8, v32, sizeof(v32) - 1);
-		UNIT_EQ_INT(startup_at_guard(two, sizeof(two), &sp), 8, "SSLRequest followed by more: 8 consumed");
+		UNIT_EQ_INT(startup_at_guard(two, sizeof(two), &sp), 8,
+			    "SSLRequest followed by more: 8 consumed");
 	}
 }
 
@@ -214,7 +221,7 @@ static void test_startup_limits(void)
 	/* exactly PROTO_MAX_STARTUP bytes: one parameter with a long value */
 	memset(buf, 0, sizeof(buf));
 	memcpy(buf + 4, "\0\x03\0\0user\0", 10);
-	memset(buf + 13, 'x', PROTO_MAX_STARTUP - 13 - 2);	/* value, its NUL, the final NUL */
+	memset(buf + 13, 'x', PROTO_MAX_STARTUP - 13 - 2); /* value, its NUL, the final NUL */
 	buf[0] = 0;
 	buf[1] = 0;
 	buf[2] = (uint8_t)(PROTO_MAX_STARTUP >> 8);
@@ -225,7 +232,8 @@ static void test_startup_limits(void)
 	/* one byte more: refused from the length word alone */
 	buf[2] = (uint8_t)((PROTO_MAX_STARTUP + 1) >> 8);
 	buf[3] = (uint8_t)(PROTO_MAX_STARTUP + 1);
-	UNIT_EQ_INT(startup_at_guard(buf, 4, &sp), PROTO_MALFORMED, "startup: PROTO_MAX_STARTUP + 1 refused at 4 bytes");
+	UNIT_EQ_INT(startup_at_guard(buf, 4, &sp), PROTO_MALFORMED,
+		    "startup: PROTO_MAX_STARTUP + 1 refused at 4 bytes");
 	UNIT_EQ_INT(startup_at_guard(buf, PROTO_MAX_STARTUP + 1, &sp), PROTO_MALFORMED,
 		    "startup: PROTO_MAX_STARTUP + 1 MALFORMED");
 }
@@ -234,7 +242,8 @@ static void test_startup_malformed(void)
 {
 	struct startup_packet sp;
 
-	UNIT_EQ_INT(startup_at_guard(L("\0\0\0\x07"), &sp), PROTO_MALFORMED, "startup: length 7 refused at 4 bytes");
+	UNIT_EQ_INT(startup_at_guard(L("\0\0\0\x07"), &sp), PROTO_MALFORMED,
+		    "startup: length 7 refused at 4 bytes");
 	check_startup_malformed(L("\0\0\0\x07\0\x03\0"), "length 7");
 	check_startup_malformed(L("\0\0\0\0\0\0\0\0"), "length 0");
 	check_startup_malformed(L("\0\0\0\x04\0\x03\0\0"), "length 4");
@@ -257,7 +266,8 @@ static void test_startup_malformed(void)
 	check_startup_malformed(L("\0\0\0\x11\0\x03\0\0user\0bob\0"), "v3 missing final NUL");
 	check_startup_malformed(L("\0\0\0\x0e\0\x03\0\0\0bob\0\0"), "v3 empty name");
 	check_startup_malformed(L("\0\0\0\x13\0\x03\0\0user\0bob\0\0x"), "v3 data after the final NUL");
-	check_startup_malformed(L("\0\0\0\x14\0\x03\0\0user\0bob\0\0\0\0"), "v3 extra NULs after the final NUL");
+	check_startup_malformed(L("\0\0\0\x14\0\x03\0\0user\0bob\0\0\0\0"),
+				"v3 extra NULs after the final NUL");
 }
 
 /* ---- pkt_reader and proto_error_field ---- */
@@ -298,7 +308,8 @@ static void test_reader(void)
 
 	pkt_reader_init(&r, p, sizeof(body));
 	pkt_get_bytes(&r, 10);
-	UNIT_CHECK(pkt_get_string(&r) == NULL && r.bad, "reader: unterminated string at the end is NULL + bad");
+	UNIT_CHECK(pkt_get_string(&r) == NULL && r.bad,
+		   "reader: unterminated string at the end is NULL + bad");
 
 	pkt_reader_init(&r, p, sizeof(body));
 	UNIT_CHECK(pkt_get_bytes(&r, 13) == NULL && r.bad, "reader: 13 bytes of 12 is NULL + bad");
@@ -320,7 +331,8 @@ static void test_error_field(void)
 
 	p = unit_guard_copy(body, sizeof(body) - 1);
 	UNIT_EQ_STR(proto_error_field(p, sizeof(body) - 1, 'C'), "42501", "error field: C");
-	UNIT_EQ_STR(proto_error_field(p, sizeof(body) - 1, 'M'), "permission denied for table t", "error field: M");
+	UNIT_EQ_STR(proto_error_field(p, sizeof(body) - 1, 'M'), "permission denied for table t",
+		    "error field: M");
 	UNIT_EQ_STR(proto_error_field(p, sizeof(body) - 1, 'S'), "ERROR", "error field: S");
 	UNIT_CHECK(proto_error_field(p, sizeof(body) - 1, 'D') == NULL, "error field: absent D is NULL");
 	UNIT_CHECK(proto_error_field(p, sizeof(body) - 1, 'M') == (const char *)p + 22,
@@ -329,8 +341,10 @@ static void test_error_field(void)
 
 	p = unit_guard_copy(broken, sizeof(broken) - 1);
 	UNIT_EQ_STR(proto_error_field(p, sizeof(broken) - 1, 'C'), "42501", "error field: C before a cut");
-	UNIT_CHECK(proto_error_field(p, sizeof(broken) - 1, 'M') == NULL, "error field: unterminated M is NULL");
-	UNIT_CHECK(proto_error_field(p, sizeof(broken) - 1, 'D') == NULL, "error field: search stops at the cut");
+	UNIT_CHECK(proto_error_field(p, sizeof(broken) - 1, 'M') == NULL,
+		   "error field: unterminated M is NULL");
+	UNIT_CHECK(proto_error_field(p, sizeof(broken) - 1, 'D') == NULL,
+		   "error field: search stops at the cut");
 	unit_guard_free(p);
 
 	p = unit_guard_copy("S", 1);
@@ -363,7 +377,10 @@ static void test_builders(void)
 	check_bytes(&b, L("R\0\0\0\x17\0\0\0\x0aSCRAM-SHA-256\0\0"), "AuthenticationSASL");
 	pktbuf_reset(&b);
 	pkt_parameter_status(&b, "client_encoding", "UTF8");
-	check_bytes(&b, L("S\0\0\0\x19" "client_encoding\0UTF8\0"), "ParameterStatus");
+	check_bytes(&b,
+		    L("S\0\0\0\x19"
+		      "client_encoding\0UTF8\0"),
+		    "ParameterStatus");
 	pktbuf_reset(&b);
 	pkt_backend_key(&b, 0x01020304, 0xa0b0c0d0);
 	check_bytes(&b, L("K\0\0\0\x0c\x01\x02\x03\x04\xa0\xb0\xc0\xd0"), "BackendKeyData");
@@ -387,7 +404,10 @@ static void test_builders(void)
 	check_bytes(&b, L("p\0\0\0\x16SCRAM-SHA-256\0\xff\xff\xff\xff"), "SASLInitialResponse without data");
 	pktbuf_reset(&b);
 	pkt_sasl_response(&b, "c=biws", 6);
-	check_bytes(&b, L("p\0\0\0\x0a" "c=biws"), "SASLResponse");
+	check_bytes(&b,
+		    L("p\0\0\0\x0a"
+		      "c=biws"),
+		    "SASLResponse");
 	pktbuf_reset(&b);
 	pkt_cancel_request(&b, 7, 9);
 	check_bytes(&b, L("\0\0\0\x10\x04\xd2\x16\x2e\0\0\0\x07\0\0\0\x09"), "CancelRequest");
@@ -402,8 +422,10 @@ static void test_builders(void)
 	check_bytes(&b, L("v\0\0\0\x0c\0\x03\0\0\0\0\0\0"), "NegotiateProtocolVersion without options");
 	pktbuf_reset(&b);
 	pkt_error(&b, "FATAL", "28P01", "password authentication failed for user \"%s\"", "bob");
-	check_bytes(&b, L("E\0\0\0\x49SFATAL\0VFATAL\0C28P01\0"
-			  "Mpassword authentication failed for user \"bob\"\0\0"), "ErrorResponse");
+	check_bytes(&b,
+		    L("E\0\0\0\x49SFATAL\0VFATAL\0C28P01\0"
+		      "Mpassword authentication failed for user \"bob\"\0\0"),
+		    "ErrorResponse");
 	pktbuf_reset(&b);
 	pkt_notice(&b, "01000", "hello %d", 5);
 	check_bytes(&b, L("N\0\0\0\x25SNOTICE\0VNOTICE\0C01000\0Mhello 5\0\0"), "NoticeResponse");
@@ -423,7 +445,10 @@ static void test_builders(void)
 	pkt_put_bytes(&b, "ab", 2);
 	pkt_put_string(&b, "cd");
 	pkt_end(&b);
-	check_bytes(&b, L("D\0\0\0\x10\x01\x02\x03\x04\x05\x06\x07" "abcd\0"), "put helpers, network order");
+	check_bytes(&b,
+		    L("D\0\0\0\x10\x01\x02\x03\x04\x05\x06\x07"
+		      "abcd\0"),
+		    "put helpers, network order");
 	pktbuf_free(&b);
 	UNIT_CHECK(b.data == NULL && b.len == 0, "pktbuf_free: empty again");
 }
@@ -487,7 +512,8 @@ static void test_round_trip(void)
 	pkt_error(&b, "ERROR", "0A000", "%s is not allowed", "LISTEN");
 	UNIT_EQ_INT(proto_parse_header(b.data, b.len, &type, &len), 5, "round trip: ErrorResponse header");
 	UNIT_CHECK(type == 'E' && len + 1 == b.len, "round trip: ErrorResponse type and length");
-	UNIT_EQ_STR(proto_error_field(b.data + 5, len - 4, 'M'), "LISTEN is not allowed", "round trip: error M");
+	UNIT_EQ_STR(proto_error_field(b.data + 5, len - 4, 'M'), "LISTEN is not allowed",
+		    "round trip: error M");
 	UNIT_EQ_STR(proto_error_field(b.data + 5, len - 4, 'V'), "ERROR", "round trip: error V");
 	pktbuf_free(&b);
 }

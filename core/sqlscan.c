@@ -1,0 +1,322 @@
+/* Cheap keyword scan of SQL text: statement kinds and the statements that change session state. */
+#include "sqlscan.h"
+
+#include <ctype.h>
+#include <string.h>
+#include <strings.h>
+
+enum tok_type { TOK_END, TOK_SEMI, TOK_WORD, TOK_OTHER };
+
+struct lexer {
+	const char *s;
+	size_t len;
+	size_t pos;
+};
+
+struct token {
+	enum tok_type type;
+	const char *p;
+	size_t n;
+};
+
+static bool ident_start(char c)
+{
+	return isalpha((unsigned char)c) || c == '_' || (unsigned char)c >= 0x80;
+}
+
+static bool ident_char(char c)
+{
+	return ident_start(c) || isdigit((unsigned char)c) || c == '$';
+}
+
+/* Skip white space and comments (nested block comments, as PostgreSQL). */
+static void skip_space(struct lexer *lx)
+{
+	while (lx->pos < lx->len) {
+		char c = lx->s[lx->pos];
+		if (isspace((unsigned char)c)) {
+			lx->pos++;
+		} else if (c == '-' && lx->pos + 1 < lx->len && lx->s[lx->pos + 1] == '-') {
+			while (lx->pos < lx->len && lx->s[lx->pos] != '\n')
+				lx->pos++;
+		} else if (c == '/' && lx->pos + 1 < lx->len && lx->s[lx->pos + 1] == '*') {
+			int depth = 1;
+			lx->pos += 2;
+			while (lx->pos < lx->len && depth > 0) {
+				if (lx->s[lx->pos] == '/' && lx->pos + 1 < lx->len && lx->s[lx->pos + 1] == '*') {
+					depth++;
+					lx->pos += 2;
+				} else if (lx->s[lx->pos] == '*' && lx->pos + 1 < lx->len && lx->s[lx->pos + 1] == '/') {
+					depth--;
+					lx->pos += 2;
+				} else {
+					lx->pos++;
+				}
+			}
+		} else {
+			break;
+		}
+	}
+}
+
+static void skip_quoted(struct lexer *lx, char q, bool backslash)
+{
+	lx->pos++;
+	while (lx->pos < lx->len) {
+		char c = lx->s[lx->pos++];
+		if (backslash && c == '\\') {
+			lx->pos++;
+		} else if (c == q) {
+			if (lx->pos < lx->len && lx->s[lx->pos] == q)
+				lx->pos++;	/* doubled quote */
+			else
+				return;
+		}
+	}
+}
+
+/* $tag$ ... $tag$ */
+static bool skip_dollar(struct lexer *lx)
+{
+	size_t start = lx->pos, tag_end = lx->pos + 1;
+	while (tag_end < lx->len && lx->s[tag_end] != '$') {
+		if (!ident_char(lx->s[tag_end]) || lx->s[tag_end] == '$')
+			return false;
+		tag_end++;
+	}
+	if (tag_end >= lx->len)
+		return false;
+	{
+		size_t taglen = tag_end - start + 1;
+		const char *tag = lx->s + start;
+		size_t p = tag_end + 1;
+		while (p + taglen <= lx->len) {
+			if (lx->s[p] == '$' && memcmp(lx->s + p, tag, taglen) == 0) {
+				lx->pos = p + taglen;
+				return true;
+			}
+			p++;
+		}
+		lx->pos = lx->len;
+	}
+	return true;
+}
+
+static struct token next_token(struct lexer *lx)
+{
+	struct token t = { TOK_END, NULL, 0 };
+	char c;
+
+	skip_space(lx);
+	if (lx->pos >= lx->len)
+		return t;
+	c = lx->s[lx->pos];
+	t.p = lx->s + lx->pos;
+	if (c == ';') {
+		lx->pos++;
+		t.type = TOK_SEMI;
+		t.n = 1;
+		return t;
+	}
+	if ((c == 'E' || c == 'e') && lx->pos + 1 < lx->len && lx->s[lx->pos + 1] == '\'') {
+		lx->pos++;
+		skip_quoted(lx, '\'', true);
+		t.type = TOK_OTHER;
+	} else if (c == '\'') {
+		skip_quoted(lx, '\'', false);
+		t.type = TOK_OTHER;
+	} else if (c == '"') {
+		/* a quoted identifier is a word, without the quotes */
+		size_t start = lx->pos + 1;
+		skip_quoted(lx, '"', false);
+		t.type = TOK_WORD;
+		t.p = lx->s + start;
+		t.n = lx->pos > start ? lx->pos - start - 1 : 0;
+		return t;
+	} else if (c == '$' && skip_dollar(lx)) {
+		t.type = TOK_OTHER;
+	} else if (ident_start(c)) {
+		while (lx->pos < lx->len && ident_char(lx->s[lx->pos]))
+			lx->pos++;
+		t.type = TOK_WORD;
+	} else {
+		lx->pos++;
+		t.type = TOK_OTHER;
+	}
+	t.n = (size_t)(lx->s + lx->pos - t.p);
+	return t;
+}
+
+static bool word_is(const struct token *t, const char *w)
+{
+	size_t n = strlen(w);
+	return t->type == TOK_WORD && t->n == n && strncasecmp(t->p, w, n) == 0;
+}
+
+static void copy_lower(char *dst, size_t cap, const char *src, size_t n)
+{
+	size_t i;
+	if (n >= cap)
+		n = cap - 1;
+	for (i = 0; i < n; i++)
+		dst[i] = (char)tolower((unsigned char)src[i]);
+	dst[i] = 0;
+}
+
+static bool is_advisory(const struct token *t)
+{
+	return word_is(t, "pg_advisory_lock") || word_is(t, "pg_advisory_lock_shared") ||
+	       word_is(t, "pg_try_advisory_lock") || word_is(t, "pg_try_advisory_lock_shared");
+}
+
+/* SET ...: session or local, and the parameter name. */
+static void scan_set(struct lexer *lx, struct sql_stmt *st, struct token *t)
+{
+	*t = next_token(lx);
+	if (word_is(t, "local") || word_is(t, "transaction") || word_is(t, "constraints"))
+		return;	/* ends with the transaction */
+	if (word_is(t, "session")) {
+		*t = next_token(lx);
+		if (word_is(t, "characteristics"))
+			return;	/* SET SESSION CHARACTERISTICS AS TRANSACTION: session default */
+	}
+	st->flags |= SQL_SETS_SESSION;
+	if (word_is(t, "authorization")) {
+		copy_lower(st->name, sizeof(st->name), "session_authorization", 21);
+		return;
+	}
+	if (word_is(t, "time")) {
+		copy_lower(st->name, sizeof(st->name), "timezone", 8);
+		*t = next_token(lx);	/* ZONE */
+	} else if (t->type == TOK_WORD) {
+		size_t n = t->n;
+		const char *p = t->p;
+		copy_lower(st->name, sizeof(st->name), p, n);
+		*t = next_token(lx);
+		/* a.b custom names */
+		while (t->type == TOK_OTHER && t->n == 1 && *t->p == '.') {
+			struct token part = next_token(lx);
+			size_t used = strlen(st->name);
+			if (part.type != TOK_WORD || used + 1 + part.n >= sizeof(st->name))
+				break;
+			st->name[used] = '.';
+			copy_lower(st->name + used + 1, sizeof(st->name) - used - 1, part.p, part.n);
+			*t = next_token(lx);
+		}
+		if (word_is(t, "to") || (t->type == TOK_OTHER && *t->p == '=')) {
+			*t = next_token(lx);
+			if (word_is(t, "default"))
+				st->flags |= SQL_RESETS;
+		}
+		return;
+	}
+	*t = next_token(lx);
+}
+
+bool sqlscan_next(const char *sql, size_t len, size_t *pos, struct sql_stmt *st)
+{
+	struct lexer lx = { sql, len, *pos };
+	struct token t;
+	bool in_create = false, temp = false, commit_drop = false, in_declare = false;
+	int seen_on = 0;
+
+	memset(st, 0, sizeof(*st));
+	t = next_token(&lx);
+	if (t.type == TOK_END) {
+		*pos = lx.pos;
+		return false;
+	}
+	if (t.type == TOK_WORD)
+		copy_lower(st->kind, sizeof(st->kind), t.p, t.n);
+	if (t.type == TOK_SEMI) {
+		*pos = lx.pos;
+		return true;
+	}
+
+	if (word_is(&t, "set")) {
+		scan_set(&lx, st, &t);
+	} else if (word_is(&t, "reset")) {
+		t = next_token(&lx);
+		st->flags |= SQL_RESETS;
+		if (word_is(&t, "session")) {
+			copy_lower(st->name, sizeof(st->name), "session_authorization", 21);
+		} else if (word_is(&t, "time")) {
+			copy_lower(st->name, sizeof(st->name), "timezone", 8);
+		} else if (t.type == TOK_WORD) {
+			copy_lower(st->name, sizeof(st->name), t.p, t.n);
+		}
+		t = next_token(&lx);
+	} else if (word_is(&t, "discard")) {
+		st->flags |= SQL_RESETS;
+		copy_lower(st->name, sizeof(st->name), "all", 3);
+		t = next_token(&lx);
+	} else if (word_is(&t, "listen")) {
+		st->flags |= SQL_LISTEN;
+		t = next_token(&lx);
+	} else if (word_is(&t, "prepare")) {
+		t = next_token(&lx);
+		if (!word_is(&t, "transaction"))
+			st->flags |= SQL_PREPARE;
+	} else if (word_is(&t, "deallocate")) {
+		st->flags |= SQL_DEALLOCATE;
+		t = next_token(&lx);
+	} else if (word_is(&t, "load")) {
+		st->flags |= SQL_LOAD;
+		t = next_token(&lx);
+	} else if (word_is(&t, "declare")) {
+		in_declare = true;
+		t = next_token(&lx);
+	} else if (word_is(&t, "create")) {
+		in_create = true;
+		t = next_token(&lx);
+		if (word_is(&t, "or")) {	/* CREATE OR REPLACE TEMP VIEW */
+			t = next_token(&lx);
+			t = next_token(&lx);
+		}
+		if (word_is(&t, "global") || word_is(&t, "local"))
+			t = next_token(&lx);
+		if (word_is(&t, "temp") || word_is(&t, "temporary"))
+			temp = true;
+		t = next_token(&lx);
+	} else {
+		t = next_token(&lx);
+	}
+
+	/* rest of the statement: function calls, WITH HOLD, ON COMMIT DROP */
+	while (t.type != TOK_END && t.type != TOK_SEMI) {
+		if (t.type == TOK_WORD) {
+			if (is_advisory(&t))
+				st->flags |= SQL_ADVISORY_LOCK;
+			else if (word_is(&t, "set_config"))
+				st->flags |= SQL_SETS_SESSION;
+			else if (in_declare && word_is(&t, "hold"))
+				st->flags |= SQL_HOLD_CURSOR;
+			else if (in_declare && word_is(&t, "for"))
+				in_declare = false;	/* the query follows; WITH HOLD comes before FOR */
+			else if (in_create && temp && word_is(&t, "on"))
+				seen_on = 1;
+			else if (seen_on == 1 && word_is(&t, "commit"))
+				seen_on = 2;
+			else if (seen_on == 2 && word_is(&t, "drop"))
+				commit_drop = true;
+			else
+				seen_on = 0;
+		}
+		t = next_token(&lx);
+	}
+	if (temp && !commit_drop)
+		st->flags |= SQL_TEMP_TABLE;
+	*pos = lx.pos;
+	return true;
+}
+
+unsigned sqlscan_flags(const char *sql, size_t len)
+{
+	struct sql_stmt st;
+	size_t pos = 0;
+	unsigned flags = 0;
+
+	while (sqlscan_next(sql, len, &pos, &st))
+		flags |= st.flags;
+	return flags;
+}

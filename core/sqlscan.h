@@ -1,0 +1,40 @@
+/* Cheap keyword scan of SQL text: statement kinds and the statements that change session state. */
+#ifndef MB_SQLSCAN_H
+#define MB_SQLSCAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Session-state effects of one statement. */
+enum {
+	SQL_SETS_SESSION = 1 << 0,	/* SET (not LOCAL / TRANSACTION), SET ROLE, set_config() */
+	SQL_RESETS = 1 << 1,		/* RESET name / ALL, SET name TO DEFAULT, DISCARD */
+	SQL_LISTEN = 1 << 2,
+	SQL_PREPARE = 1 << 3,		/* SQL-level PREPARE */
+	SQL_DEALLOCATE = 1 << 4,
+	SQL_HOLD_CURSOR = 1 << 5,	/* DECLARE ... WITH HOLD */
+	SQL_TEMP_TABLE = 1 << 6,	/* CREATE TEMP ... without ON COMMIT DROP */
+	SQL_ADVISORY_LOCK = 1 << 7,	/* session-level advisory lock functions */
+	SQL_LOAD = 1 << 8,
+};
+
+#define SQL_KIND_MAX 24
+
+struct sql_stmt {
+	char kind[SQL_KIND_MAX];	/* first keyword, lower case; "" for an empty statement */
+	unsigned flags;
+	/* SET / RESET: the parameter (lower case, "all" for RESET ALL / DISCARD) */
+	char name[64];
+};
+
+/*
+ * Scan the statement starting at *pos in sql[0..len) and advance *pos past it
+ * (and its ';'). Returns false when no statement is left. Never allocates;
+ * text cut off in the middle is scanned as far as it goes.
+ */
+bool sqlscan_next(const char *sql, size_t len, size_t *pos, struct sql_stmt *st);
+
+/* OR of the flags of every statement in the text. */
+unsigned sqlscan_flags(const char *sql, size_t len);
+
+#endif
