@@ -16,6 +16,7 @@
 #include "net.h"
 #include "pool.h"
 #include "runtime.h"
+#include "prepared_relay.h"
 #include "server.h"
 #include "sqlscan.h"
 
@@ -208,6 +209,7 @@ void client_free_closed(void)
 		params_clear(&c->reported);
 		params_clear(&c->startup);
 		params_clear(&c->pending_resets);
+		ps_relay_client_forget(c);
 		if (c->scram_active)
 			auth_scram_server_free(&c->scram);
 		free(c->secret);
@@ -688,6 +690,9 @@ static void note_session_changes(struct client *c, struct server *s, const struc
 		if (!st.flags)
 			continue;
 		s->dirty = true;
+		if ((st.flags & (SQL_DEALLOCATE | SQL_RESETS)) && strcmp(st.name, "all") == 0 &&
+		    (strcmp(st.kind, "deallocate") == 0 || strcmp(st.kind, "discard") == 0))
+			ps_relay_deallocate_all(c, s);
 		if ((st.flags & SQL_RESETS) && st.name[0] &&
 		    !params_set(&c->pending_resets, st.name, "", false))
 			log_warning("C-%llu: out of memory noting RESET %s", c->id, st.name);
@@ -744,6 +749,9 @@ static enum sbuf_action handle_active(struct client *c, const struct sbuf_msg *m
 		return SBUF_CLOSED;
 	}
 	if (!c->server) {
+		enum sbuf_action act;
+		if (ps_relay_enabled(c) && ps_relay_client_unlinked(c, msg, &act))
+			return act;
 		pool_request_server(c->pool, c);
 		if (c->state == CL_CLOSED)
 			return SBUF_CLOSED;
@@ -753,6 +761,11 @@ static enum sbuf_action handle_active(struct client *c, const struct sbuf_msg *m
 	s = c->server;
 	if (s->phase != PHASE_RELAY)
 		return SBUF_PAUSE;
+	if (ps_relay_enabled(c)) {
+		enum sbuf_action act;
+		if (ps_relay_client(c, s, msg, &act))
+			return act;
+	}
 	switch (msg->type) {
 	case 'Q':
 		note_session_changes(c, s, msg, 5);

@@ -11,6 +11,7 @@
 #include "authfile.h"
 #include "list.h"
 #include "params.h"
+#include "prepared.h"
 #include "sbuf.h"
 
 struct pool;
@@ -48,6 +49,7 @@ struct client {
 	struct param_set startup;	/* its startup values: what RESET returns to */
 	struct param_set pending_resets; /* names RESET in the running request ("all" for RESET ALL) */
 	enum pool_mode pool_mode;	/* fixed at login: a reload changes it for new clients only */
+	struct ps_client ps;		/* its named prepared statements (transaction pooling) */
 	uint32_t cancel_pid;
 	uint32_t cancel_key;
 

@@ -117,6 +117,7 @@ static void reload(void)
 	apply_logging(cfg);
 	sbuf_module_set_bufsize((uint32_t)cfg->pkt_buf);
 	dns_reconfigure(cfg);
+	listener_reconfigure(cfg);
 	pool_reconfigure();
 	config_free(old);
 	authfile_free(old_auth);

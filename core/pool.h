@@ -41,6 +41,11 @@ struct pool {
 	int n_login, n_idle, n_active, n_used;
 	int n_clients;
 
+	/* prepared statements (transaction pooling) */
+	unsigned long long ps_client_parses;	/* named Parse messages from clients */
+	unsigned long long ps_server_parses;	/* Parse messages sent to servers */
+	unsigned long long ps_binds;		/* Binds of named statements */
+
 	double last_login_failure;	/* rt_now() of the last failed server login, 0 if none */
 	char last_error[256];
 };

@@ -270,6 +270,11 @@ blocked:
 	return false;
 }
 
+bool sbuf_flush_pending(struct sbuf *sb)
+{
+	return flush_relay(sb);
+}
+
 bool sbuf_send(struct sbuf *sb, const void *data, size_t len)
 {
 	if (sb->fd < 0)
@@ -411,6 +416,19 @@ static void process(struct sbuf *sb)
 		switch (act) {
 		case SBUF_FORWARD:
 		case SBUF_FORWARD_PAUSE:
+			if (sb->drop_first) {
+				/* the owner sent its own version of the message head; the rest goes as it is */
+				uint32_t n = sb->drop_first;
+				sb->drop_first = 0;
+				if (n > avail || n > total || !flush_relay(sb)) {
+					fail(sb, EBADMSG);
+					return;
+				}
+				io->parse += n;
+				io->done = io->parse;
+				avail -= n;
+				total -= n;
+			}
 			if (avail >= total) {
 				io->parse += total;
 			} else {
@@ -431,6 +449,17 @@ static void process(struct sbuf *sb)
 				fail(sb, EBADMSG);
 				return;
 			}
+			if (sb->wait_bytes && sb->wait_bytes < total) {
+				uint32_t want = sb->wait_bytes;
+				sb->wait_bytes = 0;
+				if (avail >= want) {
+					log_error("message handler waited for bytes it already had");
+					fail(sb, EBADMSG);
+					return;
+				}
+				total = want;
+			}
+			sb->wait_bytes = 0;
 			if (!reserve_whole(sb, total)) {
 				fail(sb, EMSGSIZE);
 				return;
@@ -439,6 +468,13 @@ static void process(struct sbuf *sb)
 		case SBUF_PAUSE:
 			sb->paused = true;
 			break;
+		case SBUF_RETRY:
+			if (!sb->blocked) {
+				log_error("message handler asked to retry with nothing pending");
+				fail(sb, EBADMSG);
+				return;
+			}
+			return;
 		case SBUF_CLOSED:
 			return;
 		}

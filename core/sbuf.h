@@ -33,6 +33,7 @@ enum sbuf_action {
 	SBUF_DROP,		/* the owner handled it (or ignores it): consume without relaying */
 	SBUF_WAIT_FULL,		/* ask again once the whole message is in the buffer */
 	SBUF_PAUSE,		/* stop here; the message stays until sbuf_resume() */
+	SBUF_RETRY,		/* stop here; ask again once our relayed bytes have reached the peer */
 	SBUF_CLOSED,		/* the owner closed this sbuf: stop touching it */
 };
 
@@ -76,6 +77,8 @@ struct sbuf {
 	uint32_t remain;	/* bytes of the current message still to relay or drop */
 	bool remain_drop;
 	unsigned max_whole;	/* largest message SBUF_WAIT_FULL may gather */
+	uint32_t wait_bytes;	/* set with SBUF_WAIT_FULL: gather only this many bytes of the message */
+	uint32_t drop_first;	/* set with SBUF_FORWARD: drop this many leading bytes, relay the rest */
 	const struct sbuf_ops *ops;
 	void *owner;
 };
@@ -98,6 +101,12 @@ void sbuf_resume(struct sbuf *sb);
 /* Queue bytes we generated; they go out after any relayed bytes already waiting for this socket. */
 bool sbuf_send(struct sbuf *sb, const void *data, size_t len);
 bool sbuf_send_pkt(struct sbuf *sb, struct pktbuf *pkt);
+/*
+ * Send the bytes already decided for relay to the peer now, so that messages
+ * we generate for the peer go after them. False if the peer's socket is full:
+ * the caller returns SBUF_RETRY and is asked again once it drained.
+ */
+bool sbuf_flush_pending(struct sbuf *sb) __attribute__((warn_unused_result));
 /* True while queued or relayed bytes still wait for this socket. */
 bool sbuf_output_pending(const struct sbuf *sb);
 /* Unprocessed input bytes. */

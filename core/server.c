@@ -1,4 +1,7 @@
 /* Server connections: connect, native login, reset, and the server side of the relay. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* strcasestr */
+#endif
 #include "server.h"
 
 #include <errno.h>
@@ -15,6 +18,7 @@
 #include "log.h"
 #include "net.h"
 #include "pool.h"
+#include "prepared_relay.h"
 #include "runtime.h"
 
 #define MAX_STATUS_LEN (64 * 1024)	/* ParameterStatus larger than this is relayed untracked */
@@ -400,6 +404,12 @@ static void start_internal(struct server *s, enum internal_goal goal, struct pkt
 	send_pkt(s, query);
 }
 
+/* Does the reset query drop prepared statements (so that our cache of them must go too)? */
+static bool reset_deallocates(const char *q)
+{
+	return q && (strcasestr(q, "discard all") || strcasestr(q, "deallocate all"));
+}
+
 static enum sbuf_action finish_internal(struct server *s)
 {
 	enum internal_goal goal = s->goal;
@@ -433,6 +443,8 @@ static enum sbuf_action finish_internal(struct server *s)
 			return SBUF_CLOSED;
 		}
 		params_drop_unreported(&s->params);
+		if (reset_deallocates(rt.cfg->server_reset_query))
+			ps_relay_server_forget(s);
 		s->dirty = false;
 		s->phase = PHASE_IDLE;
 		pool_server_ready(s);
@@ -522,7 +534,10 @@ static enum sbuf_action ready_for_query(struct server *s)
 static enum sbuf_action relay_msg(struct server *s, const struct sbuf_msg *msg)
 {
 	const char *name, *value;
+	enum sbuf_action act;
 
+	if (ps_relay_server(s, msg, &act))
+		return act;
 	switch (msg->type) {
 	case 'Z':
 		if (msg->avail < msg->len)
@@ -753,6 +768,7 @@ void server_free_closed(void)
 			auth_scram_client_free(&s->scram);
 		params_clear(&s->params);
 		params_clear(&s->defaults);
+		ps_relay_server_forget(s);
 		free(s);
 	}
 }

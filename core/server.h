@@ -9,6 +9,7 @@
 #include "auth.h"
 #include "list.h"
 #include "params.h"
+#include "prepared.h"
 #include "sbuf.h"
 
 struct pool;
@@ -80,6 +81,8 @@ struct server {
 	int cancels_in_flight;		/* cancel requests not yet delivered */
 	bool await_cancel;		/* released, held back until those are delivered */
 	struct cancel_conn *cancels;	/* those requests, so that closing can detach them */
+	struct ps_server ps_cache;	/* prepared statements it holds under our names */
+	struct ps_pending ps_pending;	/* answers to Parse/Close it still owes, in order */
 };
 
 /* Open a new server connection for the pool (asynchronous). */

@@ -247,8 +247,10 @@ bool sqlscan_next(const char *sql, size_t len, size_t *pos, struct sql_stmt *st)
 		}
 		t = next_token(&lx);
 	} else if (word_is(&t, "discard")) {
-		st->flags |= SQL_RESETS;
-		copy_lower(st->name, sizeof(st->name), "all", 3);
+		t = next_token(&lx);
+		if (t.type == TOK_WORD)
+			copy_lower(st->name, sizeof(st->name), t.p, t.n);	/* all, plans, sequences, temp */
+		st->flags |= word_is(&t, "all") ? SQL_RESETS : SQL_TEMP_TABLE;
 		t = next_token(&lx);
 	} else if (word_is(&t, "listen")) {
 		st->flags |= SQL_LISTEN;
@@ -259,6 +261,11 @@ bool sqlscan_next(const char *sql, size_t len, size_t *pos, struct sql_stmt *st)
 			st->flags |= SQL_PREPARE;
 	} else if (word_is(&t, "deallocate")) {
 		st->flags |= SQL_DEALLOCATE;
+		t = next_token(&lx);
+		if (word_is(&t, "prepare"))
+			t = next_token(&lx);
+		if (t.type == TOK_WORD)
+			copy_lower(st->name, sizeof(st->name), t.p, t.n);	/* a name, or "all" */
 		t = next_token(&lx);
 	} else if (word_is(&t, "load")) {
 		st->flags |= SQL_LOAD;

@@ -8,12 +8,12 @@
 /* Session-state effects of one statement. */
 enum {
 	SQL_SETS_SESSION = 1 << 0,	/* SET (not LOCAL / TRANSACTION), SET ROLE, set_config() */
-	SQL_RESETS = 1 << 1,		/* RESET name / ALL, SET name TO DEFAULT, DISCARD */
+	SQL_RESETS = 1 << 1,		/* RESET name / ALL, SET name TO DEFAULT, DISCARD ALL */
 	SQL_LISTEN = 1 << 2,
 	SQL_PREPARE = 1 << 3,		/* SQL-level PREPARE */
 	SQL_DEALLOCATE = 1 << 4,
 	SQL_HOLD_CURSOR = 1 << 5,	/* DECLARE ... WITH HOLD */
-	SQL_TEMP_TABLE = 1 << 6,	/* CREATE TEMP ... without ON COMMIT DROP */
+	SQL_TEMP_TABLE = 1 << 6,	/* CREATE TEMP ... without ON COMMIT DROP; DISCARD other than ALL */
 	SQL_ADVISORY_LOCK = 1 << 7,	/* session-level advisory lock functions */
 	SQL_LOAD = 1 << 8,
 };
@@ -23,7 +23,8 @@ enum {
 struct sql_stmt {
 	char kind[SQL_KIND_MAX];	/* first keyword, lower case; "" for an empty statement */
 	unsigned flags;
-	/* SET / RESET: the parameter (lower case, "all" for RESET ALL / DISCARD) */
+	/* SET / RESET: the parameter (lower case, "all" for RESET ALL / DISCARD ALL);
+	 * DISCARD: what is discarded; DEALLOCATE: the statement name or "all" */
 	char name[64];
 };
 

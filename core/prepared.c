@@ -1,0 +1,263 @@
+/* Named prepared statements in transaction pooling: shared statement texts, per-client names, per-server caches. */
+#include "prepared.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BUCKETS 4096
+
+static struct ps_stmt *g_buckets[BUCKETS];
+static uint32_t g_next_id;
+static unsigned g_count;
+
+static uint64_t fnv1a(const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	uint64_t h = 1469598103934665603ull;
+	for (size_t i = 0; i < len; i++) {
+		h ^= p[i];
+		h *= 1099511628211ull;
+	}
+	return h;
+}
+
+struct ps_stmt *ps_intern(const uint8_t *body, uint32_t len)
+{
+	uint64_t h = fnv1a(body, len);
+	struct ps_stmt **bucket = &g_buckets[h % BUCKETS], *st;
+
+	for (st = *bucket; st; st = st->next)
+		if (st->hash == h && st->body_len == len && memcmp(st->body, body, len) == 0)
+			return st;
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return NULL;
+	st->body = malloc(len ? len : 1);
+	if (!st->body) {
+		free(st);
+		return NULL;
+	}
+	memcpy(st->body, body, len);
+	st->body_len = len;
+	st->hash = h;
+	st->id = ++g_next_id;
+	snprintf(st->server_name, sizeof(st->server_name), "MB_%u", st->id);
+	st->next = *bucket;
+	*bucket = st;
+	g_count++;
+	return st;
+}
+
+void ps_stmt_ref(struct ps_stmt *st)
+{
+	st->refs++;
+}
+
+void ps_stmt_unref(struct ps_stmt *st)
+{
+	struct ps_stmt **pp;
+
+	if (--st->refs > 0)
+		return;
+	for (pp = &g_buckets[st->hash % BUCKETS]; *pp; pp = &(*pp)->next) {
+		if (*pp == st) {
+			*pp = st->next;
+			break;
+		}
+	}
+	free(st->body);
+	free(st);
+	g_count--;
+}
+
+unsigned ps_stmt_count(void)
+{
+	return g_count;
+}
+
+/* ---- client names ---- */
+
+static int client_index(const struct ps_client *pc, const char *name)
+{
+	uint64_t h = fnv1a(name, strlen(name));
+	for (int i = 0; i < pc->n; i++)
+		if (pc->names[i].name_hash == h && strcmp(pc->names[i].name, name) == 0)
+			return i;
+	return -1;
+}
+
+struct ps_stmt *ps_client_find(const struct ps_client *pc, const char *name)
+{
+	int i = client_index(pc, name);
+	return i < 0 ? NULL : pc->names[i].stmt;
+}
+
+bool ps_client_set(struct ps_client *pc, const char *name, struct ps_stmt *st)
+{
+	int i = client_index(pc, name);
+	char *copy;
+
+	if (i >= 0) {
+		ps_stmt_ref(st);
+		ps_stmt_unref(pc->names[i].stmt);
+		pc->names[i].stmt = st;
+		return true;
+	}
+	if (pc->n == pc->cap) {
+		int cap = pc->cap ? pc->cap * 2 : 8;
+		struct ps_name *names = realloc(pc->names, (size_t)cap * sizeof(*names));
+		if (!names)
+			return false;
+		pc->names = names;
+		pc->cap = cap;
+	}
+	copy = strdup(name);
+	if (!copy)
+		return false;
+	pc->names[pc->n].name = copy;
+	pc->names[pc->n].name_hash = fnv1a(name, strlen(name));
+	pc->names[pc->n].stmt = st;
+	ps_stmt_ref(st);
+	pc->n++;
+	return true;
+}
+
+void ps_client_remove(struct ps_client *pc, const char *name)
+{
+	int i = client_index(pc, name);
+	if (i < 0)
+		return;
+	free(pc->names[i].name);
+	ps_stmt_unref(pc->names[i].stmt);
+	pc->names[i] = pc->names[--pc->n];
+}
+
+void ps_client_clear(struct ps_client *pc)
+{
+	for (int i = 0; i < pc->n; i++) {
+		free(pc->names[i].name);
+		ps_stmt_unref(pc->names[i].stmt);
+	}
+	free(pc->names);
+	pc->names = NULL;
+	pc->n = pc->cap = 0;
+}
+
+/* ---- server caches ---- */
+
+bool ps_server_has(struct ps_server *ps, const struct ps_stmt *st, uint64_t use_counter)
+{
+	for (int i = 0; i < ps->n; i++) {
+		if (ps->items[i].stmt == st) {
+			ps->items[i].last_use = use_counter;
+			return true;
+		}
+	}
+	return false;
+}
+
+bool ps_server_add(struct ps_server *ps, struct ps_stmt *st, uint64_t use_counter)
+{
+	if (ps->n == ps->cap) {
+		int cap = ps->cap ? ps->cap * 2 : 16;
+		struct ps_cached *items = realloc(ps->items, (size_t)cap * sizeof(*items));
+		if (!items)
+			return false;
+		ps->items = items;
+		ps->cap = cap;
+	}
+	ps->items[ps->n].stmt = st;
+	ps->items[ps->n].last_use = use_counter;
+	ps->n++;
+	ps_stmt_ref(st);
+	return true;
+}
+
+void ps_server_remove(struct ps_server *ps, const struct ps_stmt *st)
+{
+	for (int i = 0; i < ps->n; i++) {
+		if (ps->items[i].stmt == st) {
+			ps_stmt_unref(ps->items[i].stmt);
+			ps->items[i] = ps->items[--ps->n];
+			return;
+		}
+	}
+}
+
+struct ps_stmt *ps_server_evict(struct ps_server *ps)
+{
+	int oldest = 0;
+	struct ps_stmt *st;
+
+	if (!ps->n)
+		return NULL;
+	for (int i = 1; i < ps->n; i++)
+		if (ps->items[i].last_use < ps->items[oldest].last_use)
+			oldest = i;
+	st = ps->items[oldest].stmt;
+	ps->items[oldest] = ps->items[--ps->n];
+	return st;
+}
+
+void ps_server_clear(struct ps_server *ps)
+{
+	for (int i = 0; i < ps->n; i++)
+		ps_stmt_unref(ps->items[i].stmt);
+	free(ps->items);
+	ps->items = NULL;
+	ps->n = ps->cap = 0;
+	ps->clear_at_ready = false;
+}
+
+/* ---- answers to expect ---- */
+
+bool ps_pending_push(struct ps_pending *q, enum ps_action action, struct ps_stmt *added)
+{
+	if (q->n == q->cap) {
+		uint32_t cap = q->cap ? q->cap * 2 : 16;
+		struct ps_pending_item *items = malloc(cap * sizeof(*items));
+		if (!items)
+			return false;
+		for (uint32_t i = 0; i < q->n; i++)
+			items[i] = q->items[(q->head + i) % q->cap];
+		free(q->items);
+		q->items = items;
+		q->head = 0;
+		q->cap = cap;
+	}
+	q->items[(q->head + q->n) % q->cap].action = (uint8_t)action;
+	q->items[(q->head + q->n) % q->cap].added = added;
+	q->n++;
+	return true;
+}
+
+bool ps_pending_peek(const struct ps_pending *q, struct ps_pending_item *out)
+{
+	if (!q->n)
+		return false;
+	*out = q->items[q->head];
+	return true;
+}
+
+bool ps_pending_pop(struct ps_pending *q, struct ps_pending_item *out)
+{
+	if (!ps_pending_peek(q, out))
+		return false;
+	q->head = (q->head + 1) % q->cap;
+	q->n--;
+	return true;
+}
+
+void ps_pending_clear(struct ps_pending *q)
+{
+	q->head = 0;
+	q->n = 0;
+}
+
+void ps_pending_free(struct ps_pending *q)
+{
+	free(q->items);
+	q->items = NULL;
+	q->head = q->n = q->cap = 0;
+}

@@ -1,0 +1,41 @@
+/* Prepared statements on the relay path: renaming, preparing on demand, and answers we give ourselves. */
+#ifndef MB_PREPARED_RELAY_H
+#define MB_PREPARED_RELAY_H
+
+#include <stdbool.h>
+
+#include "sbuf.h"
+
+struct client;
+struct server;
+
+/* Tracking applies to this client (a non-session pool mode and max_prepared_statements > 0). */
+bool ps_relay_enabled(const struct client *c);
+
+/*
+ * A client message while no server is linked. Returns true with *act set
+ * when it was answered here (Parse of a statement known to be valid, Close,
+ * Sync, Flush): those never wait for a server.
+ */
+bool ps_relay_client_unlinked(struct client *c, const struct sbuf_msg *msg, enum sbuf_action *act);
+
+/*
+ * A client message while linked to s (relay phase). Returns true with *act
+ * set when handled here (renamed, replaced or answered); false: relay as usual.
+ */
+bool ps_relay_client(struct client *c, struct server *s, const struct sbuf_msg *msg, enum sbuf_action *act);
+
+/*
+ * A server message in the relay phase: ParseComplete/CloseComplete to relay,
+ * drop or convert; errors and ReadyForQuery settle the expected answers.
+ * Returns true with *act set when the message must not take the usual path.
+ */
+bool ps_relay_server(struct server *s, const struct sbuf_msg *msg, enum sbuf_action *act);
+
+/* The server dropped every statement (DISCARD ALL) or is closing. */
+void ps_relay_server_forget(struct server *s);
+void ps_relay_client_forget(struct client *c);
+/* A simple Query from the client ran DEALLOCATE ALL or DISCARD ALL. */
+void ps_relay_deallocate_all(struct client *c, struct server *s);
+
+#endif
