@@ -38,22 +38,28 @@ FORMAT_FILES = $(wildcard core/*.c core/*.h tests/unit/*.c tests/unit/*.h tests/
 DEB_PKGS = build-essential pkg-config libevent-dev libssl-dev libluajit-5.1-dev luajit libpq-dev \
 	postgresql postgresql-contrib lua-busted pgbouncer procps util-linux
 
-.PHONY: all deps check unit spec integration demo install uninstall format format-check clean
+.PHONY: FORCE all deps check unit spec integration demo install uninstall format format-check clean
 
 all: moonbouncer
 
 moonbouncer: $(OBJS)
 	$(CC) $(ALL_CFLAGS) -o $@ $(OBJS) $(LIBS)
 
-build/%.o: core/%.c | build
+build/%.o: core/%.c build/.datadir | build
 	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -c -o $@ $<
+
+# MB_DATADIR is compiled in (where an installed binary finds lua/ and policies/): rebuild when PREFIX changes.
+build/.datadir: FORCE | build
+	@echo '$(DATADIR)' | cmp -s - $@ || echo '$(DATADIR)' >$@
+
+FORCE:
 
 build build/asan build/asan/core:
 	mkdir -p $@
 
 # Sanitizer builds of the core (without main.c) for the C unit tests, as an archive so each
 # test pulls in only the objects it uses.
-build/asan/core/%.o: core/%.c | build/asan/core
+build/asan/core/%.o: core/%.c build/.datadir | build/asan/core
 	$(CC) $(SAN_CFLAGS) $(DEPFLAGS) -c -o $@ $<
 
 $(SAN_LIB): $(SAN_OBJS) | build/asan

@@ -16,7 +16,9 @@
 #include "net.h"
 #include "pool.h"
 #include "runtime.h"
+#include "client_policy.h"
 #include "prepared_relay.h"
+#include "tenant.h"
 #include "server.h"
 #include "sqlscan.h"
 
@@ -49,6 +51,7 @@ static const char *state_name(enum client_state s)
 	case CL_WELCOME: return "welcome";
 	case CL_ACTIVE: return "active";
 	case CL_WAITING: return "waiting";
+	case CL_TENANT_WAIT: return "tenant-wait";
 	case CL_CLOSED: return "closed";
 	}
 	return "?";
@@ -70,7 +73,10 @@ void client_change_state(struct client *c, enum client_state state)
 		list_append(&pool->active_clients, &c->head);
 		break;
 	case CL_WAITING:
-		list_append(&pool->waiting_clients, &c->head);
+		list_append(c->txn_pool ? &c->txn_pool->waiting_clients : &pool->waiting_clients, &c->head);
+		break;
+	case CL_TENANT_WAIT:
+		list_append(&c->tenant->waiting, &c->head);
 		break;
 	case CL_CLOSED:
 		list_append(&g_closed, &c->head);
@@ -106,6 +112,8 @@ void client_accept(int fd, const struct sockaddr *addr, socklen_t addrlen, bool 
 		return;
 	}
 	sbuf_init(&c->sb, &client_ops, c);
+	pktbuf_init(&c->replacement);
+	pktbuf_init(&c->reject_msg);
 	c->sb.startup_mode = true;
 	c->sb.max_whole = 64 * 1024;
 	c->id = ++rt.total_clients;
@@ -190,8 +198,16 @@ void client_close(struct client *c, const char *reason)
 			server_close(s, "client disconnected with a request in flight");
 	}
 	sbuf_close(&c->sb);
-	if (c->pool)
+	if (c->tenant_active) {
+		c->tenant_active = false;
+		tenant_end(c->tenant);
+	}
+	if (c->tenant)
+		tenant_remove_client(c->tenant);
+	if (c->pool) {
 		c->pool->n_clients--;
+		cpol_disconnect(c);
+	}
 	client_change_state(c, CL_CLOSED);
 	list_remove(&c->all);
 	rt.n_clients--;
@@ -210,6 +226,7 @@ void client_free_closed(void)
 		params_clear(&c->startup);
 		params_clear(&c->pending_resets);
 		ps_relay_client_forget(c);
+		cpol_forget(c);
 		if (c->scram_active)
 			auth_scram_server_free(&c->scram);
 		free(c->secret);
@@ -361,13 +378,23 @@ static bool client_limits_ok(struct client *c, const struct db_entry *db, const 
 /* Authenticated: pick the pool, then welcome the client (now, or once a server announced its parameters). */
 static enum sbuf_action auth_ok(struct client *c, const struct db_entry *db)
 {
-	const char *server_user = db->user && db->user[0] ? db->user : c->user;
+	struct connect_choice choice = {
+		.db = db,
+		.db_name = c->database,
+		.server_user = db->user && db->user[0] ? db->user : c->user,
+		.pool_mode = POOL_MODE_UNSET,
+	};
+	const char *server_user;
 	struct pool *pool;
 
 	if (!send_auth(c, AUTH_REQ_OK, NULL, 0))
 		return SBUF_CLOSED;
 	c->auth_step = AUTH_STEP_DONE;
-	pool = pool_get(c->database, db, server_user);
+	if (!cpol_connect(c, &choice))
+		return SBUF_CLOSED;
+	db = choice.db;
+	server_user = choice.server_user;
+	pool = pool_get(choice.db_name, db, server_user);
 	if (!pool) {
 		client_fatal(c, "53200", "out of memory");
 		return SBUF_CLOSED;
@@ -383,7 +410,7 @@ static enum sbuf_action auth_ok(struct client *c, const struct db_entry *db)
 		return SBUF_CLOSED;
 	c->pool = pool;
 	pool->n_clients++;
-	c->pool_mode = pool_mode_of(pool);
+	c->pool_mode = choice.pool_mode != POOL_MODE_UNSET ? choice.pool_mode : pool_mode_of(pool);
 	c->last_activity = rt_now();
 	if (!params_copy(&c->startup, &c->params)) {
 		client_fatal(c, "53200", "out of memory");
@@ -689,7 +716,8 @@ static void note_session_changes(struct client *c, struct server *s, const struc
 	while (sqlscan_next(sql, len, &pos, &st)) {
 		if (!st.flags)
 			continue;
-		s->dirty = true;
+		if (!c->msg_tracked || (st.flags & ~(unsigned)(SQL_SETS_SESSION | SQL_RESETS)))
+			s->dirty = true;
 		if ((st.flags & (SQL_DEALLOCATE | SQL_RESETS)) && strcmp(st.name, "all") == 0 &&
 		    (strcmp(st.kind, "deallocate") == 0 || strcmp(st.kind, "discard") == 0))
 			ps_relay_deallocate_all(c, s);
@@ -727,7 +755,7 @@ bool client_apply_resets(struct client *c, struct param_set *server_params)
 	return true;
 }
 
-static void request_sent(struct server *s)
+void client_request_sent(struct server *s)
 {
 	if (s->pending_ready++ == 0) {
 		s->query_start = rt_now();
@@ -735,54 +763,144 @@ static void request_sent(struct server *s)
 	}
 }
 
+/* The request at hand is done with (relayed, answered or dropped): the next one starts afresh. */
+static enum sbuf_action done(struct client *c, enum sbuf_action act)
+{
+	if (act == SBUF_FORWARD || act == SBUF_FORWARD_PAUSE || act == SBUF_DROP || act == SBUF_CLOSED) {
+		c->checked = false;
+		if (act != SBUF_CLOSED)
+			pktbuf_reset(&c->replacement);
+	}
+	return act;
+}
+
+/* After a rejected Parse, PostgreSQL ignores everything up to Sync; so do we. */
+static enum sbuf_action skip_to_sync(struct client *c, const struct sbuf_msg *msg)
+{
+	struct server *s = c->server;
+
+	if (msg->type != 'S')
+		return SBUF_DROP;
+	c->skip_to_sync = false;
+	if (!s) {
+		uint8_t z[6] = { 'Z', 0, 0, 0, 5, 'I' };
+		sbuf_send(&c->sb, z, sizeof(z));
+		return SBUF_DROP;
+	}
+	if (s->phase != PHASE_RELAY)
+		return SBUF_PAUSE;
+	if (ps_relay_enabled(c) && !ps_pending_push(&s->ps_pending, PS_MARK, NULL)) {
+		client_fatal(c, "53200", "out of memory");
+		return SBUF_CLOSED;
+	}
+	client_request_sent(s);
+	return SBUF_FORWARD;
+}
+
+/* A message that needs a server: transaction hooks, tenant limits, then the pool. */
+static enum sbuf_action take_server(struct client *c, const struct sbuf_msg *msg)
+{
+	if (!c->began) {
+		cpol_begin(c, msg);
+		if (c->reject_msg.len)
+			return cpol_reject(c, msg);
+		c->began = true;
+	}
+	if (c->tenant && !c->tenant_active) {
+		if (!tenant_try_begin(c->tenant)) {
+			c->request_time = rt_now();
+			client_change_state(c, CL_TENANT_WAIT);
+			return SBUF_PAUSE;
+		}
+		c->tenant_active = true;
+	}
+	pool_request_server(c->txn_pool ? c->txn_pool : c->pool, c);
+	if (c->state == CL_CLOSED)
+		return SBUF_CLOSED;
+	if (!c->server || c->server->phase != PHASE_RELAY)
+		return SBUF_PAUSE;
+	return SBUF_FORWARD;
+}
+
 static enum sbuf_action handle_active(struct client *c, const struct sbuf_msg *msg)
 {
+	struct sbuf_msg cur = *msg;
+	enum sbuf_action act;
 	struct server *s;
 
 	c->last_activity = rt_now();
-	/* the keyword scan wants the statement text: wait for short ones to arrive whole */
-	if ((msg->type == 'Q' || msg->type == 'P') && msg->avail < msg->len && msg->len <= SCAN_WHOLE_MAX &&
-	    c->server && c->server->phase == PHASE_RELAY)
-		return SBUF_WAIT_FULL;
 	if (msg->type == 'X') {
 		client_close(c, "client close request");
 		return SBUF_CLOSED;
 	}
+	if (c->skip_to_sync)
+		return done(c, skip_to_sync(c, msg));
+	/* the keyword scan and the hooks want the statement text: short ones arrive whole first */
+	if ((msg->type == 'Q' || msg->type == 'P') && msg->avail < msg->len &&
+	    msg->len <= SCAN_WHOLE_MAX + (uint32_t)rt.cfg->policy_max_query_length)
+		return SBUF_WAIT_FULL;
+	if (!c->checked) {
+		cpol_query(c, msg);
+		c->checked = true;
+	}
+	if (c->reject_msg.len)
+		return done(c, cpol_reject(c, msg));
+	if (c->replacement.len) {
+		cur.data = c->replacement.data;
+		cur.len = cur.avail = (uint32_t)c->replacement.len;
+	}
 	if (!c->server) {
-		enum sbuf_action act;
-		if (ps_relay_enabled(c) && ps_relay_client_unlinked(c, msg, &act))
-			return act;
-		pool_request_server(c->pool, c);
-		if (c->state == CL_CLOSED)
-			return SBUF_CLOSED;
-		if (!c->server || c->server->phase != PHASE_RELAY)
-			return SBUF_PAUSE;
+		if (ps_relay_enabled(c) && ps_relay_client_unlinked(c, &cur, &act))
+			return done(c, act);
+		act = take_server(c, &cur);
+		if (act != SBUF_FORWARD)
+			return done(c, act);
 	}
 	s = c->server;
 	if (s->phase != PHASE_RELAY)
 		return SBUF_PAUSE;
-	if (ps_relay_enabled(c)) {
-		enum sbuf_action act;
-		if (ps_relay_client(c, s, msg, &act))
-			return act;
-	}
-	switch (msg->type) {
+	if (ps_relay_enabled(c) && ps_relay_client(c, s, &cur, &act))
+		return done(c, act);
+	switch (cur.type) {
 	case 'Q':
-		note_session_changes(c, s, msg, 5);
-		request_sent(s);	/* each Query, Sync and FunctionCall gets one ReadyForQuery */
+		note_session_changes(c, s, &cur, 5);
+		client_request_sent(s);	/* each Query, Sync and FunctionCall gets one ReadyForQuery */
 		break;
 	case 'P':
-		note_session_changes(c, s, msg, 5 + statement_name_len(msg));
+		note_session_changes(c, s, &cur, 5 + statement_name_len(&cur));
 		break;
 	case 'S':
-		request_sent(s);
+		client_request_sent(s);
 		break;
 	case 'F':
 		s->dirty = true;	/* a function called by OID may be anything, advisory locks included */
-		request_sent(s);
+		client_request_sent(s);
 		break;
 	}
-	return SBUF_FORWARD;
+	if (c->replacement.len) {
+		if (!sbuf_flush_pending(&c->sb))
+			return SBUF_RETRY;
+		sbuf_send(&s->sb, c->replacement.data, c->replacement.len);
+		return done(c, SBUF_DROP);
+	}
+	return done(c, SBUF_FORWARD);
+}
+
+void client_tenant_admitted(struct client *c)
+{
+	c->tenant_active = true;
+	client_change_state(c, CL_ACTIVE);
+	sbuf_resume(&c->sb);
+}
+
+void client_transaction_ended(struct client *c)
+{
+	c->began = false;
+	c->txn_pool = NULL;
+	if (c->tenant_active && c->pool_mode != POOL_MODE_SESSION) {
+		c->tenant_active = false;
+		tenant_end(c->tenant);
+	}
 }
 
 void client_linked(struct client *c)
@@ -805,6 +923,7 @@ static enum sbuf_action on_msg(struct sbuf *sb, const struct sbuf_msg *msg)
 		return handle_active(c, msg);
 	case CL_WELCOME:
 	case CL_WAITING:
+	case CL_TENANT_WAIT:
 		return SBUF_PAUSE;
 	case CL_CLOSED:
 		return SBUF_CLOSED;

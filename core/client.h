@@ -16,12 +16,15 @@
 
 struct pool;
 struct server;
+struct tenant;
+struct policy_track;
 
 enum client_state {
 	CL_LOGIN = 1,	/* global login list: startup packet and authentication */
 	CL_WELCOME,	/* pool->welcome_clients: authenticated, waiting for the pool's welcome parameters */
 	CL_ACTIVE,	/* pool->active_clients: logged in (maybe linked to a server) */
-	CL_WAITING,	/* pool->waiting_clients: needs a server */
+	CL_WAITING,	/* pool->waiting_clients (of txn_pool if routed): needs a server */
+	CL_TENANT_WAIT,	/* tenant->waiting: its tenant is at max_active or out of rate tokens */
 	CL_CLOSED,	/* free list: socket closed, memory released on the next loop turn */
 };
 
@@ -50,6 +53,22 @@ struct client {
 	struct param_set pending_resets; /* names RESET in the running request ("all" for RESET ALL) */
 	enum pool_mode pool_mode;	/* fixed at login: a reload changes it for new clients only */
 	struct ps_client ps;		/* its named prepared statements (transaction pooling) */
+
+	/* policies */
+	struct tenant *tenant;
+	bool tenant_active;		/* holds one of its tenant's max_active slots */
+	struct pool *txn_pool;		/* this transaction was routed to another pool */
+	char *route_name;		/* on_connect route, owned */
+	char *server_user;		/* on_connect user, owned */
+	bool checked;			/* on_query ran for the message at hand */
+	bool began;			/* on_transaction_begin ran for this transaction */
+	bool skip_to_sync;		/* a rejected Parse: drop messages until Sync, as PostgreSQL does */
+	bool msg_tracked;		/* the message's SETs are tracked by a policy: they leave the server clean */
+	struct pktbuf replacement;	/* rewritten message to send instead */
+	struct pktbuf reject_msg;	/* ErrorResponse for a rejected request */
+	struct policy_track *track;	/* tracked SETs waiting for their transaction to commit */
+	int n_track, cap_track;
+	bool track_failed;		/* that transaction failed or rolled back */
 	uint32_t cancel_pid;
 	uint32_t cancel_key;
 
@@ -86,6 +105,12 @@ void client_send_welcome(struct client *client);
 void client_param_from_server(struct client *client, const char *name, const char *value, bool forward);
 /* At the end of a request: make RESET return to the client's own values. True if params changed. */
 bool client_apply_resets(struct client *client, struct param_set *server_params);
+/* A Query/Sync/FunctionCall went to the server: one more ReadyForQuery to wait for. */
+void client_request_sent(struct server *server);
+/* Its tenant let it start: go on with the waiting request. */
+void client_tenant_admitted(struct client *client);
+/* The server went back to the pool: the transaction (or session) is over for limits and routing. */
+void client_transaction_ended(struct client *client);
 /* Find a client by the cancel key we gave it. */
 struct client *client_find_by_cancel(uint32_t pid, uint32_t key);
 void client_change_state(struct client *client, enum client_state state);

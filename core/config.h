@@ -197,6 +197,9 @@ struct config {
 	char *policy_file;
 	char *policy_dir;
 	char *policy_failure;		/* "closed" (default) or "open" */
+	double policy_timeout;		/* seconds a hook call may run */
+	int policy_max_memory;		/* bytes of Lua heap */
+	int policy_max_query_length;	/* bytes of SQL a hook sees; longer arrives truncated */
 	char *metrics_listen;
 
 	struct db_entry *dbs;

@@ -20,10 +20,12 @@
 #include "dns.h"
 #include "listener.h"
 #include "log.h"
+#include "policy.h"
 #include "pool.h"
 #include "runtime.h"
 #include "sbuf.h"
 #include "server.h"
+#include "tenant.h"
 
 #define MOONBOUNCER_VERSION "0.1.0"
 #define JANITOR_PERIOD_MS 100
@@ -112,6 +114,15 @@ static void reload(void)
 	if ((old->listen_addr && cfg->listen_addr && strcmp(old->listen_addr, cfg->listen_addr) != 0) ||
 	    old->listen_port != cfg->listen_port)
 		log_warning("listen_addr and listen_port changes take effect after a restart");
+	{
+		char err[512];
+		if (!policy_reload(cfg, err, sizeof(err))) {
+			log_error("reload failed: %s: keeping the previous configuration and policies", err);
+			config_free(cfg);
+			authfile_free(auth);
+			return;
+		}
+	}
 	rt.cfg = cfg;
 	rt.auth = auth;
 	apply_logging(cfg);
@@ -178,6 +189,7 @@ static void on_janitor(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	(void)arg;
 	client_janitor();
+	tenant_janitor();
 	for (struct list *it = pool_list()->next; it != pool_list(); it = it->next)
 		pool_janitor(container_of(it, struct pool, head));
 	on_reap(-1, 0, NULL);
@@ -298,7 +310,14 @@ int main(int argc, char **argv)
 	log_setup(g_verbose, g_quiet);
 	if (!load_all(&rt.cfg, &rt.auth))
 		return 1;
+	if (!policy_load(rt.cfg, err, sizeof(err))) {
+		log_error("%s", err);
+		if (check)
+			fprintf(stderr, "%s: %s\n", g_config_path, err);
+		return 1;
+	}
 	if (check) {
+		policy_shutdown();
 		printf("%s: configuration is valid\n", g_config_path);
 		config_free(rt.cfg);
 		authfile_free(rt.auth);
@@ -349,6 +368,8 @@ int main(int argc, char **argv)
 	client_free_closed();
 	server_free_closed();
 	pool_free_all();
+	tenant_free_all();
+	policy_shutdown();
 	for (int i = 0; i < 4; i++)
 		event_free(sig_ev[i]);
 	event_free(janitor);

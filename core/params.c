@@ -179,7 +179,7 @@ bool params_build_apply(const struct param_set *want, const struct param_set *ha
 bool params_parse_options(struct param_set *set, const char *options, char *err, size_t errlen)
 {
 	const char *p = options;
-	char word[1024];
+	char word[8192];
 
 	while (*p) {
 		size_t n = 0;

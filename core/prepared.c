@@ -228,7 +228,20 @@ bool ps_pending_push(struct ps_pending *q, enum ps_action action, struct ps_stmt
 	}
 	q->items[(q->head + q->n) % q->cap].action = (uint8_t)action;
 	q->items[(q->head + q->n) % q->cap].added = added;
+	q->items[(q->head + q->n) % q->cap].payload = NULL;
+	q->items[(q->head + q->n) % q->cap].payload_len = 0;
 	q->n++;
+	return true;
+}
+
+bool ps_pending_push_error(struct ps_pending *q, void *payload, uint32_t len)
+{
+	struct ps_pending_item *it;
+	if (!ps_pending_push(q, PS_REPLACE_ERROR, NULL))
+		return false;
+	it = &q->items[(q->head + q->n - 1) % q->cap];
+	it->payload = payload;
+	it->payload_len = len;
 	return true;
 }
 
@@ -251,12 +264,15 @@ bool ps_pending_pop(struct ps_pending *q, struct ps_pending_item *out)
 
 void ps_pending_clear(struct ps_pending *q)
 {
+	struct ps_pending_item it;
+	while (ps_pending_pop(q, &it))
+		free(it.payload);
 	q->head = 0;
-	q->n = 0;
 }
 
 void ps_pending_free(struct ps_pending *q)
 {
+	ps_pending_clear(q);
 	free(q->items);
 	q->items = NULL;
 	q->head = q->n = q->cap = 0;

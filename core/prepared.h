@@ -52,11 +52,14 @@ enum ps_action {
 	PS_DROP,		/* a Parse or Close we added: swallow the answer */
 	PS_AS_PARSE,		/* a Close we sent for a Parse we skipped: turn CloseComplete into ParseComplete */
 	PS_MARK,		/* Sync, Query or FunctionCall: one ReadyForQuery */
+	PS_REPLACE_ERROR,	/* a request we made fail on purpose: its ErrorResponse becomes the payload */
 };
 
 struct ps_pending_item {
 	uint8_t action;
 	struct ps_stmt *added;	/* a Parse that put this statement into the server cache (undone on error) */
+	void *payload;		/* PS_REPLACE_ERROR: the ErrorResponse to send instead (malloc'd) */
+	uint32_t payload_len;
 };
 
 struct ps_pending {
@@ -87,6 +90,8 @@ void ps_server_clear(struct ps_server *ps);
 
 bool ps_pending_push(struct ps_pending *q, enum ps_action action, struct ps_stmt *added)
 	__attribute__((warn_unused_result));
+/* Queue a PS_REPLACE_ERROR entry; the queue takes over payload. */
+bool ps_pending_push_error(struct ps_pending *q, void *payload, uint32_t len) __attribute__((warn_unused_result));
 /* Pop the head; false if empty. */
 bool ps_pending_pop(struct ps_pending *q, struct ps_pending_item *out);
 bool ps_pending_peek(const struct ps_pending *q, struct ps_pending_item *out);

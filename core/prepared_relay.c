@@ -1,6 +1,7 @@
 /* Prepared statements on the relay path: renaming, preparing on demand, and answers we give ourselves. */
 #include "prepared_relay.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "client.h"
@@ -42,6 +43,7 @@ static bool push(struct server *s, enum ps_action action, struct ps_stmt *added)
 
 static void forget_item(struct server *s, const struct ps_pending_item *it, bool answered)
 {
+	free(it->payload);
 	if (!it->added)
 		return;
 	if (!answered)
@@ -391,13 +393,31 @@ bool ps_relay_server(struct server *s, const struct sbuf_msg *msg, enum sbuf_act
 			((uint8_t *)msg->data)[0] = '1';	/* same length: rewritten in place */
 		*act = SBUF_FORWARD;
 		return true;
-	case 'E':
+	case 'E': {
+		bool replaced = false;
+		if (ps_pending_peek(&s->ps_pending, &it) && it.action == PS_REPLACE_ERROR) {
+			/* our error goes out exactly where the server's would have */
+			if (!s->client || !sbuf_flush_pending(&s->sb)) {
+				if (s->client) {
+					*act = SBUF_RETRY;
+					return true;
+				}
+			} else {
+				sbuf_send(&s->client->sb, it.payload, it.payload_len);
+			}
+			replaced = true;
+		}
 		/* the failing request and everything up to the next Sync get no answer */
 		while (ps_pending_peek(&s->ps_pending, &it) && it.action != PS_MARK) {
 			ps_pending_pop(&s->ps_pending, &it);
 			forget_item(s, &it, false);
 		}
+		if (replaced) {
+			*act = SBUF_DROP;
+			return true;
+		}
 		return false;
+	}
 	case 'Z':
 		while (ps_pending_pop(&s->ps_pending, &it)) {
 			forget_item(s, &it, it.action == PS_MARK);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "client_policy.h"
 #include "config.h"
 #include "dns.h"
 #include "log.h"
@@ -538,6 +539,11 @@ static enum sbuf_action relay_msg(struct server *s, const struct sbuf_msg *msg)
 
 	if (ps_relay_server(s, msg, &act))
 		return act;
+	if (s->client && s->client->n_track) {
+		if (msg->type == 'C' && msg->avail < msg->len && msg->len < 64)
+			return SBUF_WAIT_FULL;
+		cpol_note_server_msg(s->client, msg);
+	}
 	switch (msg->type) {
 	case 'Z':
 		if (msg->avail < msg->len)
@@ -549,6 +555,8 @@ static enum sbuf_action relay_msg(struct server *s, const struct sbuf_msg *msg)
 			s->pending_ready--;
 		if (s->pending_ready > 0)
 			s->query_start = rt_now();	/* the next pipelined request is running now */
+		else if (s->client)
+			cpol_settle_tracks(s->client, s, s->txn_status);
 		if (s->pending_ready == 0 && s->client && s->txn_status != 'E' &&
 		    client_apply_resets(s->client, &s->params)) {
 			struct pktbuf b;
@@ -587,6 +595,7 @@ static void on_forwarded(struct sbuf *sb)
 	s->client = NULL;
 	sbuf_set_peer(&c->sb, NULL);
 	sbuf_set_peer(&s->sb, NULL);
+	client_transaction_ended(c);
 	server_release(s);
 }
 

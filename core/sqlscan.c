@@ -65,7 +65,8 @@ static void skip_quoted(struct lexer *lx, char q, bool backslash)
 	while (lx->pos < lx->len) {
 		char c = lx->s[lx->pos++];
 		if (backslash && c == '\\') {
-			lx->pos++;
+			if (lx->pos < lx->len)
+				lx->pos++;
 		} else if (c == q) {
 			if (lx->pos < lx->len && lx->s[lx->pos] == q)
 				lx->pos++;	/* doubled quote */
@@ -169,6 +170,22 @@ static bool is_advisory(const struct token *t)
 	       word_is(t, "pg_try_advisory_lock") || word_is(t, "pg_try_advisory_lock_shared");
 }
 
+/* A parameter name, a.b custom names included; leaves *t on the token after it. */
+static void read_name(struct lexer *lx, struct sql_stmt *st, struct token *t)
+{
+	copy_lower(st->name, sizeof(st->name), t->p, t->n);
+	*t = next_token(lx);
+	while (t->type == TOK_OTHER && t->n == 1 && *t->p == '.') {
+		struct token part = next_token(lx);
+		size_t used = strlen(st->name);
+		if (part.type != TOK_WORD || used + 1 + part.n >= sizeof(st->name))
+			break;
+		st->name[used] = '.';
+		copy_lower(st->name + used + 1, sizeof(st->name) - used - 1, part.p, part.n);
+		*t = next_token(lx);
+	}
+}
+
 /* SET ...: session or local, and the parameter name. */
 static void scan_set(struct lexer *lx, struct sql_stmt *st, struct token *t)
 {
@@ -177,8 +194,10 @@ static void scan_set(struct lexer *lx, struct sql_stmt *st, struct token *t)
 		return;	/* ends with the transaction */
 	if (word_is(t, "session")) {
 		*t = next_token(lx);
-		if (word_is(t, "characteristics"))
-			return;	/* SET SESSION CHARACTERISTICS AS TRANSACTION: session default */
+		if (word_is(t, "characteristics")) {
+			st->flags |= SQL_SETS_SESSION;	/* default_transaction_* for the session */
+			return;
+		}
 	}
 	st->flags |= SQL_SETS_SESSION;
 	if (word_is(t, "authorization")) {
@@ -187,22 +206,13 @@ static void scan_set(struct lexer *lx, struct sql_stmt *st, struct token *t)
 	}
 	if (word_is(t, "time")) {
 		copy_lower(st->name, sizeof(st->name), "timezone", 8);
-		*t = next_token(lx);	/* ZONE */
-	} else if (t->type == TOK_WORD) {
-		size_t n = t->n;
-		const char *p = t->p;
-		copy_lower(st->name, sizeof(st->name), p, n);
+		next_token(lx);	/* ZONE */
 		*t = next_token(lx);
-		/* a.b custom names */
-		while (t->type == TOK_OTHER && t->n == 1 && *t->p == '.') {
-			struct token part = next_token(lx);
-			size_t used = strlen(st->name);
-			if (part.type != TOK_WORD || used + 1 + part.n >= sizeof(st->name))
-				break;
-			st->name[used] = '.';
-			copy_lower(st->name + used + 1, sizeof(st->name) - used - 1, part.p, part.n);
-			*t = next_token(lx);
-		}
+		if (word_is(t, "default") || word_is(t, "local"))
+			st->flags |= SQL_RESETS;	/* SET TIME ZONE DEFAULT / LOCAL is RESET timezone */
+		return;
+	} else if (t->type == TOK_WORD) {
+		read_name(lx, st, t);
 		if (word_is(t, "to") || (t->type == TOK_OTHER && *t->p == '=')) {
 			*t = next_token(lx);
 			if (word_is(t, "default"))
@@ -219,6 +229,7 @@ bool sqlscan_next(const char *sql, size_t len, size_t *pos, struct sql_stmt *st)
 	struct token t;
 	bool in_create = false, temp = false, commit_drop = false, in_declare = false;
 	int seen_on = 0;
+	bool prev_with = false;
 
 	memset(st, 0, sizeof(*st));
 	t = next_token(&lx);
@@ -240,12 +251,13 @@ bool sqlscan_next(const char *sql, size_t len, size_t *pos, struct sql_stmt *st)
 		st->flags |= SQL_RESETS;
 		if (word_is(&t, "session")) {
 			copy_lower(st->name, sizeof(st->name), "session_authorization", 21);
+			t = next_token(&lx);
 		} else if (word_is(&t, "time")) {
 			copy_lower(st->name, sizeof(st->name), "timezone", 8);
+			t = next_token(&lx);
 		} else if (t.type == TOK_WORD) {
-			copy_lower(st->name, sizeof(st->name), t.p, t.n);
+			read_name(&lx, st, &t);
 		}
-		t = next_token(&lx);
 	} else if (word_is(&t, "discard")) {
 		t = next_token(&lx);
 		if (t.type == TOK_WORD)
@@ -296,7 +308,7 @@ bool sqlscan_next(const char *sql, size_t len, size_t *pos, struct sql_stmt *st)
 				st->flags |= SQL_ADVISORY_LOCK;
 			else if (word_is(&t, "set_config"))
 				st->flags |= SQL_SETS_SESSION;
-			else if (in_declare && word_is(&t, "hold"))
+			else if (in_declare && prev_with && word_is(&t, "hold"))
 				st->flags |= SQL_HOLD_CURSOR;
 			else if (in_declare && word_is(&t, "for"))
 				in_declare = false;	/* the query follows; WITH HOLD comes before FOR */
@@ -308,6 +320,7 @@ bool sqlscan_next(const char *sql, size_t len, size_t *pos, struct sql_stmt *st)
 				commit_drop = true;
 			else
 				seen_on = 0;
+			prev_with = word_is(&t, "with");	/* WITH HOLD, not WITHOUT HOLD */
 		}
 		t = next_token(&lx);
 	}

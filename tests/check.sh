@@ -58,24 +58,31 @@ run_unit() {
 }
 
 run_spec() {
-	local log=build/busted.log rc p f
+	local log=build/busted.log rc line p f
 	if ! find spec -name '*_spec.lua' 2>/dev/null | grep -q .; then
 		echo "spec: no spec/*_spec.lua yet, skipping busted"
 		summary+=("spec:        skipped (no specs)")
 		return
 	fi
 	mkdir -p build
-	timeout 300 busted --lua=luajit -o TAP >"$log" 2>&1
+	# plainTerminal: its summary line also counts files that failed to load (as errors)
+	timeout 300 busted --lua=luajit -o plainTerminal >"$log" 2>&1
 	rc=$?
-	p=$(grep -c '^ok ' "$log")
-	f=$(grep -c '^not ok ' "$log")
+	line=$(grep -E '^[0-9]+ success(es)? / [0-9]+ failures? / [0-9]+ errors? / [0-9]+ pending' "$log" | tail -n 1)
+	if [ -n "$line" ]; then
+		p=$(awk '{print $1}' <<<"$line")
+		f=$(awk '{print $4 + $7}' <<<"$line")
+	else
+		p=0
+		f=1
+	fi
 	if [ "$rc" != 0 ] && [ "$f" = 0 ]; then
 		f=1
-		echo "spec: busted exited with status $rc:"
-		tail -n 25 "$log" | sed 's/^/    /'
 	fi
 	if [ "$f" != 0 ]; then
-		grep -E -A6 '^not ok ' "$log" | head -n 60 | sed 's/^/    /'
+		echo "spec: busted exit status $rc; failures and errors:"
+		sed -n '/^\(Failure\|Error\) ->/,$p' "$log" | head -n 80 | sed 's/^/    /'
+		[ -z "$line" ] && tail -n 25 "$log" | sed 's/^/    /'
 	fi
 	echo "spec  busted: $p passed, $f failed (log $log)"
 	summary+=("spec:        $p passed, $f failed")

@@ -67,7 +67,7 @@ for w in ([[
   all and any array as asc at between by case cast check collate conflict cube cursor default
   delete desc distinct do else escape except exists fetch filter first following for foreign
   from group groups having if ilike in include inherits insert intersect into is join key last
-  lateral like limit materialized matched merge not null nulls of offset on only or order
+  lateral like limit materialized matched merge not null nulls of offset on only operator or order
   ordinality over partition preceding primary range recursive references returning returns rollup
   row rows select set sets similar some table tablespace then to union unique update using values
   when where window with within zone

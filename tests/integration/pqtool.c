@@ -76,8 +76,8 @@ static void print_conn_error(const char *msg)
 /* Log in with verbose errors so that a failed login still tells us the SQLSTATE. */
 static PGconn *connect_verbose(const char *connstr)
 {
-	const char *keys[] = {"dbname", NULL};
-	const char *vals[] = {connstr, NULL};
+	const char *keys[] = { "dbname", NULL };
+	const char *vals[] = { connstr, NULL };
 	PGconn *conn = PQconnectStartParams(keys, vals, 1);
 	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
 	double deadline = now_sec() + 30;
@@ -90,7 +90,8 @@ static PGconn *connect_verbose(const char *connstr)
 	if (PQstatus(conn) == CONNECTION_BAD)
 		goto bad;
 	while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
-		struct pollfd pfd = {.fd = PQsocket(conn), .events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT};
+		struct pollfd pfd = { .fd = PQsocket(conn),
+				      .events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT };
 		int left = (int)((deadline - now_sec()) * 1000);
 
 		if (left <= 0) {
@@ -135,7 +136,8 @@ static bool run_sql(PGconn *conn, const char *sql)
 	case PGRES_TUPLES_OK:
 		for (r = 0; r < PQntuples(res); r++) {
 			for (c = 0; c < PQnfields(res); c++)
-				printf("%s%s", c ? "\t" : "", PQgetisnull(res, r, c) ? "NULL" : PQgetvalue(res, r, c));
+				printf("%s%s", c ? "\t" : "",
+				       PQgetisnull(res, r, c) ? "NULL" : PQgetvalue(res, r, c));
 			printf("\n");
 		}
 		break;
@@ -183,7 +185,7 @@ static int cmd_connect(int argc, char **argv)
 static int cmd_backend_pid(int argc, char **argv)
 {
 	char *sql = "SELECT pg_backend_pid()";
-	char *args[] = {argv[0], sql};
+	char *args[] = { argv[0], sql };
 
 	if (argc != 1)
 		usage();
@@ -220,7 +222,7 @@ static int cmd_cancel(int argc, char **argv)
 	/* wait for the query to end, at most 15 s more */
 	deadline = now_sec() + 15;
 	while (!done) {
-		struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
+		struct pollfd pfd = { .fd = PQsocket(conn), .events = POLLIN };
 		int left = (int)((deadline - now_sec()) * 1000);
 
 		if (left <= 0) {
@@ -244,8 +246,8 @@ static int cmd_cancel(int argc, char **argv)
 		if (poll(&pfd, 1, left) < 0 && errno != EINTR)
 			break;
 		if (!PQconsumeInput(conn)) {
-			printf("ERROR ----- connection lost: %.*s\n", (int)strcspn(PQerrorMessage(conn), "\n"),
-			       PQerrorMessage(conn));
+			printf("ERROR ----- connection lost: %.*s\n",
+			       (int)strcspn(PQerrorMessage(conn), "\n"), PQerrorMessage(conn));
 			PQfinish(conn);
 			return 1;
 		}
@@ -264,8 +266,9 @@ static int cmd_params(int argc, char **argv)
 		usage();
 	conn = connect_verbose(argv[0]);
 	for (i = 1; i < argc; i++) {
-		const char *values[1] = {argv[i]};
-		PGresult *res = PQexecParams(conn, "SELECT current_setting($1)", 1, NULL, values, NULL, NULL, 0);
+		const char *values[1] = { argv[i] };
+		PGresult *res =
+			PQexecParams(conn, "SELECT current_setting($1)", 1, NULL, values, NULL, NULL, 0);
 		const char *status = PQparameterStatus(conn, argv[i]);
 
 		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -297,7 +300,7 @@ static int cmd_hold(int argc, char **argv)
 	fflush(stdout);
 	deadline = now_sec() + atof(argv[1]);
 	for (;;) {
-		struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
+		struct pollfd pfd = { .fd = PQsocket(conn), .events = POLLIN };
 		int left = (int)((deadline - now_sec()) * 1000);
 
 		if (left <= 0)
@@ -306,7 +309,8 @@ static int cmd_hold(int argc, char **argv)
 			char buf[1];
 
 			/* readable: either a message (ParameterStatus, notice) or EOF */
-			if (!PQconsumeInput(conn) || recv(PQsocket(conn), buf, 1, MSG_PEEK | MSG_DONTWAIT) == 0) {
+			if (!PQconsumeInput(conn) ||
+			    recv(PQsocket(conn), buf, 1, MSG_PEEK | MSG_DONTWAIT) == 0) {
 				printf("closed\n");
 				PQfinish(conn);
 				return 0;
@@ -375,8 +379,8 @@ static int describe_reply(const uint8_t *r, size_t n, bool closed, bool complete
 
 	while (pos + 5 <= n) {
 		uint8_t type = r[pos];
-		uint32_t len = (uint32_t)r[pos + 1] << 24 | (uint32_t)r[pos + 2] << 16 | (uint32_t)r[pos + 3] << 8 |
-			       r[pos + 4];
+		uint32_t len = (uint32_t)r[pos + 1] << 24 | (uint32_t)r[pos + 2] << 16 |
+			       (uint32_t)r[pos + 3] << 8 | r[pos + 4];
 
 		if (len < 4 || pos + 1 + len > n)
 			break;
@@ -397,7 +401,8 @@ static int describe_reply(const uint8_t *r, size_t n, bool closed, bool complete
 			}
 			printf("%s %s %s\n", type == 'E' ? "ERROR" : "NOTICE", state, msg);
 		} else if (type == 'R' && len >= 8) {
-			printf("AUTH %u\n", (unsigned)(r[pos + 5] << 24 | r[pos + 6] << 16 | r[pos + 7] << 8 | r[pos + 8]));
+			printf("AUTH %u\n", (unsigned)(r[pos + 5] << 24 | r[pos + 6] << 16 | r[pos + 7] << 8 |
+						       r[pos + 8]));
 		} else {
 			printf("MSG %c %u\n", isprint(type) ? type : '?', (unsigned)len);
 		}
@@ -422,8 +427,8 @@ static bool reply_complete(const uint8_t *r, size_t n, bool one_byte_answer)
 	if (one_byte_answer && n >= 1)
 		return true;
 	while (pos + 5 <= n) {
-		uint32_t len = (uint32_t)r[pos + 1] << 24 | (uint32_t)r[pos + 2] << 16 | (uint32_t)r[pos + 3] << 8 |
-			       r[pos + 4];
+		uint32_t len = (uint32_t)r[pos + 1] << 24 | (uint32_t)r[pos + 2] << 16 |
+			       (uint32_t)r[pos + 3] << 8 | r[pos + 4];
 
 		if (len < 4 || pos + 1 + len > n)
 			return false;
@@ -438,7 +443,7 @@ static bool reply_complete(const uint8_t *r, size_t n, bool one_byte_answer)
 
 static int cmd_raw(int argc, char **argv)
 {
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai;
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *ai;
 	uint8_t *out = NULL, reply[65536];
 	size_t out_len = 0, got = 0, sent = 0;
 	double deadline;
@@ -472,7 +477,7 @@ static int cmd_raw(int argc, char **argv)
 			  (out[7] == 0x2f || out[7] == 0x30);
 	deadline = now_sec() + 5;
 	while (got < sizeof(reply) && !reply_complete(reply, got, one_byte_answer)) {
-		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
 		int left = (int)((deadline - now_sec()) * 1000);
 		ssize_t r;
 
@@ -487,7 +492,7 @@ static int cmd_raw(int argc, char **argv)
 	}
 	if (!closed && reply_complete(reply, got, one_byte_answer)) {
 		/* complete; did the peer also close? give it a moment */
-		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
 
 		if (poll(&pfd, 1, 200) > 0 && recv(fd, reply + got, sizeof(reply) - got, MSG_PEEK) == 0)
 			closed = true;

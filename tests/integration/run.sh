@@ -44,6 +44,7 @@ cleanup() {
 			if mb_alive "$pid" && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$rest"; then
 				echo "# killing leftover process $pid ($rest)"
 				kill -KILL "$pid" 2>/dev/null
+				mb_wait_exit "$pid" 5
 			fi
 		done <"$MB_IT_ROOT/pids"
 	fi

@@ -53,6 +53,14 @@ mb_is "$rc" 0 "--check with an unknown key exits 0 (a warning)"
 mb_like "$out" 'no_such_setting' "--check warns about the unknown key"
 mb_unset no_such_setting
 
+# --- the shipped example config is valid (its auth_file path pointed at the shipped userlist.txt)
+sed "s#^auth_file = .*#auth_file = $T_DIR/example-userlist.txt#" "$MB_REPO/examples/pgbouncer.ini" >"$T_DIR/example.ini"
+cp "$MB_REPO/examples/userlist.txt" "$T_DIR/example-userlist.txt"
+mb_chown_pg "$T_DIR/example.ini" "$T_DIR/example-userlist.txt"
+out=$(run_pg --check "$T_DIR/example.ini")
+rc=$?
+mb_is "$rc" 0 "--check accepts examples/pgbouncer.ini with examples/userlist.txt ($(tail -n1 <<<"$out"))"
+
 # --- pidfile in the foreground
 mb_start_or_bail
 mb_is "$(cat "$MB_PIDFILE" 2>/dev/null)" "$MB_PID" "pidfile holds the PID"

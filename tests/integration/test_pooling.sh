@@ -6,12 +6,15 @@ mb_test_init pooling
 
 mb_pgdb mb_db
 mb_pgdb mb_db1 "pool_size=1"
+mb_db mb_db_unix "host=$MB_PG_SOCKDIR port=$MB_PG_PORT dbname=$MB_DB"
 mb_user "$MB_SCRAM_USER" "$MB_SCRAM_PASS"
 mb_set auth_type scram-sha-256
 mb_start_or_bail
 
 c=$(mb_connstr "$MB_SCRAM_USER" "$MB_SCRAM_PASS" mb_db)
 c1=$(mb_connstr "$MB_SCRAM_USER" "$MB_SCRAM_PASS" mb_db1)
+
+t_start=$(pg_super_psql -d postgres -c "SELECT now()")
 
 # --- server reuse
 p1=$(pqt backend-pid "$c" 2>&1)
@@ -23,7 +26,8 @@ q2=$(pqt backend-pid "$c1" 2>&1)
 q3=$(pqt backend-pid "$c1" 2>&1)
 mb_like "$q1" '^[0-9]+$' "pool_size=1: first client gets a server"
 mb_is "$q2 $q3" "$q1 $q1" "pool_size=1: next clients get the same server"
-n=$(pg_super_psql -d postgres -c "SELECT count(*) FROM pg_stat_activity WHERE usename = '$MB_SCRAM_USER'")
+n=$(pg_super_psql -d postgres -c "SELECT count(*) FROM pg_stat_activity
+	WHERE usename = '$MB_SCRAM_USER' AND backend_start >= '$t_start'")
 mb_is "$n" 2 "PostgreSQL sees one server connection per pool"
 
 # --- server_reset_query: session state of one client is gone for the next
@@ -53,5 +57,13 @@ mb_is "$(cut -f1,2 <<<"$d")" $'application_name\t\nDateStyle\tISO, MDY\nsearch_p
 	"a client without parameters sees the server defaults"
 pid=$(pqt backend-pid "$c1" 2>&1)
 mb_is "$pid" "$q1" "all of this ran on one pooled server (pool_size=1)"
+
+# --- unix sockets: client to pooler, and pooler to PostgreSQL
+out=$(pqt query "host=$T_DIR port=$MB_PORT user=$MB_SCRAM_USER password=$MB_SCRAM_PASS dbname=mb_db" \
+	"SELECT 'via unix socket'" 2>&1)
+mb_is "$out" "via unix socket" "a client connects through the pooler's unix socket in unix_socket_dir"
+out=$(pqt query "$(mb_connstr "$MB_SCRAM_USER" "$MB_SCRAM_PASS" mb_db_unix)" \
+	"SELECT coalesce(inet_client_addr()::text, 'local')" 2>&1)
+mb_is "$out" local "a db entry with host=/socket/dir reaches PostgreSQL over its unix socket"
 
 mb_test_done

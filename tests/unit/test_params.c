@@ -257,7 +257,8 @@ static void test_apply(void)
 	must_set(&have, "is_superuser", "off", true);	/* announced, not a login default: not ours */
 	must_set(&have, "bad name", "x", false);	/* never put into SQL */
 	UNIT_CHECK(params_build_apply(&want, &have, &defs, &out), "apply: left-behind values: true");
-	check_query(&out, "RESET DateStyle;RESET work_mem;", "apply: RESET what differs from login, nothing else");
+	check_query(&out, "RESET DateStyle;RESET work_mem;",
+		    "apply: RESET what differs from login, nothing else");
 	pktbuf_reset(&out);
 
 	/* the same with a wanted value: SELECT first, then RESETs; a wanted name is never RESET */
@@ -306,7 +307,8 @@ static void test_options(void)
 	char err[256];
 
 	UNIT_CHECK(parse(&s, "-c a=b", err, sizeof(err)), "options: -c a=b");
-	UNIT_CHECK(s.n == 1 && params_get(&s, "a") && strcmp(params_get(&s, "a"), "b") == 0, "options: a = b");
+	UNIT_EQ_INT(s.n, 1, "options: -c a=b: one entry");
+	UNIT_EQ_STR(params_get(&s, "a"), "b", "options: -c a=b gives a = b");
 
 	UNIT_CHECK(parse(&s, "-ca=b", err, sizeof(err)), "options: -ca=b");
 	UNIT_EQ_STR(params_get(&s, "a"), "b", "options: -ca=b gives a = b");
@@ -327,7 +329,8 @@ static void test_options(void)
 	UNIT_CHECK(parse(&s, "-c search_path=a\\ b", err, sizeof(err)), "options: escaped space");
 	UNIT_EQ_STR(params_get(&s, "search_path"), "a b", "options: backslash-space is a space in the value");
 
-	UNIT_CHECK(parse(&s, "-cx=a\\ b --y=c\\ d", err, sizeof(err)), "options: escaped spaces in -cx= and --y=");
+	UNIT_CHECK(parse(&s, "-cx=a\\ b --y=c\\ d", err, sizeof(err)),
+		   "options: escaped spaces in -cx= and --y=");
 	UNIT_EQ_STR(params_get(&s, "x"), "a b", "options: -cx=a\\ b gives 'a b'");
 	UNIT_EQ_STR(params_get(&s, "y"), "c d", "options: --y=c\\ d gives 'c d'");
 
@@ -372,8 +375,10 @@ static void test_options(void)
 		char small[8];
 		memset(small, 'Z', sizeof(small));
 		params_clear(&s);
-		UNIT_CHECK(!params_parse_options(&s, "verbose", small, sizeof(small)), "options: small err buffer");
-		UNIT_CHECK(memchr(small, 0, sizeof(small)) != NULL, "options: small err buffer is terminated");
+		UNIT_CHECK(!params_parse_options(&s, "verbose", small, sizeof(small)),
+			   "options: small err buffer");
+		UNIT_CHECK(memchr(small, 0, sizeof(small)) != NULL,
+			   "options: small err buffer is terminated");
 	}
 
 	/* a value longer than the word buffer is refused, not overflowed */

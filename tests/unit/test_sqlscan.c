@@ -1,4 +1,4 @@
-/* Unit tests for core/sqlscan.c: statement kinds, session-state flags and names, all input against guard pages. */
+/* Unit tests for core/sqlscan.c: statement kinds, session-state flags and names, input at guard pages. */
 #include "unit.h"
 
 #include "sqlscan.h"
@@ -65,11 +65,12 @@ static const struct one_case one_cases[] = {
 	{ "RESET TIME ZONE", "reset", R, "timezone" },
 	{ "RESET TimeZone", "reset", R, "timezone" },
 	{ "RESET myapp.user_id", "reset", R, "myapp.user_id" },
-	/* DISCARD: only ALL resets parameters */
+	/* DISCARD: only ALL resets parameters; the others still change the session */
 	{ "DISCARD ALL", "discard", R, "all" },
 	{ "discard all", "discard", R, "all" },
-	{ "DISCARD TEMP", "discard", 0, "" },
-	{ "DISCARD PLANS", "discard", 0, "" },
+	{ "DISCARD TEMP", "discard", TMP, "temp" },
+	{ "DISCARD PLANS", "discard", TMP, "plans" },
+	{ "discard Sequences", "discard", TMP, "sequences" },
 	/* LISTEN / UNLISTEN / NOTIFY */
 	{ "LISTEN chan", "listen", LSN, "" },
 	{ "listen \"Chan\"", "listen", LSN, "" },
@@ -83,9 +84,10 @@ static const struct one_case one_cases[] = {
 	{ "PREPARE TRANSACTION 'tx1'", "prepare", 0, "" },
 	{ "COMMIT PREPARED 'tx1'", "commit", 0, "" },
 	{ "EXECUTE q(1)", "execute", 0, "" },
-	{ "DEALLOCATE q", "deallocate", DEA, "" },
-	{ "DEALLOCATE PREPARE q", "deallocate", DEA, "" },
-	{ "deallocate all", "deallocate", DEA, "" },
+	{ "DEALLOCATE q", "deallocate", DEA, "q" },
+	{ "DEALLOCATE PREPARE Q1", "deallocate", DEA, "q1" },
+	{ "deallocate all", "deallocate", DEA, "all" },
+	{ "DEALLOCATE PREPARE ALL", "deallocate", DEA, "all" },
 	/* cursors */
 	{ "DECLARE c CURSOR WITH HOLD FOR SELECT 1", "declare", HLD, "" },
 	{ "declare c binary no scroll cursor with hold for select * from t", "declare", HLD, "" },
@@ -256,8 +258,8 @@ static bool prefixes_ok(const char *sql, char *why, size_t whylen)
 			(void)sqlscan_flags(p, k);
 		unit_guard_free(p);
 		if (!ok) {
-			snprintf(why, whylen, "prefix of %zu bytes: position %zu after %zu statements", k, pos,
-				 calls);
+			snprintf(why, whylen, "prefix of %zu bytes: position %zu after %zu statements", k,
+				 pos, calls);
 			return false;
 		}
 	}
@@ -325,7 +327,8 @@ static void test_truncated(void)
 	p = unit_guard_copy("SELECT 'abc; LISTEN x'; LISTEN y", 17);
 	pos = 0;
 	got = sqlscan_next(p, 17, &pos, &st);
-	UNIT_CHECK(got && strcmp(st.kind, "select") == 0 && st.flags == 0, "cut inside a string: select, no flags");
+	UNIT_CHECK(got && strcmp(st.kind, "select") == 0 && st.flags == 0,
+		   "cut inside a string: select, no flags");
 	UNIT_CHECK(!sqlscan_next(p, 17, &pos, &st), "cut inside a string: one statement");
 	unit_guard_free(p);
 
@@ -384,8 +387,17 @@ static const struct multi_case multi_cases[] = {
 	  { 0, 0, ADV, 0 },
 	  { NULL } },
 	{ "SELECT 1 /* ; */; CREATE TEMP TABLE t(a int); ", 2, { "select", "create" }, { 0, TMP }, { NULL } },
-	{ "SELECT 1 -- ; LISTEN x\n; PREPARE p AS SELECT 1", 2, { "select", "prepare" }, { 0, PRE }, { NULL } },
-	{ "select $$;$$; deallocate p;", 2, { "select", "deallocate" }, { 0, DEA }, { NULL } },
+	{ "SELECT 1 -- ; LISTEN x\n; PREPARE p AS SELECT 1",
+	  2,
+	  { "select", "prepare" },
+	  { 0, PRE },
+	  { NULL } },
+	{ "select $$;$$; deallocate p;", 2, { "select", "deallocate" }, { 0, DEA }, { "", "p" } },
+	{ "DISCARD PLANS; DEALLOCATE ALL; DISCARD ALL",
+	  3,
+	  { "discard", "deallocate", "discard" },
+	  { TMP, DEA, R },
+	  { "plans", "all", "all" } },
 	{ "set x.y to default;load 'a';select set_config('a','b',false)",
 	  3,
 	  { "set", "load", "select" },
@@ -436,7 +448,9 @@ static void test_multi(const struct multi_case *c)
 
 static void test_nothing(void)
 {
-	static const char *empty[] = { "", "   \n\t", "/* only a comment */", "-- x\n-- y", "/* a /* b */ */ " };
+	static const char *empty[] = {
+		"", "   \n\t", "/* only a comment */", "-- x\n-- y", "/* a /* b */ */ ",
+	};
 	struct sql_stmt st;
 
 	for (size_t i = 0; i < sizeof(empty) / sizeof(empty[0]); i++) {

@@ -25,8 +25,8 @@
 
 struct unit_guard {
 	struct unit_guard *next;
-	const void *ptr;	/* what the test got */
-	void *base;		/* the whole mapping, guard page included */
+	const void *ptr; /* what the test got */
+	void *base;	 /* the whole mapping, guard page included */
 	size_t size;
 };
 
@@ -66,7 +66,8 @@ static inline bool unit_record(bool cond, const char *name, const char *file, in
 	return cond;
 }
 
-static inline bool unit_eq_int(long long got, long long expected, const char *name, const char *file, int line)
+static inline bool unit_eq_int(long long got, long long expected, const char *name, const char *file,
+			       int line)
 {
 	bool ok = got == expected;
 

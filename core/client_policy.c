@@ -1,0 +1,530 @@
+/* Policy hooks on the client path: what Lua sees of a client and statement, and decisions turned into actions. */
+#include "client_policy.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "log.h"
+#include "pool.h"
+#include "prepared.h"
+#include "proto.h"
+#include "runtime.h"
+#include "server.h"
+#include "sqlscan.h"
+#include "tenant.h"
+
+#define MAX_KINDS 32
+/* Function OIDs of the session-level advisory lock functions (stable built-ins). */
+static const unsigned ADVISORY_OIDS[] = { 2880, 2881, 2882, 2883, 2886, 2887, 2888, 2889 };
+
+static void fill_view(const struct client *c, struct policy_client *v, char *addr, size_t addrlen)
+{
+	memset(v, 0, sizeof(*v));
+	v->id = c->id;
+	v->user = c->user;
+	v->database = c->database;
+	v->application_name = params_get(&c->params, "application_name");
+	addr[0] = 0;
+	if (c->is_unix) {
+		snprintf(addr, addrlen, "unix");
+	} else if (c->addr.ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)&c->addr;
+		inet_ntop(AF_INET, &in->sin_addr, addr, (socklen_t)addrlen);
+		v->port = ntohs(in->sin_port);
+	} else if (c->addr.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&c->addr;
+		inet_ntop(AF_INET6, &in6->sin6_addr, addr, (socklen_t)addrlen);
+		v->port = ntohs(in6->sin6_port);
+	}
+	v->addr = addr;
+	v->tls = false;
+	v->params = &c->params;
+	v->in_transaction = c->server && c->server->txn_status != 'I';
+	v->tenant = c->tenant ? c->tenant->key : NULL;
+	v->pool_mode = config_pool_mode_name(c->pool_mode);
+}
+
+/* A failed hook: logged, counted by the engine; closed (default) rejects, open passes. */
+static bool failure_rejects(const struct client *c, const char *hook, enum policy_result r,
+			    const struct policy_decision *d)
+{
+	const char *what = r == POLICY_TIMEOUT ? "timed out" : r == POLICY_MEMORY ? "ran out of memory" : "failed";
+	bool open = rt.cfg->policy_failure && strcmp(rt.cfg->policy_failure, "open") == 0;
+	log_warning("C-%llu: policy %s %s: %s (%s)", c->id, hook, what, d->error[0] ? d->error : "no detail",
+		    open ? "policy_failure=open: passing" : "rejecting");
+	return !open;
+}
+
+static void set_reject(struct client *c, const char *sqlstate, const char *message)
+{
+	pktbuf_reset(&c->reject_msg);
+	pkt_error(&c->reject_msg, "ERROR", sqlstate, "%s", message);
+}
+
+bool cpol_connect(struct client *c, struct connect_choice *choice)
+{
+	struct policy_client v;
+	struct policy_decision d;
+	enum policy_result r;
+	char addr[64];
+
+	if (!policy_wants_connect())
+		return true;
+	memset(&d, 0, sizeof(d));
+	fill_view(c, &v, addr, sizeof(addr));
+	r = policy_on_connect(&v, &d);
+	if (r == POLICY_ERROR || r == POLICY_TIMEOUT || r == POLICY_MEMORY) {
+		bool reject = failure_rejects(c, "on_connect", r, &d);
+		policy_decision_clear(&d);
+		if (reject) {
+			client_fatal(c, "42501", "connection rejected: the connection policy failed");
+			return false;
+		}
+		return true;
+	}
+	if (r != POLICY_DECIDED)
+		return true;
+	if (d.reject) {
+		client_fatal(c, d.sqlstate[0] ? d.sqlstate : "42501", "%s",
+			     d.message ? d.message : "connection rejected by policy");
+		policy_decision_clear(&d);
+		return false;
+	}
+	if (d.route) {
+		const struct db_entry *db = config_find_db(rt.cfg, d.route);
+		if (!db || strcmp(db->name, "*") == 0) {
+			log_warning("C-%llu: policy routed to unknown database entry \"%s\"", c->id, d.route);
+			client_fatal(c, "3D000", "no such database entry: %s", d.route);
+			policy_decision_clear(&d);
+			return false;
+		}
+		free(c->route_name);
+		c->route_name = d.route;
+		d.route = NULL;
+		choice->db = db;
+		choice->db_name = c->route_name;
+	}
+	if (d.user) {
+		free(c->server_user);
+		c->server_user = d.user;
+		d.user = NULL;
+		choice->server_user = c->server_user;
+	}
+	if (d.pool_mode != POOL_MODE_UNSET)
+		choice->pool_mode = d.pool_mode;
+	if (d.tenant) {
+		struct tenant *t = tenant_get(d.tenant);
+		if (!t) {
+			policy_decision_clear(&d);
+			client_fatal(c, "53200", "out of memory");
+			return false;
+		}
+		if (!tenant_add_client(t)) {
+			client_fatal(c, "53300", "too many connections for tenant \"%s\" (max_clients)", t->key);
+			policy_decision_clear(&d);
+			return false;
+		}
+		c->tenant = t;
+	}
+	policy_decision_clear(&d);
+	return true;
+}
+
+/* The statement a message carries, as the hooks see it. */
+struct msg_text {
+	const char *sql;
+	size_t len;
+	const char *name;
+	const char *protocol;
+	bool complete;
+	char name_buf[64];
+};
+
+static bool message_text(const struct client *c, const struct sbuf_msg *msg, struct msg_text *t)
+{
+	const uint8_t *body = msg->data + 5, *end = msg->data + msg->avail, *nul;
+
+	memset(t, 0, sizeof(*t));
+	t->complete = msg->avail >= msg->len;
+	switch (msg->type) {
+	case 'Q':
+		t->protocol = "simple";
+		t->sql = (const char *)body;
+		nul = memchr(body, 0, (size_t)(end - body));
+		t->len = nul ? (size_t)(nul - body) : (size_t)(end - body);
+		return true;
+	case 'P':
+		t->protocol = "extended";
+		nul = memchr(body, 0, (size_t)(end - body));
+		if (!nul)
+			return false;
+		if (nul > body) {
+			snprintf(t->name_buf, sizeof(t->name_buf), "%.*s", (int)(nul - body), (const char *)body);
+			t->name = t->name_buf;
+		}
+		t->sql = (const char *)nul + 1;
+		nul = memchr(t->sql, 0, (size_t)(end - (const uint8_t *)t->sql));
+		t->len = nul ? (size_t)(nul - (const uint8_t *)t->sql) : (size_t)(end - (const uint8_t *)t->sql);
+		return true;
+	case 'B': {
+		/* a named statement's prepared text */
+		const uint8_t *stmt;
+		struct ps_stmt *st;
+		t->protocol = "extended";
+		nul = memchr(body, 0, (size_t)(end - body));
+		if (!nul)
+			return false;
+		stmt = nul + 1;
+		nul = stmt < end ? memchr(stmt, 0, (size_t)(end - stmt)) : NULL;
+		if (!nul || nul == stmt)
+			return false;
+		snprintf(t->name_buf, sizeof(t->name_buf), "%.*s", (int)(nul - stmt), (const char *)stmt);
+		t->name = t->name_buf;
+		st = ps_client_find(&c->ps, t->name);
+		if (!st)
+			return false;
+		t->sql = (const char *)st->body;
+		t->len = strnlen(t->sql, st->body_len);
+		t->complete = true;
+		return true;
+	}
+	case 'F':
+		t->protocol = "function";
+		t->sql = "";
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Kinds of every statement in the text (plus "advisory_lock"), from the core's keyword scan. */
+static int scan_kinds(const struct sbuf_msg *msg, const struct msg_text *t, char kinds[][SQL_KIND_MAX],
+		      const char **ptrs)
+{
+	struct sql_stmt st;
+	size_t pos = 0;
+	int n = 0;
+	bool advisory = false;
+
+	if (msg->type == 'F') {
+		struct pkt_reader r;
+		unsigned oid;
+		pkt_reader_init(&r, msg->data + 5, msg->avail - 5);
+		oid = pkt_get_u32(&r);
+		snprintf(kinds[n], SQL_KIND_MAX, "function");
+		ptrs[n] = kinds[n];
+		n++;
+		for (size_t i = 0; i < sizeof(ADVISORY_OIDS) / sizeof(ADVISORY_OIDS[0]); i++)
+			advisory = advisory || oid == ADVISORY_OIDS[i];
+	}
+	while (n < MAX_KINDS - 1 && t->sql && sqlscan_next(t->sql, t->len, &pos, &st)) {
+		if (!st.kind[0])
+			continue;
+		memcpy(kinds[n], st.kind, SQL_KIND_MAX);
+		ptrs[n] = kinds[n];
+		n++;
+		advisory = advisory || (st.flags & SQL_ADVISORY_LOCK);
+	}
+	if (advisory) {
+		snprintf(kinds[n], SQL_KIND_MAX, "advisory_lock");
+		ptrs[n] = kinds[n];
+		n++;
+	}
+	if (n == 0) {
+		kinds[0][0] = 0;
+		ptrs[0] = kinds[0];
+		n = 1;
+	}
+	return n;
+}
+
+static void fill_query(const struct sbuf_msg *msg, const struct msg_text *t, struct policy_query *q,
+		       char kinds[][SQL_KIND_MAX], const char **ptrs)
+{
+	memset(q, 0, sizeof(*q));
+	q->n_kinds = scan_kinds(msg, t, kinds, ptrs);
+	q->kinds = ptrs;
+	q->kind = ptrs[0];
+	q->protocol = t->protocol;
+	q->name = t->name;
+	q->sql = t->sql;
+	q->sql_len = t->len;
+	q->truncated = !t->complete;
+}
+
+/* The message with the rewritten text, built into c->replacement. */
+static bool build_rewrite(struct client *c, const struct sbuf_msg *msg, const struct msg_text *t,
+			  const char *sql, size_t len)
+{
+	struct pktbuf *b = &c->replacement;
+
+	pktbuf_reset(b);
+	pkt_begin(b, msg->type);
+	if (msg->type == 'P') {
+		const uint8_t *after = (const uint8_t *)t->sql + t->len + 1;	/* int16 n + types */
+		pkt_put_string(b, t->name ? t->name : "");
+		pkt_put_bytes(b, sql, len);
+		pkt_put_u8(b, 0);
+		pkt_put_bytes(b, after, (size_t)(msg->data + msg->len - after));
+	} else {
+		pkt_put_bytes(b, sql, len);
+		pkt_put_u8(b, 0);
+	}
+	pkt_end(b);
+	return !b->failed;
+}
+
+static void keep_tracks(struct client *c, struct policy_decision *d)
+{
+	for (int i = 0; i < d->n_track; i++) {
+		struct policy_track *tr;
+		if (c->n_track == c->cap_track) {
+			int cap = c->cap_track ? c->cap_track * 2 : 4;
+			struct policy_track *a = realloc(c->track, (size_t)cap * sizeof(*a));
+			if (!a) {
+				log_warning("C-%llu: out of memory keeping tracked settings", c->id);
+				return;
+			}
+			c->track = a;
+			c->cap_track = cap;
+		}
+		tr = &c->track[c->n_track++];
+		*tr = d->track[i];
+		d->track[i].name = d->track[i].value = NULL;	/* moved */
+	}
+	c->msg_tracked = d->n_track > 0;
+}
+
+void cpol_query(struct client *c, const struct sbuf_msg *msg)
+{
+	char kinds[MAX_KINDS][SQL_KIND_MAX];
+	const char *ptrs[MAX_KINDS];
+	struct policy_client v;
+	struct policy_query q;
+	struct policy_decision d;
+	struct msg_text t;
+	enum policy_result r;
+	char addr[64];
+
+	c->msg_tracked = false;
+	if (!policy_active() || (msg->type != 'Q' && msg->type != 'P' && msg->type != 'F'))
+		return;
+	if (!message_text(c, msg, &t))
+		return;
+	fill_query(msg, &t, &q, kinds, ptrs);
+	if (!policy_wants_query(q.kinds, q.n_kinds))
+		return;
+	memset(&d, 0, sizeof(d));
+	fill_view(c, &v, addr, sizeof(addr));
+	r = policy_on_query(&v, &q, &d);
+	if (r == POLICY_ERROR || r == POLICY_TIMEOUT || r == POLICY_MEMORY) {
+		if (failure_rejects(c, "on_query", r, &d))
+			set_reject(c, "0A000", "statement rejected: the query policy failed");
+	} else if (r == POLICY_DECIDED) {
+		if (d.reject) {
+			set_reject(c, d.sqlstate[0] ? d.sqlstate : "0A000", d.message ? d.message : "rejected by policy");
+		} else if (d.rewrite) {
+			if (q.truncated) {
+				log_warning("C-%llu: policy rewrite of a truncated statement refused", c->id);
+				set_reject(c, "0A000", "statement rejected: a policy rewrote a statement longer than "
+						       "policy_max_query_length");
+			} else if (!build_rewrite(c, msg, &t, d.rewrite, d.rewrite_len)) {
+				set_reject(c, "53200", "out of memory rewriting the statement");
+			}
+		}
+		if (!d.reject && d.n_track)
+			keep_tracks(c, &d);
+	}
+	policy_decision_clear(&d);
+}
+
+void cpol_begin(struct client *c, const struct sbuf_msg *msg)
+{
+	char kinds[MAX_KINDS][SQL_KIND_MAX];
+	const char *ptrs[MAX_KINDS];
+	struct policy_client v;
+	struct policy_query q;
+	struct policy_decision d;
+	struct msg_text t;
+	enum policy_result r;
+	char addr[64];
+
+	if (!policy_wants_begin())
+		return;
+	if (!message_text(c, msg, &t)) {
+		memset(&t, 0, sizeof(t));
+		t.protocol = "extended";
+		t.complete = true;
+	}
+	fill_query(msg, &t, &q, kinds, ptrs);
+	memset(&d, 0, sizeof(d));
+	fill_view(c, &v, addr, sizeof(addr));
+	r = policy_on_transaction_begin(&v, &q, &d);
+	if (r == POLICY_ERROR || r == POLICY_TIMEOUT || r == POLICY_MEMORY) {
+		if (failure_rejects(c, "on_transaction_begin", r, &d))
+			set_reject(c, "0A000", "transaction rejected: the transaction policy failed");
+	} else if (r == POLICY_DECIDED) {
+		if (d.reject) {
+			set_reject(c, d.sqlstate[0] ? d.sqlstate : "0A000", d.message ? d.message : "rejected by policy");
+		} else if (d.route) {
+			const struct db_entry *db = config_find_db(rt.cfg, d.route);
+			if (!db || strcmp(db->name, "*") == 0) {
+				log_warning("C-%llu: policy routed to unknown database entry \"%s\"", c->id, d.route);
+				set_reject(c, "3D000", "transaction routed to an unknown database entry");
+			} else {
+				const char *user = c->pool->user_name;
+				c->txn_pool = pool_get(d.route, db, user);
+				if (!c->txn_pool)
+					set_reject(c, "53200", "out of memory");
+			}
+		}
+	}
+	policy_decision_clear(&d);
+}
+
+void cpol_disconnect(struct client *c)
+{
+	struct policy_client v;
+	char addr[64];
+
+	if (!policy_wants_disconnect())
+		return;
+	fill_view(c, &v, addr, sizeof(addr));
+	policy_on_disconnect(&v);
+}
+
+enum sbuf_action cpol_reject(struct client *c, const struct sbuf_msg *msg)
+{
+	struct server *s = c->server;
+	struct pktbuf b;
+	void *payload;
+	uint32_t len = (uint32_t)c->reject_msg.len;
+
+	if (!s || s->phase != PHASE_RELAY) {
+		/* no server: answer as PostgreSQL would, the session stays usable */
+		sbuf_send(&c->sb, c->reject_msg.data, c->reject_msg.len);
+		pktbuf_reset(&c->reject_msg);
+		if (msg->type == 'P') {
+			c->skip_to_sync = true;
+		} else {
+			uint8_t z[6] = { 'Z', 0, 0, 0, 5, 'I' };
+			sbuf_send(&c->sb, z, sizeof(z));
+		}
+		return SBUF_DROP;
+	}
+	/*
+	 * In a transaction the server must fail for real, so that a later COMMIT
+	 * reports ROLLBACK: it gets a request bound to fail, and its error is
+	 * replaced by ours on the way back.
+	 */
+	if (!sbuf_flush_pending(&c->sb))
+		return SBUF_RETRY;
+	payload = malloc(len);
+	if (!payload) {
+		client_fatal(c, "53200", "out of memory");
+		return SBUF_CLOSED;
+	}
+	memcpy(payload, c->reject_msg.data, len);
+	pktbuf_reset(&c->reject_msg);
+	pktbuf_init(&b);
+	if (msg->type == 'P') {
+		pkt_begin(&b, 'E');
+		pkt_put_string(&b, "MB_rejected_no_such_portal");
+		pkt_put_u32(&b, 0);
+		pkt_end(&b);
+		c->skip_to_sync = true;
+	} else {
+		pkt_query(&b, "MB_REJECTED_BY_POLICY");	/* a syntax error: the transaction aborts */
+	}
+	if (b.failed || !ps_pending_push_error(&s->ps_pending, payload, len) ||
+	    (msg->type != 'P' && !ps_pending_push(&s->ps_pending, PS_MARK, NULL))) {
+		pktbuf_free(&b);
+		client_fatal(c, "53200", "out of memory");
+		return SBUF_CLOSED;
+	}
+	sbuf_send_pkt(&s->sb, &b);
+	pktbuf_free(&b);
+	if (msg->type != 'P')
+		client_request_sent(s);
+	return SBUF_DROP;
+}
+
+static void clear_tracks(struct client *c)
+{
+	for (int i = 0; i < c->n_track; i++) {
+		free(c->track[i].name);
+		free(c->track[i].value);
+	}
+	c->n_track = 0;
+	c->track_failed = false;
+}
+
+void cpol_note_server_msg(struct client *c, const struct sbuf_msg *msg)
+{
+	if (!c->n_track)
+		return;
+	if (msg->type == 'E')
+		c->track_failed = true;
+	else if (msg->type == 'C' && msg->avail >= 13 && memcmp(msg->data + 5, "ROLLBACK", 8) == 0)
+		c->track_failed = true;	/* ROLLBACK, or COMMIT of a failed transaction */
+}
+
+static void apply_track(struct client *c, struct server *s, const struct policy_track *tr)
+{
+	if (tr->reset_all) {
+		params_clear(&c->params);
+		if (!params_copy(&c->params, &c->startup))
+			log_warning("C-%llu: out of memory restoring settings", c->id);
+		params_drop_unreported(&s->params);
+		return;
+	}
+	if (!tr->name)
+		return;
+	if (tr->reset) {
+		const char *own = params_get(&c->startup, tr->name);
+		const struct param *sp = params_find(&s->params, tr->name);
+		if (!own)
+			params_remove(&c->params, tr->name);
+		else if (!params_set(&c->params, tr->name, own, false))
+			log_warning("C-%llu: out of memory restoring %s", c->id, tr->name);
+		if (sp && !sp->reported)
+			params_remove(&s->params, tr->name);
+		return;
+	}
+	if (tr->value && (!params_set(&c->params, tr->name, tr->value, false) ||
+			  !params_set(&s->params, tr->name, tr->value, false)))
+		log_warning("C-%llu: out of memory tracking %s", c->id, tr->name);
+}
+
+void cpol_settle_tracks(struct client *c, struct server *s, char txn_status)
+{
+	if (!c->n_track)
+		return;
+	if (txn_status == 'T')
+		return;	/* decided at COMMIT or ROLLBACK */
+	if (txn_status == 'E') {
+		c->track_failed = true;
+		return;
+	}
+	if (!c->track_failed)
+		for (int i = 0; i < c->n_track; i++)
+			apply_track(c, s, &c->track[i]);
+	clear_tracks(c);
+}
+
+void cpol_forget(struct client *c)
+{
+	clear_tracks(c);
+	free(c->track);
+	c->track = NULL;
+	c->cap_track = 0;
+	pktbuf_free(&c->replacement);
+	pktbuf_free(&c->reject_msg);
+	free(c->route_name);
+	free(c->server_user);
+	c->route_name = c->server_user = NULL;
+}

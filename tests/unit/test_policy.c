@@ -1,0 +1,661 @@
+/* Unit tests of the policy engine: loading, merged decisions, budgets, reloads, ctx, counters and limits. */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "params.h"
+#include "policy.h"
+#include "unit.h"
+
+static char root[PATH_MAX];
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The source tree: the current directory (make runs tests from there), else two levels above the binary. */
+static void find_root(void)
+{
+	char exe[PATH_MAX];
+	ssize_t n;
+
+	if (access("lua/moonbouncer/dispatcher.lua", R_OK) == 0 && getcwd(root, sizeof(root)) != NULL)
+		return;
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n > 0) {
+		exe[n] = '\0';
+		*strrchr(exe, '/') = '\0';
+		strcat(exe, "/../..");
+		if (realpath(exe, root) != NULL)
+			return;
+	}
+	fprintf(stderr, "cannot find the source tree\n");
+	exit(2);
+}
+
+static void add_db(struct config *cfg, const char *name, const char *dbname, int port)
+{
+	struct db_entry *db = &cfg->dbs[cfg->n_dbs++];
+
+	memset(db, 0, sizeof(*db));
+	db->name = strdup(name);
+	db->dbname = dbname ? strdup(dbname) : NULL;
+	db->port = port;
+	db->pool_size = -1;
+	db->pool_mode = POOL_MODE_UNSET;
+}
+
+/* A config with four [databases] entries and policy_dir = tests/unit/policies/<set> (NULL: none). */
+static struct config *make_config(const char *set)
+{
+	struct config *cfg = calloc(1, sizeof(*cfg));
+	char path[PATH_MAX + 64];
+
+	if (set != NULL) {
+		snprintf(path, sizeof(path), "%s/tests/unit/policies/%s", root, set);
+		cfg->policy_dir = strdup(path);
+	}
+	cfg->dbs = calloc(4, sizeof(*cfg->dbs));
+	add_db(cfg, "db_a", "real_a", 5432);
+	add_db(cfg, "db_a2", NULL, 5433);
+	add_db(cfg, "replica", NULL, 5432);
+	add_db(cfg, "*", NULL, 5432);
+	return cfg;
+}
+
+static void free_config(struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->n_dbs; i++) {
+		free(cfg->dbs[i].name);
+		free(cfg->dbs[i].dbname);
+	}
+	free(cfg->dbs);
+	free(cfg->policy_dir);
+	free(cfg->policy_file);
+	free(cfg);
+}
+
+static struct policy_client client(unsigned long long id, const char *user)
+{
+	struct policy_client c = {
+		.id = id,
+		.user = user,
+		.database = "app",
+		.application_name = "psql",
+		.addr = "10.0.0.7",
+		.port = 41000,
+		.tls = true,
+		.pool_mode = "session",
+	};
+
+	return c;
+}
+
+static struct policy_query query(const char *kind, const char *sql)
+{
+	static const char *kinds[1];
+	struct policy_query q = {
+		.kind = kind,
+		.kinds = kinds,
+		.n_kinds = 1,
+		.protocol = "simple",
+		.sql = sql,
+		.sql_len = strlen(sql),
+	};
+
+	kinds[0] = kind;
+	return q;
+}
+
+/* on_query for (kind, sql) by client 1; the reject message (or "" / "<result N>") for the checks. */
+static enum policy_result run_query(const char *kind, const char *sql, struct policy_decision *d)
+{
+	struct policy_client c = client(1, "app");
+	struct policy_query q = query(kind, sql);
+
+	return policy_on_query(&c, &q, d);
+}
+
+static bool contains(const char *s, const char *part)
+{
+	return s != NULL && strstr(s, part) != NULL;
+}
+
+static void test_idle(void)
+{
+	struct config *cfg = make_config(NULL);
+	struct policy_client c = client(1, "banned");
+	struct policy_decision d;
+	struct tenant_limits lim;
+	struct policy_stats st;
+	const char *kinds[] = { "select" };
+	char err[256] = "";
+
+	UNIT_CHECK(policy_load(cfg, err, sizeof(err)), "idle: no policy configured loads");
+	UNIT_CHECK(!policy_active(), "idle: no Lua state");
+	UNIT_CHECK(!policy_wants_connect() && !policy_wants_query(kinds, 1) && !policy_wants_begin() &&
+			   !policy_wants_disconnect() && !policy_wants_limits(),
+		   "idle: no hook wanted");
+	UNIT_EQ_INT(policy_on_connect(&c, &d), POLICY_PASS, "idle: on_connect passes");
+	UNIT_EQ_INT(policy_limits("acme", &lim), POLICY_PASS, "idle: no limits");
+	UNIT_EQ_INT(lim.max_active, -1, "idle: max_active unlimited");
+	policy_on_disconnect(&c);
+	policy_get_stats(&st);
+	UNIT_EQ_INT(st.heap_bytes, 0, "idle: no heap");
+	UNIT_EQ_INT(st.calls, 0, "idle: no calls");
+	free_config(cfg);
+}
+
+static void test_load_errors(void)
+{
+	struct config *cfg = make_config("does-not-exist");
+	char err[512] = "";
+
+	UNIT_CHECK(!policy_load(cfg, err, sizeof(err)), "missing policy_dir fails the load");
+	UNIT_CHECK(contains(err, "does-not-exist"), "the error names the directory");
+	UNIT_CHECK(!policy_active(), "a failed start-up load leaves the engine idle");
+	free_config(cfg);
+
+	cfg = make_config("chain");
+	policy_set_runtime_dir("/nonexistent");
+	UNIT_CHECK(!policy_load(cfg, err, sizeof(err)), "no runtime: load fails");
+	UNIT_CHECK(contains(err, "/nonexistent/lua"), "no runtime: the error says where it looked");
+	policy_set_runtime_dir(root);
+	free_config(cfg);
+
+	cfg = make_config("broken");
+	UNIT_CHECK(!policy_load(cfg, err, sizeof(err)), "syntax error fails the load");
+	UNIT_CHECK(contains(err, "broken/10-syntax.lua:4:"), "syntax error: file:line");
+	UNIT_CHECK(!policy_active(), "syntax error at start-up: engine idle");
+	free_config(cfg);
+}
+
+static void test_connect(void)
+{
+	struct policy_client c;
+	struct policy_decision d;
+	struct param_set params = { 0 };
+	char path[] = "/tmp/mb_test_policy_log_XXXXXX";
+	char buf[4096];
+	FILE *f;
+	size_t n;
+	int fd;
+
+	c = client(1, "banned");
+	UNIT_EQ_INT(policy_on_connect(&c, &d), POLICY_DECIDED, "connect: reject decided");
+	UNIT_CHECK(d.reject, "connect: reject");
+	UNIT_EQ_STR(d.message, "banned user", "connect: reject message");
+	UNIT_EQ_STR(d.sqlstate, "28000", "connect: the policy's sqlstate");
+	policy_decision_clear(&d);
+
+	c = client(11, "nobody");
+	UNIT_EQ_INT(policy_on_connect(&c, &d), POLICY_DECIDED, "connect: reject without sqlstate");
+	UNIT_EQ_STR(d.sqlstate, "42501", "connect: default sqlstate 42501");
+	policy_decision_clear(&d);
+
+	c = client(12, "alice");
+	UNIT_EQ_INT(policy_on_connect(&c, &d), POLICY_DECIDED, "connect: merged decision");
+	UNIT_CHECK(!d.reject, "connect: merged, no reject");
+	UNIT_EQ_STR(d.route, "db_a2", "connect: the later file's route wins");
+	UNIT_EQ_STR(d.user, "alice_srv", "connect: user from the first file");
+	UNIT_EQ_STR(d.tenant, "acme", "connect: tenant from the first file");
+	UNIT_EQ_INT(d.pool_mode, POOL_MODE_TRANSACTION, "connect: pool_mode from the second file");
+	UNIT_EQ_STR(d.error, "", "connect: no error");
+	policy_decision_clear(&d);
+
+	c = client(13, "bob");
+	UNIT_EQ_INT(policy_on_connect(&c, &d), POLICY_PASS, "connect: nil passes");
+	UNIT_CHECK(d.message == NULL && d.route == NULL && d.pool_mode == POOL_MODE_UNSET, "connect: pass is empty");
+	policy_decision_clear(&d);
+
+	c = client(2, "dbs");
+	UNIT_EQ_INT(policy_on_connect(&c, &d), POLICY_DECIDED, "host: databases()");
+	UNIT_EQ_STR(d.message, "*=*:5432,db_a2=db_a2:5433,db_a=real_a:5432,replica=replica:5432",
+		    "host: databases() maps every [databases] entry");
+	policy_decision_clear(&d);
+
+	c = client(3, "view");
+	if (!params_set(&params, "search_path", "public, app", false))
+		abort();
+	c.params = &params;
+	c.in_transaction = true;
+	c.tenant = "t1";
+	UNIT_EQ_INT(policy_on_connect(&c, &d), POLICY_DECIDED, "client view");
+	UNIT_EQ_STR(d.message, "search_path=public, app app=psql addr=10.0.0.7:41000 tls=true tx=true "
+			       "mode=session tenant=t1",
+		    "client view: every field");
+	policy_decision_clear(&d);
+	/* the view is cached per client; changing values must show on the next call */
+	if (!params_set(&params, "search_path", "other", false))
+		abort();
+	c.in_transaction = false;
+	c.tenant = NULL;
+	c.pool_mode = "transaction";
+	UNIT_EQ_INT(policy_on_connect(&c, &d), POLICY_DECIDED, "client view again");
+	UNIT_EQ_STR(d.message, "search_path=other app=psql addr=10.0.0.7:41000 tls=true tx=false "
+			       "mode=transaction tenant=nil",
+		    "client view: cached view follows the core's values");
+	policy_decision_clear(&d);
+	params_clear(&params);
+	policy_on_disconnect(&c);
+
+	c = client(4, "clock");
+	UNIT_EQ_INT(policy_on_connect(&c, &d), POLICY_DECIDED, "host: now()");
+	UNIT_CHECK(d.message && atof(d.message) > now() - 1 && atof(d.message) <= now() + 0.001, "host: now() is monotonic");
+	policy_decision_clear(&d);
+
+	fd = mkstemp(path);
+	close(fd);
+	if (!log_open_file(path))
+		abort();
+	c = client(5, "logger");
+	UNIT_EQ_INT(policy_on_connect(&c, &d), POLICY_PASS, "host: log() returns nothing");
+	if (!log_open_file(NULL))
+		abort();
+	f = fopen(path, "r");
+	n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+	buf[n] = '\0';
+	if (f)
+		fclose(f);
+	unlink(path);
+	UNIT_CHECK(contains(buf, "LOG policy: hello from logger"), "host: log(level, msg) reaches the log");
+	UNIT_CHECK(contains(buf, "policy: plain message"), "host: log(msg) logs at info");
+	for (unsigned long long id = 1; id <= 13; id++) {
+		c = client(id, NULL);
+		policy_on_disconnect(&c);
+	}
+}
+
+static void test_query(void)
+{
+	struct policy_client c = client(1, "app");
+	struct policy_query q;
+	struct policy_decision d;
+	struct policy_stats st1, st2;
+	const char *kinds2[] = { "select", "select" };
+	const char *insert[] = { "insert" };
+	const char *mixed[] = { "insert", "set" };
+
+	UNIT_CHECK(policy_wants_query(kinds2, 1), "prefilter: select wanted");
+	UNIT_CHECK(!policy_wants_query(insert, 1), "prefilter: insert not wanted");
+	UNIT_CHECK(policy_wants_query(mixed, 2), "prefilter: any wanted kind counts");
+	UNIT_CHECK(policy_wants_begin() && !policy_wants_disconnect() && policy_wants_limits(), "wants: hooks present");
+
+	UNIT_EQ_INT(run_query("drop", "drop table t", &d), POLICY_DECIDED, "query: reject");
+	UNIT_EQ_STR(d.message, "drop is not allowed", "query: reject message");
+	UNIT_EQ_STR(d.sqlstate, "0A000", "query: default sqlstate 0A000");
+	policy_decision_clear(&d);
+
+	UNIT_EQ_INT(run_query("listen", "listen x", &d), POLICY_DECIDED, "query: reject with sqlstate");
+	UNIT_EQ_STR(d.sqlstate, "0A001", "query: the policy's sqlstate");
+	policy_decision_clear(&d);
+
+	UNIT_EQ_INT(run_query("select", "select 1", &d), POLICY_DECIDED, "query: rewrite");
+	UNIT_CHECK(!d.reject, "query: rewrite is no reject");
+	UNIT_EQ_STR(d.rewrite, "select 2", "query: rewrite text");
+	UNIT_EQ_INT(d.rewrite_len, 8, "query: rewrite length");
+	policy_decision_clear(&d);
+
+	UNIT_EQ_INT(run_query("set", "set search_path = app; set work_mem = 64", &d), POLICY_DECIDED, "query: track");
+	UNIT_EQ_INT(d.n_track, 2, "track: two entries");
+	if (d.n_track == 2) {
+		UNIT_EQ_STR(d.track[0].name, "search_path", "track: name");
+		UNIT_EQ_STR(d.track[0].value, "app", "track: value");
+		UNIT_EQ_STR(d.track[1].value, "64", "track: a number value as text");
+		UNIT_CHECK(!d.track[0].reset && !d.track[0].reset_all, "track: a SET is no reset");
+	}
+	policy_decision_clear(&d);
+
+	UNIT_EQ_INT(run_query("reset", "reset search_path; reset all", &d), POLICY_DECIDED, "query: track resets");
+	UNIT_EQ_INT(d.n_track, 2, "track resets: two entries");
+	if (d.n_track == 2) {
+		UNIT_CHECK(d.track[0].reset && !d.track[0].reset_all, "track: reset name");
+		UNIT_EQ_STR(d.track[0].name, "search_path", "track: reset's name");
+		UNIT_CHECK(d.track[1].reset_all && d.track[1].name == NULL, "track: reset = true is reset_all");
+	}
+	policy_decision_clear(&d);
+
+	q = query("select", "select kinds");
+	q.kinds = kinds2;
+	q.n_kinds = 2;
+	q.protocol = "extended";
+	q.name = "s1";
+	UNIT_EQ_INT(policy_on_query(&c, &q, &d), POLICY_DECIDED, "q fields");
+	UNIT_EQ_STR(d.message, "select,select extended s1", "q: kinds, protocol and name");
+	policy_decision_clear(&d);
+
+	/* the kinds array is reused: a shorter one must not keep old entries */
+	q.n_kinds = 1;
+	UNIT_EQ_INT(policy_on_query(&c, &q, &d), POLICY_DECIDED, "q fields again");
+	UNIT_EQ_STR(d.message, "select extended s1", "q: kinds shrink between calls");
+	policy_decision_clear(&d);
+	q.n_kinds = 0;
+	q.kinds = NULL;
+	UNIT_EQ_INT(policy_on_query(&c, &q, &d), POLICY_DECIDED, "q without kinds");
+	UNIT_EQ_STR(d.message, "select extended s1", "q: kinds defaults to { kind }");
+	policy_decision_clear(&d);
+
+	UNIT_EQ_INT(run_query("select", "select helper", &d), POLICY_DECIDED, "module from policy_dir/policies");
+	UNIT_EQ_STR(d.message, "hello from testmod", "require of the operator's module");
+	policy_decision_clear(&d);
+
+	policy_get_stats(&st1);
+	UNIT_EQ_INT(run_query("insert", "insert into t values (1)", &d), POLICY_PASS, "prefilter: insert passes");
+	policy_get_stats(&st2);
+	UNIT_EQ_INT(st2.calls, st1.calls, "prefilter: insert never enters Lua");
+	UNIT_EQ_INT(run_query("select", "select 42", &d), POLICY_PASS, "query: nil passes");
+	policy_get_stats(&st2);
+	UNIT_EQ_INT(st2.calls, st1.calls + 1, "query: a wanted kind enters Lua");
+
+	q = query("select", "select len 0123456789");
+	q.truncated = true;
+	UNIT_EQ_INT(policy_on_query(&c, &q, &d), POLICY_DECIDED, "q.truncated from the core");
+	UNIT_EQ_STR(d.message, "len=21 truncated=true", "q.truncated passed through");
+	policy_decision_clear(&d);
+
+	UNIT_EQ_INT(run_query("select", "select counter set", &d), POLICY_DECIDED, "counters: set");
+	UNIT_EQ_STR(d.message, "set=5 get=5", "counters: set then get");
+	policy_decision_clear(&d);
+	usleep(120 * 1000);
+	UNIT_EQ_INT(run_query("select", "select counter get", &d), POLICY_DECIDED, "counters: get after ttl");
+	UNIT_EQ_STR(d.message, "get=0", "counters: an expired counter reads 0");
+	policy_decision_clear(&d);
+}
+
+static void test_begin(void)
+{
+	struct policy_client c = client(7, "alice");
+	struct policy_query q = query("select", "select * from t");
+	struct policy_decision d;
+
+	c.tenant = "acme";
+	UNIT_EQ_INT(policy_on_transaction_begin(&c, &q, &d), POLICY_DECIDED, "begin: route");
+	UNIT_EQ_STR(d.route, "replica", "begin: route to the replica");
+	policy_decision_clear(&d);
+	c.tenant = NULL;
+	UNIT_EQ_INT(policy_on_transaction_begin(&c, &q, &d), POLICY_PASS, "begin: pass");
+	policy_on_disconnect(&c);
+}
+
+static void test_truncation(struct config *cfg)
+{
+	struct policy_budget b = { POLICY_DEFAULT_TIMEOUT, POLICY_DEFAULT_MAX_MEMORY, 16 };
+	struct policy_decision d;
+	char err[512];
+
+	policy_set_budget(&b);
+	UNIT_CHECK(policy_reload(cfg, err, sizeof(err)), "reload with policy_max_query_length 16");
+	UNIT_EQ_INT(run_query("select", "select len 0123456789012345", &d), POLICY_DECIDED, "truncated: decided");
+	UNIT_EQ_STR(d.message, "len=16 truncated=true", "truncated: a 16-byte prefix and q.truncated");
+	policy_decision_clear(&d);
+	UNIT_EQ_INT(run_query("select", "select rewrite 0123456789", &d), POLICY_ERROR,
+		    "truncated: rewrite is a failure");
+	UNIT_CHECK(contains(d.error, "truncated"), "truncated: the error says why");
+	UNIT_CHECK(d.rewrite == NULL, "truncated: no rewrite handed out");
+	policy_decision_clear(&d);
+	policy_set_budget(NULL);
+	UNIT_CHECK(policy_reload(cfg, err, sizeof(err)), "reload with the default budget");
+	UNIT_EQ_INT(run_query("select", "select len 0123456789012345", &d), POLICY_DECIDED, "untruncated");
+	UNIT_EQ_STR(d.message, "len=27 truncated=false", "untruncated: the whole text");
+	policy_decision_clear(&d);
+}
+
+static void test_reload(struct config *cfg)
+{
+	struct config *broken = make_config("broken");
+	struct policy_client c = client(100, "app");
+	struct policy_client c2 = client(101, "app");
+	struct policy_client alice = client(102, "alice");
+	struct policy_query q = query("show", "show x");
+	struct policy_decision d;
+	struct policy_stats st;
+	unsigned gen;
+	char err[512] = "";
+
+	UNIT_EQ_INT(policy_on_query(&c, &q, &d), POLICY_DECIDED, "ctx: first call");
+	UNIT_CHECK(contains(d.message, "n=1 shows=1 "), "ctx: a new ctx, counter 1");
+	policy_decision_clear(&d);
+	gen = policy_generation();
+	UNIT_CHECK(policy_reload(cfg, err, sizeof(err)), "reload of the same files");
+	UNIT_EQ_INT(policy_generation(), gen + 1, "reload: a new generation");
+	UNIT_EQ_INT(policy_on_query(&c, &q, &d), POLICY_DECIDED, "ctx: after reload");
+	UNIT_EQ_STR(d.error, "", "ctx: after reload no error");
+	UNIT_CHECK(contains(d.message, "n=2 shows=2 "), "ctx and counters survive a reload");
+	policy_decision_clear(&d);
+	UNIT_EQ_INT(policy_on_query(&c2, &q, &d), POLICY_DECIDED, "ctx: other client");
+	UNIT_CHECK(contains(d.message, "n=1 shows=3 "), "ctx: per client, counters shared");
+	policy_decision_clear(&d);
+
+	/* modules are loaded fresh by every generation: testmod counted its loads */
+	{
+		int loads_before = 0, loads_after = 0;
+		const char *p;
+
+		UNIT_EQ_INT(policy_on_query(&c2, &q, &d), POLICY_DECIDED, "modules: before reload");
+		p = d.message ? strstr(d.message, "loads=") : NULL;
+		loads_before = p ? atoi(p + 6) : -1;
+		policy_decision_clear(&d);
+		UNIT_CHECK(policy_reload(cfg, err, sizeof(err)), "reload again");
+		UNIT_EQ_INT(policy_on_query(&c2, &q, &d), POLICY_DECIDED, "modules: after reload");
+		p = d.message ? strstr(d.message, "loads=") : NULL;
+		loads_after = p ? atoi(p + 6) : -1;
+		policy_decision_clear(&d);
+		UNIT_EQ_INT(loads_after, loads_before + 1, "modules: a reload loads policies.* modules again");
+	}
+
+	policy_on_disconnect(&c);
+	UNIT_EQ_INT(policy_on_query(&c, &q, &d), POLICY_DECIDED, "ctx: after disconnect");
+	UNIT_CHECK(contains(d.message, "n=1 "), "disconnect forgets the ctx");
+	policy_decision_clear(&d);
+
+	gen = policy_generation();
+	UNIT_CHECK(!policy_reload(broken, err, sizeof(err)), "reload with a syntax error fails");
+	UNIT_CHECK(contains(err, "10-syntax.lua:4:"), "reload error: file:line");
+	UNIT_EQ_INT(policy_generation(), gen, "failed reload: same generation");
+	UNIT_CHECK(policy_active() && policy_wants_begin(), "failed reload: old set still in force");
+	UNIT_EQ_INT(policy_on_connect(&alice, &d), POLICY_DECIDED, "failed reload: old decisions");
+	UNIT_EQ_STR(d.route, "db_a2", "failed reload: old route");
+	policy_decision_clear(&d);
+	UNIT_EQ_INT(policy_on_query(&c, &q, &d), POLICY_DECIDED, "failed reload: ctx kept");
+	UNIT_CHECK(contains(d.message, "n=2 "), "failed reload: ctx still there");
+	policy_decision_clear(&d);
+	policy_get_stats(&st);
+	UNIT_CHECK(st.reload_failures >= 1, "failed reload counted");
+	UNIT_CHECK(contains(st.last_error, "10-syntax.lua:4:"), "failed reload: last_error");
+	UNIT_EQ_INT(st.n_files, 2, "stats: two files in force");
+	policy_on_disconnect(&c);
+	policy_on_disconnect(&c2);
+	free_config(broken);
+}
+
+static void test_limits(struct config *cfg)
+{
+	struct tenant_limits lim;
+	struct policy_stats st1, st2;
+	char err[512];
+
+	UNIT_EQ_INT(policy_limits("acme", &lim), POLICY_DECIDED, "limits: acme");
+	UNIT_EQ_INT(lim.max_clients, 2, "limits: max_clients");
+	UNIT_EQ_INT(lim.max_active, 1, "limits: max_active");
+	UNIT_CHECK(lim.rate == 10, "limits: rate");
+	policy_get_stats(&st1);
+	UNIT_EQ_INT(policy_limits("acme", &lim), POLICY_DECIDED, "limits: acme again");
+	UNIT_EQ_INT(lim.max_active, 1, "limits: cached value");
+	policy_get_stats(&st2);
+	UNIT_EQ_INT(st2.calls, st1.calls, "limits: once per tenant and generation");
+
+	UNIT_EQ_INT(policy_limits("other", &lim), POLICY_PASS, "limits: nil is no limit");
+	UNIT_CHECK(lim.max_clients == -1 && lim.max_active == -1 && lim.rate == -1, "limits: unlimited is -1");
+
+	policy_get_stats(&st1);
+	UNIT_EQ_INT(policy_limits("bad", &lim), POLICY_ERROR, "limits: malformed is a failure");
+	UNIT_EQ_INT(lim.max_clients, -1, "limits: failure leaves no limit");
+	UNIT_EQ_INT(policy_limits("bad", &lim), POLICY_ERROR, "limits: failure cached");
+	policy_get_stats(&st2);
+	UNIT_EQ_INT(st2.failures, st1.failures + 1, "limits: failure counted once");
+	UNIT_CHECK(contains(st2.last_error, "10-connect.lua"), "limits: failure names the file");
+
+	UNIT_CHECK(policy_reload(cfg, err, sizeof(err)), "limits: reload");
+	policy_get_stats(&st1);
+	UNIT_EQ_INT(policy_limits("acme", &lim), POLICY_DECIDED, "limits: after reload");
+	policy_get_stats(&st2);
+	UNIT_EQ_INT(st2.calls, st1.calls + 1, "limits: asked again after a reload");
+}
+
+static void test_budgets(void)
+{
+	struct config *cfg = make_config("budget");
+	struct policy_budget b = { 0.05, 16u << 20, 0 };
+	struct policy_decision d;
+	struct policy_stats st;
+	size_t big_len = 32u << 20;
+	char *big = malloc(big_len + 1);
+	struct policy_client c = client(9, "app");
+	struct policy_query q;
+	char err[512] = "";
+	double t0, el;
+
+	policy_set_budget(&b);
+	UNIT_CHECK(policy_load(cfg, err, sizeof(err)), "budget policies load");
+	if (err[0])
+		printf("# %s\n", err);
+
+	UNIT_EQ_INT(run_query("select", "raise", &d), POLICY_ERROR, "error: a raising hook");
+	UNIT_CHECK(contains(d.error, "budget/10-budget.lua:12: boom"), "error: file:line: message");
+	UNIT_CHECK(!contains(d.error, "traceback"), "error: no traceback");
+	policy_decision_clear(&d);
+
+	UNIT_EQ_INT(run_query("select", "bad decision", &d), POLICY_ERROR, "error: a malformed decision");
+	UNIT_CHECK(contains(d.error, "reject must be a non-empty string"), "error: malformed decision explained");
+	policy_decision_clear(&d);
+
+	UNIT_EQ_INT(run_query("select", "recurse", &d), POLICY_ERROR, "error: endless recursion");
+	UNIT_CHECK(contains(d.error, "stack overflow"), "error: stack overflow reported");
+	policy_decision_clear(&d);
+	UNIT_EQ_INT(run_query("select", "ok", &d), POLICY_DECIDED, "error: the next call works");
+	policy_decision_clear(&d);
+
+	t0 = now();
+	UNIT_EQ_INT(run_query("select", "loop", &d), POLICY_TIMEOUT, "timeout: endless loop");
+	el = now() - t0;
+	printf("# endless loop stopped after %.3f s\n", el);
+	UNIT_CHECK(el >= 0.05 && el < 0.5, "timeout: stopped after about policy_timeout");
+	UNIT_CHECK(contains(d.error, "budget/10-budget.lua:14: policy budget exceeded"), "timeout: where it ran");
+	printf("# %s\n", d.error);
+	policy_decision_clear(&d);
+	UNIT_EQ_INT(run_query("select", "ok", &d), POLICY_DECIDED, "timeout: the next call works");
+	UNIT_EQ_STR(d.message, "still works", "timeout: the next call decides");
+	policy_decision_clear(&d);
+
+	t0 = now();
+	UNIT_EQ_INT(run_query("select", "pcall loop", &d), POLICY_TIMEOUT, "timeout: a loop inside pcall");
+	UNIT_CHECK(now() - t0 < 0.5, "timeout: pcall cannot swallow it");
+	policy_decision_clear(&d);
+	UNIT_EQ_INT(run_query("select", "ok", &d), POLICY_DECIDED, "timeout: works after the pcall loop");
+	policy_decision_clear(&d);
+
+	/* under ASan large allocations are slow: give the memory checks time enough to hit the heap limit */
+	b.timeout = 5;
+	policy_set_budget(&b);
+	UNIT_CHECK(policy_reload(cfg, err, sizeof(err)), "reload with a longer policy_timeout");
+	for (int i = 0; i < 3; i++) {
+		t0 = now();
+		UNIT_EQ_INT(run_query("select", "alloc", &d), POLICY_MEMORY, "memory: unbounded allocation");
+		printf("# allocation stopped after %.3f s\n", now() - t0);
+		UNIT_CHECK(contains(d.error, "policy_max_memory"), "memory: the error says which budget");
+		if (i == 0)
+			printf("# %s\n", d.error);
+		policy_decision_clear(&d);
+		policy_get_stats(&st);
+		UNIT_CHECK(st.heap_bytes < b.max_memory, "memory: heap back under the limit");
+		UNIT_EQ_INT(run_query("select", "ok", &d), POLICY_DECIDED, "memory: the next call works");
+		policy_decision_clear(&d);
+	}
+
+	/* q.sql is materialised only on access: 32 MB of text cannot fit a 16 MB heap */
+	memset(big, 'x', big_len);
+	big[big_len] = '\0';
+	q = query("insert", big);
+	UNIT_EQ_INT(policy_on_query(&c, &q, &d), POLICY_PASS, "lazy sql: not read, not copied");
+	q = query("select", big);
+	UNIT_EQ_INT(policy_on_query(&c, &q, &d), POLICY_MEMORY, "lazy sql: read, too big for the heap");
+	policy_decision_clear(&d);
+	UNIT_EQ_INT(run_query("select", "ok", &d), POLICY_DECIDED, "lazy sql: state still usable");
+	policy_decision_clear(&d);
+
+	policy_get_stats(&st);
+	UNIT_CHECK(st.timeouts == 2, "stats: timeouts");
+	UNIT_CHECK(st.memory_errors == 4, "stats: memory errors");
+	UNIT_CHECK(st.failures >= 9, "stats: failures include every kind");
+	printf("# heap in use: %zu bytes\n", st.heap_bytes);
+	policy_on_disconnect(&c);
+	policy_set_budget(NULL);
+	free(big);
+	free_config(cfg);
+}
+
+static void test_ready_policy(void)
+{
+	struct config *cfg = make_config("ready");
+	struct policy_client c = client(20, "acme");
+	struct policy_decision d;
+	struct tenant_limits lim;
+	char err[512] = "";
+
+	UNIT_CHECK(policy_load(cfg, err, sizeof(err)), "ready policy from policies/ loads");
+	if (err[0])
+		printf("# %s\n", err);
+	UNIT_EQ_INT(policy_on_connect(&c, &d), POLICY_DECIDED, "tenant_limits: on_connect");
+	UNIT_EQ_STR(d.tenant, "acme", "tenant_limits: tenant from the user");
+	policy_decision_clear(&d);
+	UNIT_EQ_INT(policy_limits("acme", &lim), POLICY_DECIDED, "tenant_limits: acme");
+	UNIT_CHECK(lim.max_clients == 200 && lim.max_active == 5 && lim.rate == 50, "tenant_limits: acme's limits");
+	UNIT_EQ_INT(policy_limits("zzz", &lim), POLICY_DECIDED, "tenant_limits: other");
+	UNIT_CHECK(lim.max_clients == -1 && lim.max_active == 2 && lim.rate == -1, "tenant_limits: the * entry");
+	policy_on_disconnect(&c);
+	free_config(cfg);
+}
+
+int main(void)
+{
+	struct config *chain;
+	char err[512] = "";
+
+	find_root();
+	log_setup(0, true);
+	policy_set_runtime_dir(root);
+
+	test_idle();
+	test_load_errors();
+
+	chain = make_config("chain");
+	UNIT_CHECK(policy_load(chain, err, sizeof(err)), "two policy files load");
+	if (err[0])
+		printf("# %s\n", err);
+	UNIT_CHECK(policy_active(), "loaded: engine active");
+	UNIT_CHECK(policy_wants_connect(), "loaded: wants on_connect");
+	test_connect();
+	test_query();
+	test_begin();
+	test_truncation(chain);
+	test_reload(chain);
+	test_limits(chain);
+	free_config(chain);
+
+	test_budgets();
+	test_ready_policy();
+
+	policy_shutdown();
+	UNIT_CHECK(!policy_active(), "shutdown: idle");
+	policy_set_runtime_dir(NULL);
+	return unit_done();
+}
