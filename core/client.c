@@ -970,8 +970,12 @@ void client_janitor(void)
 		if (c->state != CL_ACTIVE)
 			continue;
 		if (c->server) {
-			server_janitor(c->server);
-			continue;
+			struct server *s = c->server;
+			bool idle_server = s->phase == PHASE_RELAY && s->pending_ready == 0 && s->txn_status == 'I';
+			if (!idle_server || idle <= 0 || now - c->last_activity < idle) {
+				server_janitor(s);
+				continue;
+			}
 		}
 		if (idle > 0 && now - c->last_activity >= idle)
 			client_fatal(c, "08P01", "client_idle_timeout");

@@ -213,9 +213,9 @@ static void launch_as_needed(struct pool *pool)
 		return;
 	if (!pool->have_welcome && !list_empty(&pool->welcome_clients) && need == 0)
 		need = 1;
-	if (in_login_backoff(pool))
-		return;
-	while (pool->n_login < need && pool_server_count(pool) < size && below_global_limits(pool))
+	/* a launch can fail at once (a missing unix socket): the backoff then ends the loop */
+	while (!in_login_backoff(pool) && pool->n_login < need && pool_server_count(pool) < size &&
+	       below_global_limits(pool))
 		server_launch(pool);
 }
 
@@ -266,9 +266,9 @@ void pool_janitor(struct pool *pool)
 		}
 	}
 	/* min_pool_size, and the reserve pool once its timeout passed */
-	if (rt.shutdown == SHUTDOWN_NONE && pool->db && !in_login_backoff(pool)) {
-		while (pool_server_count(pool) < min && pool_server_count(pool) < pool_size(pool) &&
-		       below_global_limits(pool))
+	if (rt.shutdown == SHUTDOWN_NONE && pool->db) {
+		while (!in_login_backoff(pool) && pool_server_count(pool) < min &&
+		       pool_server_count(pool) < pool_size(pool) && below_global_limits(pool))
 			server_launch(pool);
 	}
 	launch_as_needed(pool);

@@ -134,6 +134,8 @@ static enum sbuf_action login_failed(struct server *s, const char *sqlstate, con
 	va_end(ap);
 	if (rt.cfg->log_pooler_errors)
 		log_warning("S-%llu %s/%s: server login failed: %s", s->id, pool->db_name, pool->user_name, msg);
+	/* the backoff starts before the close, which would otherwise launch a replacement at once */
+	pool->last_login_failure = rt_now();
 	server_close(s, "login failed");
 	pool_login_failed(pool, sqlstate, msg);
 	return SBUF_CLOSED;

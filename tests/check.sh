@@ -24,6 +24,11 @@ run_unit() {
 	for bin in ${MB_UNIT_BINS:-}; do
 		name=$(basename "$bin")
 		log=build/asan/logs/$name.log
+		if [ ! -x "$bin" ]; then
+			echo "unit  $name: 0 passed, 1 FAILED (did not build: see the compiler output above)"
+			fail=$((fail + 1))
+			continue
+		fi
 		timeout 120 "$bin" >"$log" 2>&1
 		rc=$?
 		pf=$(counts "$log")

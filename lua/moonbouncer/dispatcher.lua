@@ -558,6 +558,9 @@ local function view(p, client, overlay)
 end
 
 function Gen:on_connect(client)
+  if client == nil then
+    return nil, "on_connect: no client given"
+  end
   local list = self._hooks.on_connect
   local result, overlay, err
   for i = 1, #list do
@@ -608,6 +611,9 @@ local function wants(p, qp)
 end
 
 function Gen:on_query(client, q)
+  if client == nil or q == nil then
+    return nil, "on_query: no " .. (client == nil and "client" or "statement") .. " given"
+  end
   local qp, qs = self._q, self._qstate
   qs.raw, qs.sql, qs.rewritten = q, nil, false
   local truncated = q.truncated
@@ -659,6 +665,9 @@ function Gen:on_query(client, q)
 end
 
 function Gen:on_transaction_begin(client, q)
+  if client == nil or q == nil then
+    return nil, "on_transaction_begin: no " .. (client == nil and "client" or "statement") .. " given"
+  end
   local qp, qs = self._q, self._qstate
   qs.raw, qs.sql, qs.rewritten = q, nil, false
   local list = self._hooks.on_transaction_begin
@@ -690,6 +699,9 @@ function Gen:on_transaction_begin(client, q)
 end
 
 function Gen:on_disconnect(client)
+  if client == nil then
+    return nil, "on_disconnect: no client given"
+  end
   local list = self._hooks.on_disconnect
   local err
   for i = 1, #list do
@@ -867,6 +879,14 @@ function D.load(paths, opts)
     end
   end
   local searcher_paths = opts.searcher_paths or default_searcher_paths()
+  if type(searcher_paths) ~= "table" then
+    return nil, "searcher_paths must be an array of path templates such as \"/usr/share/moonbouncer/?.lua\""
+  end
+  for i = 1, #searcher_paths do
+    if type(searcher_paths[i]) ~= "string" or not find(searcher_paths[i], "?", 1, true) then
+      return nil, "searcher_paths[" .. i .. "] must be a path template containing '?'"
+    end
+  end
   local store = opts.ctx_store or D.ctx_store()
   local sources = {}
   local req = new_loader(host, searcher_paths, sources)

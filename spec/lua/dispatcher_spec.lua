@@ -692,6 +692,28 @@ describe("client.ctx", function()
   end)
 end)
 
+describe("generation calls", function()
+  it("never raise on missing arguments", function()
+    local gen = load({ P("a.lua", "return { on_query = function() end, on_transaction_begin = function() end, "
+      .. "on_connect = function(c) return { route = c.user } end }") })
+    local d, err = gen:on_query(T.client(), nil)
+    assert.is_nil(d)
+    assert.are.equal("on_query: no statement given", err)
+    d, err = gen:on_transaction_begin(T.client(), nil)
+    assert.are.equal("on_transaction_begin: no statement given", err)
+    d, err = gen:on_connect(nil)
+    assert.is_nil(d)
+    assert.are.equal("on_connect: no client given", err)
+    assert.are.equal("on_query: no client given", select(2, gen:on_query(nil, T.query("SELECT 1"))))
+  end)
+
+  it("refuse bad searcher paths at load", function()
+    local gen, err = D.load({}, { searcher_paths = { "/usr/share/moonbouncer/policies" } })
+    assert.is_nil(gen)
+    assert.are.equal("searcher_paths[1] must be a path template containing '?'", err)
+  end)
+end)
+
 describe("q", function()
   it("computes statements and read_only lazily and keeps other fields", function()
     local gen, host = load({ P("q.lua", [[

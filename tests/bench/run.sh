@@ -6,7 +6,7 @@
 #   --quick        fewer points, 5 s runs, 2 repetitions (a few minutes); also BENCH_QUICK=1
 #   --out DIR      where results-<date>.md goes (default build/bench/ in the repository); BENCH_OUT
 #   --reps N       repetitions of every point, interleaved A B A B ... (default 3, quick 2); BENCH_REPS
-#   --time T       seconds per pgbench run (default 10, quick 5); BENCH_TIME
+#   --time T       seconds per pgbench run (default 8, quick 5); BENCH_TIME
 #   --only LIST    comma-separated sections: select,tpcb,churn,callgrind,memory,storm,policy; BENCH_ONLY
 #   --keep         keep the temporary directory (logs, configs); BENCH_KEEP=1
 #
@@ -64,9 +64,10 @@ if [ "$QUICK" = 1 ]; then
 	CG_TX=(100 600)		# pgbench -t per client for the two callgrind runs (10 clients)
 	MEM_CLIENTS=(1000 5000 10000)
 	STORM_REPS=1
+	POLICY_PROTOCOLS=(simple prepared)
 	POLICY_CLIENTS=(10)
 else
-	: "${REPS:=3}" "${T:=10}"
+	: "${REPS:=3}" "${T:=8}"
 	PROTOCOLS=(simple extended prepared)
 	CLIENTS=(1 10 50 200)
 	TPCB_PROTOCOLS=(simple extended prepared)
@@ -74,6 +75,7 @@ else
 	CG_TX=(200 1200)
 	MEM_CLIENTS=(1000 5000 10000)
 	STORM_REPS=3
+	POLICY_PROTOCOLS=(simple prepared)
 	POLICY_CLIENTS=(10 50)
 fi
 case $REPS in '' | *[!0-9]* | 0) echo "run.sh: --reps must be a positive integer" >&2; exit 2 ;; esac
@@ -603,7 +605,7 @@ callgrind_ir() {
 }
 
 section_callgrind() {
-	local label kind lo hi ir_lo ir_hi labels="pgb mb" pol_row=""
+	local label kind lo hi ir_lo ir_hi labels="pgb mb"
 	local -a extra
 	declare -A IRTX
 	lo=${CG_TX[0]}
@@ -631,16 +633,14 @@ section_callgrind() {
 		IRTX[$label]=$(awk -v a="$ir_hi" -v b="$ir_lo" -v n=$((10 * (hi - lo))) 'BEGIN {printf "%.0f", (a - b) / n}')
 		say "  $label: Ir $ir_lo ($((10 * lo)) tx), $ir_hi ($((10 * hi)) tx): ${IRTX[$label]} per tx"
 	done
-	if [ "$labels" != "pgb mb" ]; then
-		pol_row="| moonbouncer + policy (no SELECT hook) / + on_query for every SELECT | $(fmt %s "${IRTX[mbpol]:-}") | $(fmt %s "${IRTX[mbsel]:-}") | $(ratio "${IRTX[mbsel]:-}" "${IRTX[mbpol]:-}") |"
-	fi
 	md "" "## Instructions per transaction (callgrind, select-only, -M simple, 10 clients)" "" \
 		"Each pooler runs under \`valgrind --tool=callgrind\` twice, for \`pgbench -S -c 10 -j 2 -t $lo\` and" \
 		"\`-t $hi\`; Ir per transaction = (Ir(long) − Ir(short)) / $((10 * (hi - lo))), so start-up, logins and" \
 		"shutdown cancel out." "" \
-		"| | PgBouncer | moonbouncer | mb/PgB |" "|---|---:|---:|---:|" \
-		"| instructions (Ir) per transaction | $(fmt %s "${IRTX[pgb]:-}") | $(fmt %s "${IRTX[mb]:-}") | $(ratio "${IRTX[mb]:-}" "${IRTX[pgb]:-}") |"
-	[ -z "$pol_row" ] || md "$pol_row"
+		"| | PgBouncer | moonbouncer | mb/PgB | mb + policy (no SELECT hook) | mb + on_query per SELECT |" \
+		"|---|---:|---:|---:|---:|---:|" \
+		"| instructions (Ir) per transaction | $(fmt %s "${IRTX[pgb]:-}") | $(fmt %s "${IRTX[mb]:-}") | $(ratio "${IRTX[mb]:-}" "${IRTX[pgb]:-}") | $(fmt %s "${IRTX[mbpol]:-}") | $(fmt %s "${IRTX[mbsel]:-}") |"
+	[ "$labels" != "pgb mb" ] || md "" "(The policy columns are measured once the binary supports policies; see \"With policies\".)"
 }
 
 # idle_rss KIND N: MEM_R = "connected rss_before_kB rss_after_kB alive" for N idle clients on a fresh instance
@@ -854,7 +854,7 @@ policy_support() {
 }
 
 section_policy() {
-	local dir proto c pt targets="pgb mb mbpol mbsel"
+	local dir proto c pt targets="mb mbpol mbsel"
 	say "== with policies"
 	if [ -z "${BENCH_FORCE_POLICY:-}" ] && ! policy_support; then
 		say "skipped: $WHY"
@@ -867,7 +867,7 @@ section_policy() {
 	write_ini mbsel main "policy_dir=$dir/select"
 	pooler_start mbpol mb || die "moonbouncer with policy_dir did not start"
 	pooler_start mbsel mb || die "moonbouncer with policy_dir did not start"
-	for proto in "${PROTOCOLS[@]}"; do
+	for proto in "${POLICY_PROTOCOLS[@]}"; do
 		for c in "${POLICY_CLIENTS[@]}"; do
 			pt="policy $proto c=$c"
 			point "$pt" "$targets" -S -M "$proto" -c "$c" -j "$(jobs_for "$c")" -T "$T"
@@ -877,13 +877,14 @@ section_policy() {
 	pooler_stop mbsel
 	md "" "## With policies (Lua), select-only" "" \
 		"mb+policy: a policy is loaded that wants no SELECT (on_connect, SET/RESET only); mb+on_query: on_query" \
-		"runs for every SELECT and passes it. Ratios against moonbouncer without policies." "" \
-		"| mode | clients | PgBouncer tps | moonbouncer tps | mb+policy tps | mb+on_query tps | +policy/mb | +on_query/mb | mb CPU µs/tx | +policy CPU µs/tx | +on_query CPU µs/tx |" \
-		"|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-	for proto in "${PROTOCOLS[@]}"; do
+		"runs for every SELECT and passes it. Interleaved with moonbouncer without policies (the same binary" \
+		"and settings, no policy_dir); ratios against it." "" \
+		"| mode | clients | moonbouncer tps | mb+policy tps | mb+on_query tps | +policy/mb | +on_query/mb | mb CPU µs/tx | +policy CPU µs/tx | +on_query CPU µs/tx |" \
+		"|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+	for proto in "${POLICY_PROTOCOLS[@]}"; do
 		for c in "${POLICY_CLIENTS[@]}"; do
 			pt="policy $proto c=$c"
-			md "| $proto | $c | $(cell_tps "$pt|pgb") | $(cell_tps "$pt|mb") | $(cell_tps "$pt|mbpol") | $(cell_tps "$pt|mbsel") | $(ratio "$(med TPS "$pt|mbpol")" "$(med TPS "$pt|mb")") | $(ratio "$(med TPS "$pt|mbsel")" "$(med TPS "$pt|mb")") | $(fmt %.1f "$(med CPU "$pt|mb")") | $(fmt %.1f "$(med CPU "$pt|mbpol")") | $(fmt %.1f "$(med CPU "$pt|mbsel")") |"
+			md "| $proto | $c | $(cell_tps "$pt|mb") | $(cell_tps "$pt|mbpol") | $(cell_tps "$pt|mbsel") | $(ratio "$(med TPS "$pt|mbpol")" "$(med TPS "$pt|mb")") | $(ratio "$(med TPS "$pt|mbsel")" "$(med TPS "$pt|mb")") | $(fmt %.1f "$(med CPU "$pt|mb")") | $(fmt %.1f "$(med CPU "$pt|mbpol")") | $(fmt %.1f "$(med CPU "$pt|mbsel")") |"
 			collect_failures "$pt" $targets
 		done
 	done
@@ -895,8 +896,11 @@ nruns=0
 want select && nruns=$((nruns + ${#PROTOCOLS[@]} * ${#CLIENTS[@]} * 3 * REPS))
 want tpcb && nruns=$((nruns + ${#TPCB_PROTOCOLS[@]} * ${#TPCB_CLIENTS[@]} * 2 * REPS))
 want churn && nruns=$((nruns + 3 * REPS))
+if want policy && { [ -n "${BENCH_FORCE_POLICY:-}" ] || policy_support; }; then
+	nruns=$((nruns + ${#POLICY_PROTOCOLS[@]} * ${#POLICY_CLIENTS[@]} * 3 * REPS))
+fi
 say "moonbouncer vs PgBouncer benchmark: $([ "$QUICK" = 1 ] && echo quick || echo full) mode, $REPS repetitions," \
-	"${T} s per run, about $((nruns * (T + 1) / 60 + 3)) minutes; results: $RESULT"
+	"${T} s per run, about $((nruns * (T + 1) / 60 + 2 + 4 - 2 * QUICK)) minutes; results: $RESULT"
 say "working directory $D, open file limit $(ulimit -n)"
 
 start_postgres
@@ -929,7 +933,7 @@ PG_VERSION=$("$PG_BINDIR/postgres" --version)
 	echo "## Set-up"
 	echo
 	echo "- PostgreSQL: throwaway cluster (initdb -A trust -E UTF8 --locale=C -N), \`pgbench -i -s $SCALE\`; settings:"
-	for s in "${PG_SETTINGS[@]}"; do echo "  \`$s\`"; done
+	for s in "${PG_SETTINGS[@]}"; do echo "  \`${s//$D/\$TMP}\`"; done
 	echo "- Both poolers: one process each, run as the postgres OS user with an open file limit of $(ulimit -n);"
 	echo "  clients connect over TCP to 127.0.0.1, the poolers reach PostgreSQL over its unix socket;"
 	echo "  auth_type = trust with an auth_file listing the user. Benchmark settings (identical for both):"

@@ -64,6 +64,9 @@ static struct config *make_config(const char *set)
 		snprintf(path, sizeof(path), "%s/tests/unit/policies/%s", root, set);
 		cfg->policy_dir = strdup(path);
 	}
+	cfg->policy_timeout = 0.05;
+	cfg->policy_max_memory = 64 << 20;
+	cfg->policy_max_query_length = 65536;
 	cfg->dbs = calloc(4, sizeof(*cfg->dbs));
 	add_db(cfg, "db_a", "real_a", 5432);
 	add_db(cfg, "db_a2", NULL, 5433);
@@ -197,7 +200,9 @@ static void test_connect(void)
 	UNIT_EQ_STR(d.sqlstate, "28000", "connect: the policy's sqlstate");
 	policy_decision_clear(&d);
 
-	c = client(11, "nobody");
+	/* the client's table lives until disconnect: the same id then starts afresh */
+	policy_on_disconnect(&c);
+	c = client(1, "nobody");
 	UNIT_EQ_INT(policy_on_connect(&c, &d), POLICY_DECIDED, "connect: reject without sqlstate");
 	UNIT_EQ_STR(d.sqlstate, "42501", "connect: default sqlstate 42501");
 	policy_decision_clear(&d);
@@ -288,7 +293,8 @@ static void test_query(void)
 	UNIT_CHECK(policy_wants_query(kinds2, 1), "prefilter: select wanted");
 	UNIT_CHECK(!policy_wants_query(insert, 1), "prefilter: insert not wanted");
 	UNIT_CHECK(policy_wants_query(mixed, 2), "prefilter: any wanted kind counts");
-	UNIT_CHECK(policy_wants_begin() && !policy_wants_disconnect() && policy_wants_limits(), "wants: hooks present");
+	UNIT_CHECK(policy_wants_begin() && policy_wants_limits(), "wants: hooks present");
+	UNIT_CHECK(policy_wants_disconnect(), "wants: disconnect whenever active (forgets the client)");
 
 	UNIT_EQ_INT(run_query("drop", "drop table t", &d), POLICY_DECIDED, "query: reject");
 	UNIT_EQ_STR(d.message, "drop is not allowed", "query: reject message");
@@ -388,11 +394,10 @@ static void test_begin(void)
 
 static void test_truncation(struct config *cfg)
 {
-	struct policy_budget b = { POLICY_DEFAULT_TIMEOUT, POLICY_DEFAULT_MAX_MEMORY, 16 };
 	struct policy_decision d;
 	char err[512];
 
-	policy_set_budget(&b);
+	cfg->policy_max_query_length = 16;
 	UNIT_CHECK(policy_reload(cfg, err, sizeof(err)), "reload with policy_max_query_length 16");
 	UNIT_EQ_INT(run_query("select", "select len 0123456789012345", &d), POLICY_DECIDED, "truncated: decided");
 	UNIT_EQ_STR(d.message, "len=16 truncated=true", "truncated: a 16-byte prefix and q.truncated");
@@ -402,7 +407,7 @@ static void test_truncation(struct config *cfg)
 	UNIT_CHECK(contains(d.error, "truncated"), "truncated: the error says why");
 	UNIT_CHECK(d.rewrite == NULL, "truncated: no rewrite handed out");
 	policy_decision_clear(&d);
-	policy_set_budget(NULL);
+	cfg->policy_max_query_length = 65536;
 	UNIT_CHECK(policy_reload(cfg, err, sizeof(err)), "reload with the default budget");
 	UNIT_EQ_INT(run_query("select", "select len 0123456789012345", &d), POLICY_DECIDED, "untruncated");
 	UNIT_EQ_STR(d.message, "len=27 truncated=false", "untruncated: the whole text");
@@ -514,7 +519,6 @@ static void test_limits(struct config *cfg)
 static void test_budgets(void)
 {
 	struct config *cfg = make_config("budget");
-	struct policy_budget b = { 0.05, 16u << 20, 0 };
 	struct policy_decision d;
 	struct policy_stats st;
 	size_t big_len = 32u << 20;
@@ -524,7 +528,8 @@ static void test_budgets(void)
 	char err[512] = "";
 	double t0, el;
 
-	policy_set_budget(&b);
+	cfg->policy_max_memory = 16 << 20;
+	cfg->policy_max_query_length = 0;	/* no limit: the whole text reaches q.sql */
 	UNIT_CHECK(policy_load(cfg, err, sizeof(err)), "budget policies load");
 	if (err[0])
 		printf("# %s\n", err);
@@ -564,8 +569,7 @@ static void test_budgets(void)
 	policy_decision_clear(&d);
 
 	/* under ASan large allocations are slow: give the memory checks time enough to hit the heap limit */
-	b.timeout = 5;
-	policy_set_budget(&b);
+	cfg->policy_timeout = 5;
 	UNIT_CHECK(policy_reload(cfg, err, sizeof(err)), "reload with a longer policy_timeout");
 	for (int i = 0; i < 3; i++) {
 		t0 = now();
@@ -576,7 +580,7 @@ static void test_budgets(void)
 			printf("# %s\n", d.error);
 		policy_decision_clear(&d);
 		policy_get_stats(&st);
-		UNIT_CHECK(st.heap_bytes < b.max_memory, "memory: heap back under the limit");
+		UNIT_CHECK(st.heap_bytes < (size_t)cfg->policy_max_memory, "memory: heap back under the limit");
 		UNIT_EQ_INT(run_query("select", "ok", &d), POLICY_DECIDED, "memory: the next call works");
 		policy_decision_clear(&d);
 	}
@@ -598,7 +602,6 @@ static void test_budgets(void)
 	UNIT_CHECK(st.failures >= 9, "stats: failures include every kind");
 	printf("# heap in use: %zu bytes\n", st.heap_bytes);
 	policy_on_disconnect(&c);
-	policy_set_budget(NULL);
 	free(big);
 	free_config(cfg);
 }
