@@ -46,7 +46,8 @@ run_unit() {
 			echo "unit  $name: $p passed"
 		else
 			echo "unit  $name: $p passed, $f FAILED (exit status $rc, log $log)"
-			grep -E -A3 '^not ok ' "$log" | head -n 40 | sed 's/^/    /'
+			awk '/^not ok / {show = 1; print; next} /^#/ && show {print; next} {show = 0}' "$log" |
+				head -n 40 | sed 's/^/    /'
 			if [ "$rc" != 0 ] && ! grep -q '^not ok ' "$log"; then
 				tail -n 25 "$log" | sed 's/^/    /'
 			fi

@@ -4,7 +4,7 @@
 local D = require "moonbouncer.dispatcher"
 local classify = require "moonbouncer.classify"
 
-local type, pairs, error, tostring = type, pairs, error, tostring
+local type, pairs, error, tostring, select = type, pairs, error, tostring, select
 local fmt, find = string.format, string.find
 
 local T = {}
@@ -45,8 +45,9 @@ function T.host(opts)
   local clock = opts.now or 1000
   local dbs = copy(opts.databases or {})
 
-  function h.log(level, message)
-    if message == nil then
+  function h.log(...)
+    local level, message = ...
+    if select("#", ...) < 2 then
       level, message = "info", level
     end
     if not LOG_LEVELS[level] then

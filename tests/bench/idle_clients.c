@@ -34,11 +34,11 @@ enum phase {
 
 struct conn {
 	PGconn *pg;
-	int fd;		   /* registered with epoll, -1 when not */
-	uint32_t events;   /* what it is registered for */
+	int fd;		 /* registered with epoll, -1 when not */
+	uint32_t events; /* what it is registered for */
 	enum phase phase;
 	double t_start;
-	double latency;	   /* storm: seconds from start to first result */
+	double latency; /* storm: seconds from start to first result */
 	bool got_result;
 };
 
@@ -68,8 +68,9 @@ static void on_signal(int sig)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: idle_clients [-m hold|storm] [-n N] [-b INFLIGHT] [-t TIMEOUT_S] [-H HOLD_S]\n"
-			"                    [-q SQL] CONNINFO\n");
+	fprintf(stderr,
+		"usage: idle_clients [-m hold|storm] [-n N] [-b INFLIGHT] [-t TIMEOUT_S] [-H HOLD_S]\n"
+		"                    [-q SQL] CONNINFO\n");
 	exit(2);
 }
 
@@ -311,13 +312,26 @@ int main(int argc, char **argv)
 
 	while ((opt = getopt(argc, argv, "m:n:b:t:H:q:")) != -1) {
 		switch (opt) {
-		case 'm': mode = optarg; break;
-		case 'n': n = atoi(optarg); break;
-		case 'b': inflight = atoi(optarg); break;
-		case 't': timeout = atof(optarg); break;
-		case 'H': hold = atof(optarg); break;
-		case 'q': sql = optarg; break;
-		default: usage();
+		case 'm':
+			mode = optarg;
+			break;
+		case 'n':
+			n = atoi(optarg);
+			break;
+		case 'b':
+			inflight = atoi(optarg);
+			break;
+		case 't':
+			timeout = atof(optarg);
+			break;
+		case 'H':
+			hold = atof(optarg);
+			break;
+		case 'q':
+			sql = optarg;
+			break;
+		default:
+			usage();
 		}
 	}
 	if (optind != argc - 1 || n <= 0 || timeout <= 0)
@@ -337,7 +351,8 @@ int main(int argc, char **argv)
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && (rlim_t)n + 16 > rl.rlim_cur)
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    (rlim_t)n + 16 > rl.rlim_cur)
 		fprintf(stderr, "idle_clients: warning: open file limit %lu is below %d connections\n",
 			(unsigned long)rl.rlim_cur, n);
 
@@ -395,7 +410,8 @@ int main(int argc, char **argv)
 			if (before != PH_CONNECTING && before != PH_QUERY)
 				continue;
 			step(&conns[i], i, storm, sql);
-			if (conns[i].phase == PH_DONE || conns[i].phase == PH_FAILED || conns[i].phase == PH_IDLE)
+			if (conns[i].phase == PH_DONE || conns[i].phase == PH_FAILED ||
+			    conns[i].phase == PH_IDLE)
 				pending--;
 		}
 	}
@@ -418,8 +434,8 @@ int main(int argc, char **argv)
 				lat[m++] = conns[i].latency;
 		}
 		qsort(lat, (size_t)m, sizeof(double), cmp_double);
-		printf("ok=%d errors=%d p50_ms=%.1f p90_ms=%.1f p99_ms=%.1f max_ms=%.1f seconds=%.2f\n", ok, failed,
-		       pct(lat, m, 50) * 1e3, pct(lat, m, 90) * 1e3, pct(lat, m, 99) * 1e3,
+		printf("ok=%d errors=%d p50_ms=%.1f p90_ms=%.1f p99_ms=%.1f max_ms=%.1f seconds=%.2f\n", ok,
+		       failed, pct(lat, m, 50) * 1e3, pct(lat, m, 90) * 1e3, pct(lat, m, 99) * 1e3,
 		       m ? lat[m - 1] * 1e3 : 0.0, now_sec() - t0);
 		print_errors();
 		free(lat);
