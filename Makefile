@@ -32,11 +32,11 @@ UNIT_BINS = $(patsubst tests/unit/%.c,build/asan/%,$(UNIT_SRCS))
 
 PQTOOL = build/pqtool
 
-FORMAT_FILES = $(wildcard core/*.c core/*.h tests/unit/*.c tests/unit/*.h tests/integration/*.c)
+FORMAT_FILES = $(wildcard core/*.c core/*.h tests/unit/*.c tests/unit/*.h tests/integration/*.c tests/bench/*.c)
 
 # Debian packages the build and the tests need (checked with dpkg -s; installed only when missing).
 DEB_PKGS = build-essential pkg-config libevent-dev libssl-dev libluajit-5.1-dev luajit libpq-dev \
-	postgresql postgresql-contrib lua-busted pgbouncer procps util-linux
+	postgresql postgresql-contrib lua-busted pgbouncer procps util-linux valgrind
 
 .PHONY: FORCE all deps check unit spec integration demo install uninstall format format-check clean
 
@@ -141,3 +141,20 @@ clean:
 	rm -rf build moonbouncer
 
 -include $(wildcard build/*.d build/asan/*.d build/asan/core/*.d)
+
+# Side-by-side benchmark against PgBouncer from Debian (not part of check).
+IDLE_CLIENTS = build/idle_clients
+
+$(IDLE_CLIENTS): tests/bench/idle_clients.c | build
+	$(CC) -std=gnu11 -O2 -g $(WARN) $(shell $(PKG_CONFIG) --cflags libpq) -o $@ $< \
+		$(shell $(PKG_CONFIG) --libs libpq)
+
+# Side-by-side benchmark against PgBouncer (about 40 minutes; bench-quick: about 5-8).
+# Options pass through BENCH_ARGS, e.g. make bench BENCH_ARGS="--out /tmp/bench --reps 5".
+bench: deps
+	$(MAKE) all $(IDLE_CLIENTS)
+	tests/bench/run.sh $(BENCH_ARGS)
+
+bench-quick: deps
+	$(MAKE) all $(IDLE_CLIENTS)
+	tests/bench/run.sh --quick $(BENCH_ARGS)

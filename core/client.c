@@ -117,10 +117,8 @@ void client_accept(int fd, const struct sockaddr *addr, socklen_t addrlen, bool 
 	c->sb.startup_mode = true;
 	c->sb.max_whole = 64 * 1024;
 	c->id = ++rt.total_clients;
-	if (addrlen > sizeof(c->addr))
-		addrlen = sizeof(c->addr);
-	memcpy(&c->addr, addr, addrlen);
-	c->addrlen = addrlen;
+	if (!is_unix && addrlen <= sizeof(c->addr))
+		memcpy(&c->addr, addr, addrlen);
 	c->is_unix = is_unix;
 	if (is_unix)
 		snprintf(c->addr_str, sizeof(c->addr_str), "unix");
@@ -215,6 +213,16 @@ void client_close(struct client *c, const char *reason)
 	rt_check_shutdown();
 }
 
+/* Login state is large and short-lived: it goes as soon as the login is over. */
+static void drop_scram(struct client *c)
+{
+	if (c->scram) {
+		auth_scram_server_free(c->scram);
+		free(c->scram);
+		c->scram = NULL;
+	}
+}
+
 void client_free_closed(void)
 {
 	struct list *it, *tmp;
@@ -227,8 +235,7 @@ void client_free_closed(void)
 		params_clear(&c->pending_resets);
 		ps_relay_client_forget(c);
 		cpol_forget(c);
-		if (c->scram_active)
-			auth_scram_server_free(&c->scram);
+		drop_scram(c);
 		free(c->secret);
 		free(c->user);
 		free(c->database);
@@ -255,7 +262,9 @@ static void handle_cancel(uint32_t pid, uint32_t key)
 		log_debug("cancel request for an unknown key ignored");
 		return;
 	}
-	if (target->server && target->server->phase == PHASE_RELAY)
+	/* only while a request runs: PostgreSQL ignores a cancel between statements, and a late one must not
+	 * land on whatever the server runs next */
+	if (target->server && target->server->phase == PHASE_RELAY && target->server->pending_ready > 0)
 		server_send_cancel(target->server);
 	else
 		log_debug("C-%llu: cancel request with no query running ignored", target->id);
@@ -285,7 +294,8 @@ void client_send_welcome(struct client *c)
 		const char *own = params_get(&c->params, w->name);
 		const char *value = own ? own : w->value;
 		pkt_parameter_status(&b, w->name, value);
-		if (!params_set(&c->reported, w->name, value, true))
+		/* only what differs from the pool's welcome is kept per client: idle clients stay small */
+		if (own && strcmp(own, w->value) != 0 && !params_set(&c->reported, w->name, value, true))
 			b.failed = true;
 	}
 	pkt_backend_key(&b, c->cancel_pid, c->cancel_key);
@@ -315,14 +325,19 @@ static bool tracked_param(const struct client *c, const char *name)
 
 void client_param_from_server(struct client *c, const char *name, const char *value, bool forward)
 {
-	const char *seen;
+	const char *seen, *welcome;
 
 	if (tracked_param(c, name) && !params_set(&c->params, name, value, true))
 		log_warning("C-%llu: out of memory tracking parameter %s", c->id, name);
+	welcome = c->pool ? params_get(&c->pool->welcome, name) : NULL;
 	seen = params_get(&c->reported, name);
+	if (!seen)
+		seen = welcome;
 	if (seen && strcmp(seen, value) == 0)
 		return;
-	if (!params_set(&c->reported, name, value, true))
+	if (welcome && strcmp(welcome, value) == 0)
+		params_remove(&c->reported, name);
+	else if (!params_set(&c->reported, name, value, true))
 		log_warning("C-%llu: out of memory tracking parameter %s", c->id, name);
 	if (forward) {
 		struct pktbuf b;
@@ -400,12 +415,13 @@ static enum sbuf_action auth_ok(struct client *c, const struct db_entry *db)
 		return SBUF_CLOSED;
 	}
 	/* SCRAM pass-through: the client's keys log us in to the server as the same user */
-	if (c->scram_active && c->scram.have_client_key && !pool->password && !pool->md5_secret &&
+	if (c->scram && c->scram->have_client_key && !pool->password && !pool->md5_secret &&
 	    strcmp(server_user, c->user) == 0) {
-		memcpy(pool->scram_client_key, c->scram.client_key, SCRAM_KEY_LEN);
-		memcpy(pool->scram_server_key, c->scram.secret.server_key, SCRAM_KEY_LEN);
+		memcpy(pool->scram_client_key, c->scram->client_key, SCRAM_KEY_LEN);
+		memcpy(pool->scram_server_key, c->scram->secret.server_key, SCRAM_KEY_LEN);
 		pool->have_scram_keys = true;
 	}
+	drop_scram(c);
 	if (!client_limits_ok(c, db, pool))
 		return SBUF_CLOSED;
 	c->pool = pool;
@@ -441,8 +457,12 @@ static enum sbuf_action start_scram(struct client *c, const char *secret)
 		log_warning("C-%llu: unusable SCRAM secret for user %s", c->id, c->user);
 		return auth_failed(c);
 	}
-	auth_scram_server_init(&c->scram, &sec);
-	c->scram_active = true;
+	c->scram = malloc(sizeof(*c->scram));
+	if (!c->scram) {
+		client_fatal(c, "53200", "out of memory");
+		return SBUF_CLOSED;
+	}
+	auth_scram_server_init(c->scram, &sec);
 	c->auth_step = AUTH_STEP_SASL_INIT;
 	{
 		struct pktbuf b;
@@ -554,7 +574,7 @@ static enum sbuf_action handle_password(struct client *c, const struct sbuf_msg 
 			client_fatal(c, "28000", "unsupported SASL mechanism \"%s\"", mech);
 			return SBUF_CLOSED;
 		}
-		reply = auth_scram_server_first(&c->scram, (const char *)data, len, err, sizeof(err));
+		reply = auth_scram_server_first(c->scram, (const char *)data, len, err, sizeof(err));
 		if (!reply) {
 			log_warning("C-%llu: SCRAM: %s", c->id, err);
 			return auth_failed(c);
@@ -565,7 +585,7 @@ static enum sbuf_action handle_password(struct client *c, const struct sbuf_msg 
 		return SBUF_DROP;
 	}
 	case AUTH_STEP_SASL_FINAL: {
-		char *reply = auth_scram_server_final(&c->scram, (const char *)(msg->data + 5), msg->len - 5, err,
+		char *reply = auth_scram_server_final(c->scram, (const char *)(msg->data + 5), msg->len - 5, err,
 						      sizeof(err));
 		if (!reply) {
 			log_warning("C-%llu: SCRAM: %s", c->id, err);
@@ -953,9 +973,38 @@ static void on_forwarded(struct sbuf *sb)
 	(void)sb;
 }
 
+static double pick_time(double user, double db, double global)
+{
+	if (user >= 0)
+		return user;
+	return db >= 0 ? db : global;
+}
+
+double client_timeout(const struct client *c, enum client_timeout which)
+{
+	const struct user_entry *u = c->user ? config_find_user(rt.cfg, c->user) : NULL;
+	const struct db_entry *db = c->pool ? c->pool->db : NULL;
+	const struct config *cfg = rt.cfg;
+
+	switch (which) {
+	case TIMEOUT_QUERY:
+		return pick_time(u ? u->query_timeout : -1, -1, cfg->query_timeout);
+	case TIMEOUT_QUERY_WAIT:
+		return pick_time(u ? u->query_wait_timeout : -1, db ? db->query_wait_timeout : -1,
+				 cfg->query_wait_timeout);
+	case TIMEOUT_IDLE_TRANSACTION:
+		return pick_time(u ? u->idle_transaction_timeout : -1, -1, cfg->idle_transaction_timeout);
+	case TIMEOUT_TRANSACTION:
+		return pick_time(u ? u->transaction_timeout : -1, -1, cfg->transaction_timeout);
+	case TIMEOUT_CLIENT_IDLE:
+		return pick_time(u ? u->client_idle_timeout : -1, -1, cfg->client_idle_timeout);
+	}
+	return 0;
+}
+
 void client_janitor(void)
 {
-	double limit = rt.cfg->client_login_timeout, idle = rt.cfg->client_idle_timeout, now = rt_now();
+	double limit = rt.cfg->client_login_timeout, idle, now = rt_now();
 	struct list *it, *tmp;
 
 	if (limit > 0) {
@@ -969,6 +1018,7 @@ void client_janitor(void)
 		struct client *c = container_of(it, struct client, all);
 		if (c->state != CL_ACTIVE)
 			continue;
+		idle = client_timeout(c, TIMEOUT_CLIENT_IDLE);
 		if (c->server) {
 			struct server *s = c->server;
 			bool idle_server = s->phase == PHASE_RELAY && s->pending_ready == 0 && s->txn_status == 'I';

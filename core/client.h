@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include "auth.h"
@@ -76,11 +77,13 @@ struct client {
 	enum client_auth_step auth_step;
 	char *secret;			/* copy of the auth_file secret, or NULL */
 	uint8_t md5_salt[4];
-	struct scram_server scram;
-	bool scram_active;
+	struct scram_server *scram;	/* only during a SCRAM login */
 
-	struct sockaddr_storage addr;
-	socklen_t addrlen;
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in in;
+		struct sockaddr_in6 in6;
+	} addr;				/* TCP peer (unused for unix sockets) */
 	bool is_unix;
 	char addr_str[64];
 
@@ -105,6 +108,16 @@ void client_send_welcome(struct client *client);
 void client_param_from_server(struct client *client, const char *name, const char *value, bool forward);
 /* At the end of a request: make RESET return to the client's own values. True if params changed. */
 bool client_apply_resets(struct client *client, struct param_set *server_params);
+/* Timeouts that [users] (and for query_wait_timeout [databases]) entries may override. */
+enum client_timeout {
+	TIMEOUT_QUERY,
+	TIMEOUT_QUERY_WAIT,
+	TIMEOUT_IDLE_TRANSACTION,
+	TIMEOUT_TRANSACTION,
+	TIMEOUT_CLIENT_IDLE,
+};
+/* The timeout in force for this client, in seconds (0: off). */
+double client_timeout(const struct client *client, enum client_timeout which);
 /* A Query/Sync/FunctionCall went to the server: one more ReadyForQuery to wait for. */
 void client_request_sent(struct server *server);
 /* Its tenant let it start: go on with the waiting request. */

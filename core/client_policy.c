@@ -31,12 +31,12 @@ static void fill_view(const struct client *c, struct policy_client *v, char *add
 	addr[0] = 0;
 	if (c->is_unix) {
 		snprintf(addr, addrlen, "unix");
-	} else if (c->addr.ss_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)&c->addr;
+	} else if (c->addr.sa.sa_family == AF_INET) {
+		const struct sockaddr_in *in = &c->addr.in;
 		inet_ntop(AF_INET, &in->sin_addr, addr, (socklen_t)addrlen);
 		v->port = ntohs(in->sin_port);
-	} else if (c->addr.ss_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&c->addr;
+	} else if (c->addr.sa.sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = &c->addr.in6;
 		inet_ntop(AF_INET6, &in6->sin6_addr, addr, (socklen_t)addrlen);
 		v->port = ntohs(in6->sin6_port);
 	}
@@ -328,7 +328,10 @@ void cpol_query(struct client *c, const struct sbuf_msg *msg)
 		if (d.reject) {
 			set_reject(c, d.sqlstate[0] ? d.sqlstate : "0A000", d.message ? d.message : "rejected by policy");
 		} else if (d.rewrite) {
-			if (q.truncated) {
+			if (msg->type == 'F') {
+				log_warning("C-%llu: policy rewrite of a FunctionCall refused", c->id);
+				set_reject(c, "0A000", "statement rejected: a policy cannot rewrite a function call");
+			} else if (q.truncated) {
 				log_warning("C-%llu: policy rewrite of a truncated statement refused", c->id);
 				set_reject(c, "0A000", "statement rejected: a policy rewrote a statement longer than "
 						       "policy_max_query_length");

@@ -47,11 +47,17 @@ double rt_now(void)
 
 void rt_check_shutdown(void)
 {
+	static bool said;
+
+	if (said)
+		return;
 	if (rt.shutdown == SHUTDOWN_WAIT_SERVERS && pool_servers_in_use() == 0) {
 		log_info("all servers released, shutting down");
+		said = true;
 		event_base_loopbreak(rt.base);
 	} else if (rt.shutdown == SHUTDOWN_WAIT_CLIENTS && rt.n_clients == 0) {
 		log_info("all clients gone, shutting down");
+		said = true;
 		event_base_loopbreak(rt.base);
 	}
 }

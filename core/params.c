@@ -7,12 +7,27 @@
 #include <string.h>
 #include <strings.h>
 
-const struct param *params_find(const struct param_set *set, const char *name)
+static uint32_t name_hash(const char *name)
+{
+	uint32_t h = 2166136261u;
+	for (const char *p = name; *p; p++) {
+		h ^= (uint32_t)tolower((unsigned char)*p);
+		h *= 16777619u;
+	}
+	return h;
+}
+
+static const struct param *find_hashed(const struct param_set *set, const char *name, uint32_t hash)
 {
 	for (int i = 0; i < set->n; i++)
-		if (strcasecmp(set->items[i].name, name) == 0)
+		if (set->items[i].hash == hash && strcasecmp(set->items[i].name, name) == 0)
 			return &set->items[i];
 	return NULL;
+}
+
+const struct param *params_find(const struct param_set *set, const char *name)
+{
+	return find_hashed(set, name, name_hash(name));
 }
 
 const char *params_get(const struct param_set *set, const char *name)
@@ -54,6 +69,7 @@ bool params_set(struct param_set *set, const char *name, const char *value, bool
 		return false;
 	}
 	p->reported = reported;
+	p->hash = name_hash(name);
 	set->n++;
 	return true;
 }
@@ -129,18 +145,60 @@ static void put_str(struct pktbuf *b, const char *s)
 	pkt_put_bytes(b, s, strlen(s));
 }
 
+/* A wanted value the server does not have. */
+static bool wanted_missing(const struct param *w, const struct param_set *have)
+{
+	const struct param *cur = find_hashed(have, w->name, w->hash);
+	return !(cur && strcmp(cur->value, w->value) == 0) && params_name_ok(w->name);
+}
+
+/* A value left behind (by an earlier client) that differs from the login default. */
+static bool leftover(const struct param *h, const struct param_set *want, const struct param_set *defaults)
+{
+	const struct param *def = find_hashed(defaults, h->name, h->hash);
+
+	if (def ? strcmp(def->value, h->value) == 0 : h->reported)
+		return false;	/* at its login value, or announced by the server and never ours to change */
+	return !find_hashed(want, h->name, h->hash) && params_name_ok(h->name);
+}
+
+bool params_differ(const struct param_set *want, const struct param_set *have, const struct param_set *defaults)
+{
+	for (int i = 0; i < want->n; i++)
+		if (wanted_missing(&want->items[i], have))
+			return true;
+	for (int i = 0; i < have->n; i++)
+		if (leftover(&have->items[i], want, defaults))
+			return true;
+	return false;
+}
+
+void params_applied(const struct param_set *want, struct param_set *have, const struct param_set *defaults)
+{
+	/* RESET leftovers are back at their login values: forget the ones the server does not announce */
+	for (int i = have->n - 1; i >= 0; i--) {
+		const struct param *h = &have->items[i];
+		if (!h->reported && leftover(h, want, defaults))
+			remove_at(have, i);
+	}
+	for (int i = 0; i < want->n; i++) {
+		const struct param *w = &want->items[i];
+		if (params_name_ok(w->name) && !params_set(have, w->name, w->value, false))
+			params_remove(have, w->name);	/* unknown is safer than wrong: it gets set next time */
+	}
+}
+
 bool params_build_apply(const struct param_set *want, const struct param_set *have,
 			const struct param_set *defaults, struct pktbuf *out)
 {
 	int n_set = 0, n_reset = 0;
 
+	if (!params_differ(want, have, defaults))
+		return false;
 	pkt_begin(out, 'Q');
 	for (int i = 0; i < want->n; i++) {
 		const struct param *w = &want->items[i];
-		const char *cur = params_get(have, w->name);
-		if (cur && strcmp(cur, w->value) == 0)
-			continue;
-		if (!params_name_ok(w->name))
+		if (!wanted_missing(w, have))
 			continue;
 		put_str(out, n_set ? ", " : "SELECT ");
 		put_str(out, "pg_catalog.set_config(");
@@ -154,21 +212,15 @@ bool params_build_apply(const struct param_set *want, const struct param_set *ha
 		put_str(out, ";");
 	for (int i = 0; i < have->n; i++) {
 		const struct param *h = &have->items[i];
-		const char *def;
-		if (params_find(want, h->name) || !params_name_ok(h->name))
+		if (!leftover(h, want, defaults))
 			continue;
-		def = params_get(defaults, h->name);
-		if (def && strcmp(def, h->value) == 0)
-			continue;
-		if (!def && h->reported)
-			continue;	/* announced by the server and never ours to change */
 		put_str(out, "RESET ");
 		put_str(out, h->name);
 		put_str(out, ";");
 		n_reset++;
 	}
 	if (!n_set && !n_reset) {
-		pktbuf_reset(out);
+		out->len = out->msg_start > 0 ? out->msg_start - 1 : 0;	/* drop the message begun above */
 		return false;
 	}
 	pkt_put_u8(out, 0);

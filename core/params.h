@@ -3,12 +3,14 @@
 #define MB_PARAMS_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "proto.h"
 
 struct param {
 	char *name;
 	char *value;
+	uint32_t hash;	/* of the lower-cased name: most look-ups compare this first */
 	bool reported;	/* the server announced it with ParameterStatus */
 };
 
@@ -41,6 +43,10 @@ bool params_name_ok(const char *name);
  */
 bool params_build_apply(const struct param_set *want, const struct param_set *have,
 			const struct param_set *defaults, struct pktbuf *out);
+/* The query from params_build_apply succeeded: record what the server now has (unreported values included). */
+void params_applied(const struct param_set *want, struct param_set *have, const struct param_set *defaults);
+/* Would params_build_apply have anything to do? Cheap, allocates nothing. */
+bool params_differ(const struct param_set *want, const struct param_set *have, const struct param_set *defaults);
 
 /*
  * Split a startup `options` value ("-c a=b --c=d -c e=f\ g") into name/value

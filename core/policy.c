@@ -5,13 +5,17 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,14 +31,23 @@
 #define MB_DATADIR "/usr/local/share/moonbouncer"
 #endif
 
-#define HOOK_COUNT 1000		/* VM instructions between two clock checks */
-#define LOAD_TIMEOUT 2.0	/* seconds a whole load or reload may run */
-#define GC_TRIGGER 0.75		/* full collection after a call once the heap passes this share of the limit */
-#define MEM_GRACE (256u * 1024)	/* after a refusal: room for error handlers to report where it happened */
-#define COUNTER_MAX_KEYS 65536	/* counters (moonbouncer.counter_*) */
+/* VM instructions between two clock checks once a call is overdue */
+#define HOOK_COUNT 1000
+/* seconds a whole load or reload may run */
+#define LOAD_TIMEOUT 2.0
+/* full collection after a call once the heap passes this share of the limit */
+#define GC_TRIGGER 0.75
+/* after a refusal: room for the error handlers */
+#define MEM_GRACE (256u * 1024)
+/* a call the OS keeps descheduled still ends at this many times policy_timeout */
+#define DESCHEDULED_CAP 20
+/* moonbouncer.counter_*: keys and key length */
+#define COUNTER_MAX_KEYS 65536
 #define COUNTER_MAX_KEY_LEN 255
-#define LIMITS_CACHE_MAX 4096	/* tenants whose limits are cached per generation */
-#define BUDGET_MARK "policy budget exceeded" /* the dispatcher's D.BUDGET_MARK: policies cannot catch it */
+/* tenants whose limits are cached per generation */
+#define LIMITS_CACHE_MAX 4096
+/* the dispatcher's D.BUDGET_MARK: its sandbox re-raises errors carrying it, so policies cannot catch them */
+#define BUDGET_MARK "policy budget exceeded"
 
 enum hook {
 	HOOK_CONNECT,
@@ -44,6 +57,7 @@ enum hook {
 	HOOK_LIMITS,
 };
 
+/* clang-format off */
 static const char *const hook_names[] = {
 	[HOOK_CONNECT] = "on_connect",
 	[HOOK_QUERY] = "on_query",
@@ -51,30 +65,32 @@ static const char *const hook_names[] = {
 	[HOOK_DISCONNECT] = "on_disconnect",
 	[HOOK_LIMITS] = "limits",
 };
+/* clang-format on */
 
 /* A small string-keyed hash table with chaining: the counters and the limits cache. */
 struct sentry {
 	struct sentry *next;
 	uint32_t hash;
+	size_t len;
 	double value;
-	double expires;			/* monotonic seconds, 0 = never */
-	enum policy_result res;		/* limits cache */
+	double expires;		/* monotonic seconds, 0 = never */
+	enum policy_result res; /* limits cache */
 	struct tenant_limits lim;
 	char key[];
 };
 
 struct smap {
 	struct sentry **buckets;
-	size_t n_buckets;		/* power of two */
+	size_t n_buckets; /* power of two */
 	size_t n;
 	size_t max;
 };
 
 /* Budgets of the calls; 0 disables one. */
 struct policy_budget {
-	double timeout;			/* seconds of wall clock per hook call */
-	size_t max_memory;		/* bytes of Lua heap */
-	size_t max_query_length;	/* bytes of q.sql; longer: prefix + q.truncated */
+	double timeout;		 /* seconds of wall clock per hook call */
+	size_t max_memory;	 /* bytes of Lua heap */
+	size_t max_query_length; /* bytes of q.sql; longer: prefix + q.truncated */
 };
 
 /* The engine: one Lua state with the runtime loaded and the generation in force. */
@@ -83,28 +99,31 @@ struct engine {
 
 	/* heap accounting (lua_Alloc) */
 	size_t heap;
-	size_t heap_limit;		/* 0 = unlimited */
+	size_t heap_limit; /* 0 = unlimited */
 	size_t heap_after_gc;
-	bool enforce;			/* refuse growth past heap_limit */
-	bool mem_refused;		/* the allocator refused during the current call */
+	bool enforce;	  /* refuse growth past heap_limit */
+	bool mem_refused; /* the allocator refused during the current call */
 
 	/* wall clock budget (count hook) */
 	bool armed;
 	double deadline;
-	double timeout;			/* of the current call, for the message */
+	double timeout; /* of the current call */
+	double started;
+	double wall_mark; /* past the deadline: when the thread's CPU time was last read */
+	double cpu_mark;  /* and that CPU time; < 0 before the first reading */
 	bool timed_out;
 	bool escalated;
-	char where[200];		/* the position the timeout interrupted */
+	char where[200]; /* the position the timeout interrupted */
 
 	/* registry references */
 	int ref_dispatcher;
 	int ref_gen;
 	int ref_host;
-	int ref_clients;		/* client id -> client table */
-	int ref_q[2];			/* on_query, on_transaction_begin */
+	int ref_clients; /* client id -> client table */
+	int ref_q[2];	 /* on_query, on_transaction_begin */
 	int ref_client_mt;
 	int ref_dbs;
-	int ref_dbs_prev;		/* the map before a reload, put back if the reload fails */
+	int ref_dbs_prev; /* the map before a reload, put back if the reload fails */
 
 	/* valid during one call */
 	const struct policy_client *cur_client;
@@ -114,7 +133,7 @@ struct engine {
 	/* mirror of the generation in force, for the cheap checks */
 	bool has[HOOK_LIMITS + 1];
 	bool all_kinds;
-	char **kinds;			/* sorted */
+	char **kinds; /* sorted */
 	int n_kinds;
 	int n_files;
 };
@@ -152,7 +171,7 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 
 static uint32_t str_hash(const char *s, size_t len)
 {
-	uint32_t h = 2166136261u;	/* FNV-1a */
+	uint32_t h = 2166136261u; /* FNV-1a */
 
 	for (size_t i = 0; i < len; i++)
 		h = (h ^ (unsigned char)s[i]) * 16777619u;
@@ -164,7 +183,7 @@ static struct sentry **smap_slot(struct smap *m, const char *key, size_t len, ui
 	struct sentry **pp = &m->buckets[h & (m->n_buckets - 1)];
 
 	for (; *pp != NULL; pp = &(*pp)->next)
-		if ((*pp)->hash == h && strncmp((*pp)->key, key, len) == 0 && (*pp)->key[len] == '\0')
+		if ((*pp)->hash == h && (*pp)->len == len && memcmp((*pp)->key, key, len) == 0)
 			return pp;
 	return pp;
 }
@@ -264,12 +283,14 @@ static struct sentry *smap_put(struct smap *m, const char *key, size_t len, doub
 		if (m->n >= m->max)
 			return NULL;
 	}
-	if (m->n >= m->n_buckets && smap_grow(m))
-		pp = smap_slot(m, key, len, h);
+	if (m->n >= m->n_buckets)
+		(void)smap_grow(m);	/* a longer chain will do if it cannot */
+	pp = smap_slot(m, key, len, h); /* purge and growth moved entries */
 	e = calloc(1, sizeof(*e) + len + 1);
 	if (e == NULL)
 		return NULL;
 	e->hash = h;
+	e->len = len;
 	memcpy(e->key, key, len);
 	e->key[len] = '\0';
 	*pp = e;
@@ -287,7 +308,8 @@ static struct policy_budget budget_from_config(const struct config *cfg)
 	struct policy_budget b = {
 		.timeout = cfg->policy_timeout > 0 ? cfg->policy_timeout : 0,
 		.max_memory = cfg->policy_max_memory > 0 ? (size_t)cfg->policy_max_memory : 0,
-		.max_query_length = cfg->policy_max_query_length > 0 ? (size_t)cfg->policy_max_query_length : 0,
+		.max_query_length =
+			cfg->policy_max_query_length > 0 ? (size_t)cfg->policy_max_query_length : 0,
 	};
 
 	return b;
@@ -314,25 +336,62 @@ static void *engine_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 	p = realloc(ptr, nsize);
 	if (p == NULL) {
 		if (nsize <= osize)
-			return ptr;	/* a shrink must not fail: keep the larger block */
+			return ptr; /* a shrink must not fail: keep the larger block */
 		return NULL;
 	}
 	E.heap = E.heap - osize + nsize;
 	return p;
 }
 
+static double thread_cpu(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * The wall clock passed the deadline; was it the policy? Time the process
+ * spent descheduled (an overloaded host) does not count: from the thread's CPU
+ * time over the following quarter budget, estimate the CPU the call has used
+ * and stop it once that reaches the budget (or at DESCHEDULED_CAP budgets).
+ */
+static bool overrun(double now)
+{
+	double cpu = thread_cpu();
+
+	if (now - E.started >= E.timeout * DESCHEDULED_CAP)
+		return true;
+	if (E.cpu_mark < 0) {
+		E.cpu_mark = cpu;
+		E.wall_mark = now;
+	} else {
+		double share = (cpu - E.cpu_mark) / (now - E.wall_mark);
+
+		if (share * (E.wall_mark - E.started) + (cpu - E.cpu_mark) >= E.timeout)
+			return true;
+	}
+	E.deadline = now + E.timeout / 4;
+	return false;
+}
+
 static void count_hook(lua_State *L, lua_Debug *ar)
 {
+	double now;
+
 	if (!E.armed)
 		return;
 	if (!E.timed_out) {
-		if (mono_now() < E.deadline)
+		now = mono_now();
+		if (now < E.deadline || !overrun(now))
 			return;
 		E.timed_out = true;
 		E.where[0] = '\0';
 		if (lua_getinfo(L, "Sl", ar) && ar->currentline > 0)
-			snprintf(E.where, sizeof(E.where), "%s:%d: ",
-				 ar->source[0] == '@' ? ar->source + 1 : ar->short_src, ar->currentline);
+			snprintf(E.where, sizeof(E.where),
+				 "%s:%d: ", ar->source[0] == '@' ? ar->source + 1 : ar->short_src,
+				 ar->currentline);
 	}
 	if (!E.escalated) {
 		/* from now on every instruction raises, until the call has unwound */
@@ -343,23 +402,133 @@ static void count_hook(lua_State *L, lua_Debug *ar)
 	lua_error(L);
 }
 
+/*
+ * Watchdog. A count hook slows every VM instruction (LuaJIT then dispatches
+ * each one through C), so calls run without one: a one-shot CLOCK_MONOTONIC
+ * timer delivers SIGALRM at the deadline of the call in progress, and the
+ * handler sets the hook (lua_sethook is safe in a signal handler; luajit's own
+ * SIGINT handling does the same). The timer is re-armed lazily: a call sets it
+ * only when none is pending for an earlier time, so a busy proxy makes about
+ * one timer_settime per policy_timeout and an idle one none. Where no timer
+ * can be made, every call runs with the hook.
+ */
+static timer_t wd_timer;
+static bool wd_created; /* in this process: timers do not survive fork() */
+static bool wd_failed;
+static bool wd_installed;
+static volatile sig_atomic_t wd_in_call;
+static volatile sig_atomic_t wd_pending;
+static volatile sig_atomic_t wd_hooked;
+static _Atomic long long wd_deadline; /* CLOCK_MONOTONIC nanoseconds */
+static _Atomic long long wd_timer_at;
+static _Atomic long long wd_period; /* policy_timeout of the call */
+
+static long long to_ns(double t)
+{
+	return (long long)(t * 1e9);
+}
+
+static void wd_set(long long at)
+{
+	struct itimerspec its = { .it_value = { .tv_sec = at / 1000000000, .tv_nsec = at % 1000000000 } };
+
+	atomic_store_explicit(&wd_timer_at, at, memory_order_relaxed);
+	timer_settime(wd_timer, TIMER_ABSTIME, &its, NULL);
+}
+
+static void wd_signal(int sig)
+{
+	int saved = errno;
+	struct timespec ts;
+	long long now, deadline = atomic_load_explicit(&wd_deadline, memory_order_relaxed);
+
+	(void)sig;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (long long)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	if (!wd_in_call) {
+		wd_pending = 0;
+	} else if (now < deadline) {
+		wd_set(deadline); /* armed by an earlier call: wait for this one's deadline */
+	} else {
+		/* overdue: set the hook, and set it again a budget later should the call still run */
+		wd_hooked = 1;
+		lua_sethook(E.L, count_hook, LUA_MASKCOUNT, E.escalated ? 1 : HOOK_COUNT);
+		wd_set(now + atomic_load_explicit(&wd_period, memory_order_relaxed));
+	}
+	errno = saved;
+}
+
+static void wd_after_fork(void)
+{
+	wd_created = false;
+	wd_pending = 0;
+}
+
+#ifndef sigev_notify_thread_id
+#define sigev_notify_thread_id _sigev_un._tid
+#endif
+
+static bool wd_create(void)
+{
+	/* to this thread: the one that runs the calls, whatever other threads the process has */
+	struct sigevent sev = { .sigev_notify = SIGEV_THREAD_ID, .sigev_signo = SIGALRM };
+
+	if (!wd_installed) {
+		struct sigaction sa = { .sa_handler = wd_signal, .sa_flags = SA_RESTART };
+
+		sigemptyset(&sa.sa_mask);
+		/* the handler stays for the life of the process: it ignores ticks outside a call */
+		if (sigaction(SIGALRM, &sa, NULL) != 0 || pthread_atfork(NULL, NULL, wd_after_fork) != 0)
+			return false;
+		wd_installed = true;
+	}
+	sev.sigev_notify_thread_id = (pid_t)syscall(SYS_gettid);
+	if (timer_create(CLOCK_MONOTONIC, &sev, &wd_timer) != 0)
+		return false;
+	wd_created = true;
+	return true;
+}
+
 static void arm(double timeout)
 {
 	E.timed_out = false;
 	E.mem_refused = false;
 	E.timeout = timeout;
 	E.armed = timeout > 0;
-	E.deadline = mono_now() + timeout;
+	E.started = mono_now();
+	E.deadline = E.started + timeout;
+	E.cpu_mark = -1;
 	E.enforce = true;
+	if (!E.armed)
+		return;
+	if (!wd_created && !wd_failed && !wd_create()) {
+		wd_failed = true;
+		log_warning("policy: no watchdog timer (%s): policy calls run with a count hook",
+			    strerror(errno));
+	}
+	if (wd_failed) {
+		wd_hooked = 1;
+		lua_sethook(E.L, count_hook, LUA_MASKCOUNT, HOOK_COUNT);
+		return;
+	}
+	atomic_store_explicit(&wd_deadline, to_ns(E.deadline), memory_order_relaxed);
+	atomic_store_explicit(&wd_period, to_ns(timeout > 0.001 ? timeout : 0.001), memory_order_relaxed);
+	wd_in_call = 1;
+	if (!wd_pending || atomic_load_explicit(&wd_timer_at, memory_order_relaxed) > to_ns(E.deadline)) {
+		wd_pending = 1;
+		wd_set(to_ns(E.deadline));
+	}
 }
 
 static void disarm(void)
 {
+	wd_in_call = 0; /* first: a tick from now on leaves the hook alone */
 	E.armed = false;
 	E.enforce = false;
-	if (E.escalated) {
+	if (wd_hooked) {
+		wd_hooked = 0;
 		E.escalated = false;
-		lua_sethook(E.L, count_hook, LUA_MASKCOUNT, HOOK_COUNT);
+		lua_sethook(E.L, NULL, 0, 0);
 	}
 }
 
@@ -390,12 +559,12 @@ static enum policy_result run_protected(lua_CFunction fn, void *ud, double timeo
 	disarm();
 	if (E.timed_out) {
 		res = POLICY_TIMEOUT;
-		set_err(err, errlen, "%s%s: the call ran longer than policy_timeout (%g s)", E.where, BUDGET_MARK,
-			E.timeout);
+		set_err(err, errlen, "%s%s: the call ran longer than policy_timeout (%g s)", E.where,
+			BUDGET_MARK, E.timeout);
 	} else if (status == LUA_ERRMEM || (status != 0 && E.mem_refused)) {
 		res = POLICY_MEMORY;
-		set_err(err, errlen, "%s: the Lua heap would grow past policy_max_memory, %zu bytes", BUDGET_MARK,
-			E.heap_limit);
+		set_err(err, errlen, "%s: the Lua heap would grow past policy_max_memory, %zu bytes",
+			BUDGET_MARK, E.heap_limit);
 	} else if (status != 0) {
 		const char *msg = lua_tostring(E.L, -1);
 
@@ -518,7 +687,8 @@ static struct sentry *counter_create(lua_State *L, const char *key, size_t len, 
 	struct sentry *e = smap_put(&counters, key, len, now, &created);
 
 	if (e == NULL)
-		luaL_error(L, "cannot store counter '%s': the counter table is full (%d keys)", key, COUNTER_MAX_KEYS);
+		luaL_error(L, "cannot store counter '%s': the counter table is full (%d keys)", key,
+			   COUNTER_MAX_KEYS);
 	return e;
 }
 
@@ -662,7 +832,7 @@ static void push_client(lua_State *L, const struct policy_client *c)
 		lua_rawset(L, -4);
 	}
 	t = lua_gettop(L);
-	lua_remove(L, t - 1);	/* the clients table */
+	lua_remove(L, t - 1); /* the clients table */
 	t--;
 	lua_pushboolean(L, c->in_transaction);
 	lua_setfield(L, t, "in_transaction");
@@ -670,7 +840,7 @@ static void push_client(lua_State *L, const struct policy_client *c)
 	set_str_field(L, t, "pool_mode", c->pool_mode);
 	set_str_field(L, t, "application_name", c->application_name);
 	lua_pushnil(L);
-	lua_setfield(L, t, "params");	/* rebuilt on access: SETs change it between calls */
+	lua_setfield(L, t, "params"); /* rebuilt on access: SETs change it between calls */
 }
 
 /* __index of q tables: q.sql becomes a Lua string on first access, during the call only. */
@@ -805,8 +975,10 @@ static bool take_track(lua_State *L, int idx, struct policy_decision *out, char 
 		}
 		lua_pop(L, 1);
 		if (!tr->reset_all && (tr->name == NULL || !params_name_ok(tr->name))) {
-			set_err(err, errlen, "malformed decision: track[%d] needs a parameter name of letters, "
-				"digits, '_' and '.'", i);
+			set_err(err, errlen,
+				"malformed decision: track[%d] needs a parameter name of letters, "
+				"digits, '_' and '.'",
+				i);
 			return false;
 		}
 		if (!tr->reset && !tr->reset_all && tr->value == NULL) {
@@ -819,7 +991,7 @@ static bool take_track(lua_State *L, int idx, struct policy_decision *out, char 
 	return true;
 }
 
-/* Copy the decision table at idx into out; the dispatcher has checked its shape already. */
+/* Copy the decision table at idx into out (the dispatcher checked it; C checks what C relies on). */
 static bool take_decision(lua_State *L, int idx, enum hook hook, bool truncated, struct policy_decision *out,
 			  char *err, size_t errlen)
 {
@@ -837,12 +1009,14 @@ static bool take_decision(lua_State *L, int idx, enum hook hook, bool truncated,
 	     dup_field(L, idx, "route", &out->route, NULL, err, errlen) &&
 	     dup_field(L, idx, "user", &out->user, NULL, err, errlen) &&
 	     dup_field(L, idx, "pool_mode", &pool_mode, NULL, err, errlen) &&
-	     dup_field(L, idx, "tenant", &out->tenant, NULL, err, errlen) && take_track(L, idx, out, err, errlen);
+	     dup_field(L, idx, "tenant", &out->tenant, NULL, err, errlen) &&
+	     take_track(L, idx, out, err, errlen);
 	if (ok && out->message != NULL) {
 		out->reject = true;
 		if (sqlstate == NULL) {
 			strcpy(out->sqlstate, hook == HOOK_CONNECT ? "42501" : "0A000");
-		} else if (strlen(sqlstate) == 5 && strspn(sqlstate, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") == 5) {
+		} else if (strlen(sqlstate) == 5 &&
+			   strspn(sqlstate, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") == 5) {
 			strcpy(out->sqlstate, sqlstate);
 		} else {
 			set_err(err, errlen, "malformed decision: sqlstate must be 5 characters of 0-9/A-Z");
@@ -857,7 +1031,8 @@ static bool take_decision(lua_State *L, int idx, enum hook hook, bool truncated,
 		else if (strcmp(pool_mode, "statement") == 0)
 			out->pool_mode = POOL_MODE_STATEMENT;
 		else {
-			set_err(err, errlen, "malformed decision: pool_mode must be session, transaction or statement");
+			set_err(err, errlen,
+				"malformed decision: pool_mode must be session, transaction or statement");
 			ok = false;
 		}
 	}
@@ -904,11 +1079,11 @@ struct call {
 	struct policy_decision *out;
 	struct tenant_limits *limits;
 	bool decided;
-	bool failed;		/* the dispatcher reported an error (err) */
+	bool failed; /* the dispatcher reported an error (err) */
 	char err[256];
 };
 
-/* Push the first non-nil string of results [a, b] onto nothing: copy it into err. */
+/* A non-nil result at idx is an error message: its text into err. */
 static bool take_error(lua_State *L, int idx, char *err, size_t errlen)
 {
 	if (lua_isnil(L, idx))
@@ -1031,11 +1206,12 @@ static enum policy_result call_hook(struct call *k)
 		/* the dispatcher caught the memory error; its message names the file */
 		res = POLICY_MEMORY;
 		if (k->failed)
-			set_err(err, sizeof(err), "%s (%s: policy_max_memory is %zu bytes)", k->err, BUDGET_MARK,
-				E.heap_limit);
-		else
-			set_err(err, sizeof(err), "%s: the Lua heap would grow past policy_max_memory, %zu bytes",
+			set_err(err, sizeof(err), "%s (%s: policy_max_memory is %zu bytes)", k->err,
 				BUDGET_MARK, E.heap_limit);
+		else
+			set_err(err, sizeof(err),
+				"%s: the Lua heap would grow past policy_max_memory, %zu bytes", BUDGET_MARK,
+				E.heap_limit);
 	}
 	if (res != POLICY_PASS) {
 		if (k->out) {
@@ -1046,7 +1222,7 @@ static enum policy_result call_hook(struct call *k)
 		return res;
 	}
 	if (k->failed) {
-		/* a partial decision (from the policies that did not fail) stays in out for policy_failure=open */
+		/* what the policies that did not fail decided stays in out, for policy_failure=open */
 		if (k->out)
 			snprintf(k->out->error, sizeof(k->out->error), "%s", k->err);
 		count_failure(POLICY_ERROR, k->hook, k->err);
@@ -1071,16 +1247,16 @@ enum policy_result policy_on_connect(const struct policy_client *c, struct polic
 	return call_hook(&k);
 }
 
-static enum policy_result query_hook(enum hook hook, const struct policy_client *c, const struct policy_query *q,
-				     struct policy_decision *out)
+static enum policy_result query_hook(enum hook hook, const struct policy_client *c,
+				     const struct policy_query *q, struct policy_decision *out)
 {
 	struct call k = { .hook = hook, .c = c, .q = q, .out = out, .truncated = q->truncated };
 
 	init_out(out);
 	if (E.L == NULL || !E.has[hook])
 		return POLICY_PASS;
-	if (hook == HOOK_QUERY && !policy_wants_query(q->n_kinds > 0 ? q->kinds : &q->kind,
-						      q->n_kinds > 0 ? q->n_kinds : 1))
+	if (hook == HOOK_QUERY &&
+	    !policy_wants_query(q->n_kinds > 0 ? q->kinds : &q->kind, q->n_kinds > 0 ? q->n_kinds : 1))
 		return POLICY_PASS;
 	E.cur_sql_len = q->sql_len;
 	if (budget.max_query_length != 0 && q->sql_len > budget.max_query_length) {
@@ -1197,7 +1373,7 @@ bool policy_wants_begin(void)
 
 bool policy_wants_disconnect(void)
 {
-	return E.L != NULL;	/* with or without the hook: the client's Lua objects must go */
+	return E.L != NULL; /* with or without the hook: the client's Lua objects must go */
 }
 
 bool policy_wants_limits(void)
@@ -1217,7 +1393,8 @@ bool policy_wants_query(const char *const *kinds, int n_kinds)
 	if (E.all_kinds)
 		return true;
 	for (int i = 0; i < n_kinds; i++) {
-		if (kinds[i] != NULL && bsearch(&kinds[i], E.kinds, (size_t)E.n_kinds, sizeof(*E.kinds), cmp_str))
+		if (kinds[i] != NULL &&
+		    bsearch(&kinds[i], E.kinds, (size_t)E.n_kinds, sizeof(*E.kinds), cmp_str))
 			return true;
 	}
 	return false;
@@ -1272,8 +1449,8 @@ static bool find_runtime(char *out, size_t outlen, char *err, size_t errlen)
 		snprintf(out, outlen, "%s", MB_DATADIR);
 		return true;
 	}
-	set_err(err, errlen, "cannot find the Lua runtime: no lua/moonbouncer/dispatcher.lua in %s or %s", exe,
-		MB_DATADIR);
+	set_err(err, errlen, "cannot find the Lua runtime: no lua/moonbouncer/dispatcher.lua in %s or %s",
+		exe, MB_DATADIR);
 	return false;
 }
 
@@ -1505,7 +1682,7 @@ static int load_body(lua_State *L)
 	push_databases(L, cfg);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, E.ref_dbs);
 	lua_rawseti(L, LUA_REGISTRYINDEX, E.ref_dbs_prev);
-	lua_rawseti(L, LUA_REGISTRYINDEX, E.ref_dbs);	/* policies may call databases() while loading */
+	lua_rawseti(L, LUA_REGISTRYINDEX, E.ref_dbs); /* policies may call databases() while loading */
 
 	lua_rawgeti(L, LUA_REGISTRYINDEX, E.ref_dispatcher);
 	d = lua_gettop(L);
@@ -1518,11 +1695,25 @@ static int load_body(lua_State *L)
 	lua_createtable(L, 0, 3);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, E.ref_host);
 	lua_setfield(L, -2, "host");
-	lua_createtable(L, 2, 0);
+	/* require "policies.x": the runtime's policies/x.lua, then <policy_dir>/policies/x.lua, then beside
+	 * policy_file */
+	lua_createtable(L, 3, 0);
 	lua_pushfstring(L, "%s/?.lua", a->root);
 	lua_rawseti(L, -2, np++);
 	if (cfg->policy_dir != NULL && cfg->policy_dir[0] != '\0') {
 		lua_pushfstring(L, "%s/?.lua", cfg->policy_dir);
+		lua_rawseti(L, -2, np++);
+	}
+	if (cfg->policy_file != NULL && cfg->policy_file[0] != '\0') {
+		const char *slash = strrchr(cfg->policy_file, '/');
+
+		if (slash == NULL) {
+			lua_pushliteral(L, "./?.lua");
+		} else {
+			lua_pushlstring(L, cfg->policy_file, (size_t)(slash - cfg->policy_file));
+			lua_pushfstring(L, "%s/?.lua", lua_tostring(L, -1));
+			lua_remove(L, -2);
+		}
 		lua_rawseti(L, -2, np++);
 	}
 	lua_setfield(L, -2, "searcher_paths");
@@ -1595,14 +1786,15 @@ static bool load_generation(const struct config *cfg, const char *root, struct f
 	res = run_protected(load_body, &a, budget.timeout > 0 ? LOAD_TIMEOUT : 0, perr, sizeof(perr));
 	if (res != POLICY_PASS || a.failed) {
 		if (res == POLICY_TIMEOUT)
-			set_err(err, errlen, "loading the policies took longer than %g s: %s", LOAD_TIMEOUT, perr);
+			set_err(err, errlen, "loading the policies took longer than %g s: %s", LOAD_TIMEOUT,
+				perr);
 		else
 			set_err(err, errlen, "%s", res != POLICY_PASS ? perr : a.err);
 		free_kinds(a.kinds, a.n_kinds);
 		/* the config in force is still the old one (no allocation: both keys exist) */
 		lua_rawgeti(E.L, LUA_REGISTRYINDEX, E.ref_dbs_prev);
 		lua_rawseti(E.L, LUA_REGISTRYINDEX, E.ref_dbs);
-		lua_gc(E.L, LUA_GCCOLLECT, 0);	/* the half-loaded generation */
+		lua_gc(E.L, LUA_GCCOLLECT, 0); /* the half-loaded generation */
 		return false;
 	}
 	memcpy(E.has, a.has, sizeof(E.has));
@@ -1613,7 +1805,7 @@ static bool load_generation(const struct config *cfg, const char *root, struct f
 	E.n_files = files->n;
 	smap_clear(&limits_cache);
 	generation++;
-	lua_gc(E.L, LUA_GCCOLLECT, 0);	/* the old generation */
+	lua_gc(E.L, LUA_GCCOLLECT, 0); /* the old generation */
 	E.heap_after_gc = E.heap;
 	return true;
 }
@@ -1644,7 +1836,6 @@ static bool open_state(const char *root, char *err, size_t errlen)
 	}
 	/* count hooks do not run inside compiled traces: interpret only */
 	luaJIT_setmode(E.L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
-	lua_sethook(E.L, count_hook, LUA_MASKCOUNT, HOOK_COUNT);
 	if (run_protected(setup_body, &a, budget.timeout > 0 ? LOAD_TIMEOUT : 0, perr, sizeof(perr)) !=
 	    POLICY_PASS) {
 		set_err(err, errlen, "loading the Lua runtime from %s/lua: %s", root, perr);
@@ -1711,6 +1902,11 @@ void policy_shutdown(void)
 {
 	close_state();
 	smap_clear(&counters);
+	if (wd_created) {
+		timer_delete(wd_timer);
+		wd_created = false;
+		wd_pending = 0;
+	}
 }
 
 void policy_set_runtime_dir(const char *dir)

@@ -17,11 +17,11 @@ struct param_set;
  * (the dispatcher goes on past a failing file), for policy_failure = open.
  */
 enum policy_result {
-	POLICY_PASS = 0,	/* no policy interested, or every hook returned nil */
-	POLICY_DECIDED,		/* out holds a decision */
-	POLICY_ERROR,		/* a hook raised or returned a malformed decision */
-	POLICY_TIMEOUT,		/* the call ran longer than policy_timeout */
-	POLICY_MEMORY,		/* the Lua heap would have grown past policy_max_memory */
+	POLICY_PASS = 0, /* no policy interested, or every hook returned nil */
+	POLICY_DECIDED,	 /* out holds a decision */
+	POLICY_ERROR,	 /* a hook raised or returned a malformed decision */
+	POLICY_TIMEOUT,	 /* the call ran longer than policy_timeout */
+	POLICY_MEMORY,	 /* the Lua heap would have grown past policy_max_memory */
 };
 
 /*
@@ -35,32 +35,32 @@ struct policy_client {
 	const char *user;
 	const char *database;
 	const char *application_name;
-	const char *addr;			/* "1.2.3.4", "::1" or "unix" */
+	const char *addr; /* "1.2.3.4", "::1" or "unix" */
 	int port;
 	bool tls;
-	const struct param_set *params;		/* the client's session parameters, or NULL */
+	const struct param_set *params; /* the client's session parameters, or NULL */
 	bool in_transaction;
-	const char *tenant;			/* set by an earlier on_connect decision, or NULL */
-	const char *pool_mode;			/* "session", "transaction", "statement" */
+	const char *tenant;    /* set by an earlier on_connect decision, or NULL */
+	const char *pool_mode; /* "session", "transaction", "statement" */
 };
 
 /* One statement (or a simple Query holding several), read during one call. */
 struct policy_query {
-	const char *kind;			/* first statement's kind from sqlscan ("select", "set", ...) */
-	const char *const *kinds;		/* every statement's kind, in order; NULL/0: { kind } */
+	const char *kind;	  /* first statement's kind from sqlscan ("select", "set", ...) */
+	const char *const *kinds; /* every statement's kind, in order; NULL/0: { kind } */
 	int n_kinds;
-	const char *protocol;			/* "simple", "extended" or "function" */
-	const char *name;			/* prepared statement name of a Parse, or NULL */
-	const char *sql;			/* the text, need not be NUL-terminated */
+	const char *protocol; /* "simple", "extended" or "function" */
+	const char *name;     /* prepared statement name of a Parse, or NULL */
+	const char *sql;      /* the text, need not be NUL-terminated */
 	size_t sql_len;
-	bool truncated;				/* sql is only a prefix; also set here when sql_len passes
+	bool truncated; /* sql is only a prefix; also set here when sql_len passes
 						 * policy_max_query_length (Lua then sees that prefix) */
 };
 
 /* One track entry: {name=, value=} (SET), {reset="name"} (reset), {reset=true} (reset_all). */
 struct policy_track {
-	char *name;		/* NULL for reset_all */
-	char *value;		/* NULL for reset and reset_all */
+	char *name;  /* NULL for reset_all */
+	char *value; /* NULL for reset and reset_all */
 	bool reset;
 	bool reset_all;
 };
@@ -73,37 +73,37 @@ struct policy_track {
  */
 struct policy_decision {
 	bool reject;
-	char sqlstate[6];	/* with reject: the policy's, or the default (42501 connect, 0A000 statement) */
-	char *message;		/* with reject */
-	char *rewrite;		/* on_query: the text to send instead (never for a truncated statement) */
+	char sqlstate[6]; /* with reject: the policy's, or the default (42501 connect, 0A000 statement) */
+	char *message;	  /* with reject */
+	char *rewrite;	  /* on_query: the text to send instead (never for a truncated statement) */
 	size_t rewrite_len;
-	char *route;		/* on_connect, on_transaction_begin: a [databases] entry name */
-	char *user;		/* on_connect: server-side user */
-	enum pool_mode pool_mode; /* on_connect: POOL_MODE_UNSET unless overridden */
-	char *tenant;		/* on_connect */
+	char *route;		    /* on_connect, on_transaction_begin: a [databases] entry name */
+	char *user;		    /* on_connect: server-side user */
+	enum pool_mode pool_mode;   /* on_connect: POOL_MODE_UNSET unless overridden */
+	char *tenant;		    /* on_connect */
 	struct policy_track *track; /* on_query; names checked with params_name_ok() */
 	int n_track;
-	char error[256];	/* for the failures: "file:line: message" */
+	char error[256]; /* for the failures: "file:line: message" */
 };
 
 /* A tenant's limits; -1 means no limit (0 is a limit: none allowed). */
 struct tenant_limits {
-	int max_clients;	/* connections of the tenant; more are refused with 53300 */
-	int max_active;		/* concurrent server-holding transactions; more wait in line */
-	double rate;		/* transactions per second, burst of one second's worth */
+	int max_clients; /* connections of the tenant; more are refused with 53300 */
+	int max_active;	 /* concurrent server-holding transactions; more wait in line */
+	double rate;	 /* transactions per second, burst of one second's worth */
 };
 
 struct policy_stats {
-	unsigned long long calls;		/* hook calls that entered Lua */
-	unsigned long long failures;		/* of those, every kind of failure (timeouts and memory too) */
+	unsigned long long calls;    /* hook calls that entered Lua */
+	unsigned long long failures; /* of those, every kind of failure (timeouts and memory too) */
 	unsigned long long timeouts;
 	unsigned long long memory_errors;
-	unsigned long long reloads;		/* successful loads and reloads */
+	unsigned long long reloads; /* successful loads and reloads */
 	unsigned long long reload_failures;
 	char last_error[256];
-	size_t heap_bytes;			/* Lua heap in use, 0 when idle */
-	int n_files;				/* policy files in force, 0 when idle */
-	unsigned generation;			/* see policy_generation() */
+	size_t heap_bytes;   /* Lua heap in use, 0 when idle */
+	int n_files;	     /* policy files in force, 0 when idle */
+	unsigned generation; /* see policy_generation() */
 };
 
 /*
@@ -130,7 +130,7 @@ void policy_shutdown(void);
 void policy_set_runtime_dir(const char *dir);
 
 /* Cheap checks, no Lua call. */
-bool policy_active(void);		/* a policy set is loaded */
+bool policy_active(void); /* a policy set is loaded */
 bool policy_wants_connect(void);
 /* Does any policy's query_kinds hold one of these kinds (or a policy want every statement)? */
 bool policy_wants_query(const char *const *kinds, int n_kinds);

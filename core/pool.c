@@ -238,10 +238,8 @@ void pool_janitor(struct pool *pool)
 	/* idle servers past server_lifetime or server_idle_timeout (above min_pool_size) */
 	LIST_FOREACH_SAFE(it, tmp, &pool->idle_servers) {
 		struct server *s = container_of(it, struct server, head);
-		double lifetime = rt.cfg->server_lifetime, idle = rt.cfg->server_idle_timeout;
-		if (pool->db && pool->db->server_lifetime >= 0)
-			lifetime = pool->db->server_lifetime;
-		if (lifetime > 0 && now - s->connect_time >= lifetime)
+		double idle = rt.cfg->server_idle_timeout;
+		if (server_past_lifetime(s))
 			server_close(s, "server_lifetime");
 		else if (idle > 0 && now - s->last_used >= idle && pool_server_count(pool) > min)
 			server_close(s, "server_idle_timeout");
@@ -255,15 +253,11 @@ void pool_janitor(struct pool *pool)
 		}
 	}
 	/* clients waiting too long for a server */
-	if (rt.cfg->query_wait_timeout > 0) {
-		double limit = rt.cfg->query_wait_timeout;
-		if (pool->db && pool->db->query_wait_timeout >= 0)
-			limit = pool->db->query_wait_timeout;
-		LIST_FOREACH_SAFE(it, tmp, &pool->waiting_clients) {
-			struct client *c = container_of(it, struct client, head);
-			if (limit > 0 && now - c->request_time >= limit)
-				client_fatal(c, "08P01", "query_wait_timeout");
-		}
+	LIST_FOREACH_SAFE(it, tmp, &pool->waiting_clients) {
+		struct client *c = container_of(it, struct client, head);
+		double limit = client_timeout(c, TIMEOUT_QUERY_WAIT);
+		if (limit > 0 && now - c->request_time >= limit)
+			client_fatal(c, "08P01", "query_wait_timeout");
 	}
 	/* min_pool_size, and the reserve pool once its timeout passed */
 	if (rt.shutdown == SHUTDOWN_NONE && pool->db) {

@@ -226,7 +226,7 @@ static bool reserve(struct pktbuf *b, size_t n)
 		return false;
 	if (b->cap - b->len >= n)
 		return true;
-	if (n > SIZE_MAX / 2 - b->len) {
+	if (n > UINT32_MAX / 2 - b->len) {	/* lengths are 32-bit on the wire and here */
 		b->failed = true;
 		return false;
 	}
@@ -239,7 +239,7 @@ static bool reserve(struct pktbuf *b, size_t n)
 		return false;
 	}
 	b->data = p;
-	b->cap = cap;
+	b->cap = (uint32_t)cap;
 	return true;
 }
 
@@ -248,7 +248,7 @@ void pkt_put_bytes(struct pktbuf *b, const void *p, size_t n)
 	if (n == 0 || !reserve(b, n))
 		return;
 	memcpy(b->data + b->len, p, n);
-	b->len += n;
+	b->len += (uint32_t)n;
 }
 
 void pkt_put_u8(struct pktbuf *b, uint8_t v)

@@ -76,9 +76,9 @@ const char *proto_error_field(const uint8_t *body, size_t len, char code);
 /* Growable output buffer for messages we build ourselves. */
 struct pktbuf {
 	uint8_t *data;
-	size_t len;
-	size_t cap;
-	size_t msg_start;	/* start of the message being built */
+	uint32_t len;
+	uint32_t cap;
+	uint32_t msg_start;	/* start of the message being built */
 	bool failed;		/* allocation failed: contents unusable */
 };
 

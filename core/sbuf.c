@@ -174,6 +174,8 @@ void sbuf_resume(struct sbuf *sb)
 	if (sb->fd < 0)
 		return;
 	sb->paused = false;
+	if (sb->busy)
+		return;	/* resumed from inside its own message handler: the loop goes on by itself */
 	update_events(sb);
 	/* buffered input is handled from the read event, never from inside another socket's callback */
 	if (sb->io && sb->io->parse < sb->io->recv && sb->read_armed)
@@ -409,7 +411,9 @@ static void process(struct sbuf *sb)
 		msg.len = total;
 		msg.data = io->data + io->parse;
 		msg.avail = avail < total ? avail : total;
+		sb->busy = true;
 		act = sb->ops->on_msg(sb, &msg);
+		sb->busy = false;
 		if (act == SBUF_CLOSED || sb->fd < 0)
 			return;
 		io = sb->io;	/* the callback may not swap it, but keep the cursor honest */

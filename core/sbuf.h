@@ -64,6 +64,7 @@ struct sbuf {
 	bool connecting;
 	bool wait_forwarded;	/* SBUF_FORWARD_PAUSE is pending */
 	bool out_first;		/* queued output predates the blocked source's bytes */
+	bool busy;		/* inside process(): a resume needs no wake-up */
 	bool read_armed;
 	bool write_armed;
 	int write_error;	/* deferred socket error, reported from the write event */

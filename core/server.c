@@ -455,9 +455,13 @@ static enum sbuf_action finish_internal(struct server *s)
 	}
 	if (goal == INTERNAL_REAPPLY) {
 		s->phase = PHASE_RELAY;
-		if (s->internal_failed)
+		if (s->internal_failed) {
 			log_warning("S-%llu: restoring client parameters after RESET failed: %s", s->id,
 				    s->internal_error);
+			s->dirty = true;
+		} else if (c) {
+			params_applied(&c->params, &s->params, &s->defaults);
+		}
 		if (c && c->sb.paused)
 			sbuf_resume(&c->sb);
 		return ready_for_query(s);	/* forwards the ReadyForQuery at hand */
@@ -473,9 +477,11 @@ static enum sbuf_action finish_internal(struct server *s)
 		memcpy(sqlstate, s->internal_error, 5);
 		sqlstate[5] = 0;
 		s->phase = PHASE_RELAY;
+		s->dirty = true;	/* part of the query may have run */
 		client_fatal(c, sqlstate, "%s", s->internal_error + 6);
 		return s->state == SV_CLOSED ? SBUF_CLOSED : SBUF_DROP;
 	}
+	params_applied(&c->params, &s->params, &s->defaults);
 	s->phase = PHASE_RELAY;
 	client_linked(c);
 	return SBUF_DROP;
@@ -686,6 +692,7 @@ void server_link(struct server *s, struct client *c)
 	struct pktbuf b;
 
 	server_change_state(s, SV_ACTIVE);
+	s->used = true;
 	s->client = c;
 	c->server = s;
 	s->last_mode = c->pool_mode;
@@ -794,11 +801,13 @@ bool server_needs_check(const struct server *s)
 
 void server_check(struct server *s)
 {
+	const char *q = rt.cfg->server_check_query;
 	struct pktbuf b;
 
 	server_change_state(s, SV_USED);
 	pktbuf_init(&b);
-	pkt_query(&b, rt.cfg->server_check_query);
+	/* PgBouncer's "<empty>" means an empty query: the cheapest round trip there is */
+	pkt_query(&b, strcmp(q, "<empty>") == 0 ? "" : q);
 	start_internal(s, INTERNAL_CHECK, &b);
 }
 
@@ -807,7 +816,9 @@ bool server_past_lifetime(const struct server *s)
 	double lifetime = rt.cfg->server_lifetime;
 	if (s->pool->db && s->pool->db->server_lifetime >= 0)
 		lifetime = s->pool->db->server_lifetime;
-	return lifetime > 0 && rt_now() - s->connect_time >= lifetime;
+	if (lifetime == 0)
+		return s->used;	/* 0: every server connection serves one client, then closes */
+	return rt_now() - s->connect_time >= lifetime;
 }
 
 void server_login_timeout(struct server *s)
@@ -819,27 +830,28 @@ void server_login_timeout(struct server *s)
 void server_janitor(struct server *s)
 {
 	struct client *c = s->client;
-	double now = rt_now();
-	const struct config *cfg = rt.cfg;
+	double now = rt_now(), limit;
 
 	if (!c || s->phase != PHASE_RELAY)
 		return;
 	if (s->pending_ready > 0) {
 		/* query_timeout cancels the query: the client gets PostgreSQL's 57014 and keeps its connection */
-		if (cfg->query_timeout > 0 && !s->cancel_sent && now - s->query_start >= cfg->query_timeout) {
-			log_info("C-%llu: query_timeout (%gs): cancelling the query", c->id, cfg->query_timeout);
+		limit = client_timeout(c, TIMEOUT_QUERY);
+		if (limit > 0 && !s->cancel_sent && now - s->query_start >= limit) {
+			log_info("C-%llu: query_timeout (%gs): cancelling the query", c->id, limit);
 			s->cancel_sent = true;
 			server_send_cancel(s);
 		}
-		return;
 	}
 	if (s->txn_status == 'I')
 		return;
-	if (cfg->idle_transaction_timeout > 0 && now - c->last_activity >= cfg->idle_transaction_timeout) {
+	limit = client_timeout(c, TIMEOUT_IDLE_TRANSACTION);
+	if (s->pending_ready == 0 && limit > 0 && now - c->last_activity >= limit) {
 		client_fatal(c, "25P03", "idle transaction timeout");
 		return;
 	}
-	if (cfg->transaction_timeout > 0 && now - s->xact_start >= cfg->transaction_timeout)
+	limit = client_timeout(c, TIMEOUT_TRANSACTION);
+	if (limit > 0 && now - s->xact_start >= limit)
 		client_fatal(c, "25P04", "transaction timeout");
 }
 

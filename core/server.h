@@ -71,6 +71,7 @@ struct server {
 	bool internal_failed;		/* our own query got an ErrorResponse */
 	char internal_error[256];
 	bool dirty;			/* a client changed session state */
+	bool used;			/* has served a client (server_lifetime = 0 closes it then) */
 	int last_mode;			/* pool mode of the last client (enum pool_mode) */
 
 	double connect_time;

@@ -223,6 +223,41 @@ static void scan_set(struct lexer *lx, struct sql_stmt *st, struct token *t)
 	*t = next_token(lx);
 }
 
+/* Statements whose only session effects come from the functions they call. */
+static bool plain_statement(const char *kind)
+{
+	static const char *const kinds[] = { "select", "insert", "update", "delete", "with", "values", "table" };
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (strcmp(kind, kinds[i]) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Could the rest of the text hold another statement or a session-changing
+ * call? A ';' anywhere, or "advisory" / "set_config" next to an underscore.
+ * False positives only cost the full scan.
+ */
+static bool may_change_session(const char *s, size_t len)
+{
+	const char *end = s + len, *p = s, *semi = memchr(s, ';', len);
+
+	if (semi) {
+		/* only a trailing ';' (and white space) is still one statement */
+		for (const char *q = semi + 1; q < end; q++)
+			if (!isspace((unsigned char)*q))
+				return true;
+	}
+	while ((p = memchr(p, '_', (size_t)(end - p))) != NULL) {
+		if (end - p > 8 && strncasecmp(p + 1, "advisory", 8) == 0)
+			return true;
+		if (p - s >= 3 && end - p > 6 && strncasecmp(p - 3, "set_config", 10) == 0)
+			return true;
+		p++;
+	}
+	return false;
+}
+
 bool sqlscan_next(const char *sql, size_t len, size_t *pos, struct sql_stmt *st)
 {
 	struct lexer lx = { sql, len, *pos };
@@ -241,6 +276,11 @@ bool sqlscan_next(const char *sql, size_t len, size_t *pos, struct sql_stmt *st)
 		copy_lower(st->kind, sizeof(st->kind), t.p, t.n);
 	if (t.type == TOK_SEMI) {
 		*pos = lx.pos;
+		return true;
+	}
+	if (plain_statement(st->kind) && !may_change_session(sql + lx.pos, len - lx.pos)) {
+		/* the common case: one SELECT/DML statement calling nothing of interest, no tokenizing needed */
+		*pos = len;
 		return true;
 	}
 

@@ -125,18 +125,17 @@ void tenant_end(struct tenant *t)
 
 void tenant_janitor(void)
 {
-	double limit = rt.cfg->query_wait_timeout, now = rt_now();
+	double now = rt_now();
 
 	for (struct list *it = g_tenants.next; it != &g_tenants; it = it->next) {
 		struct tenant *t = container_of(it, struct tenant, head);
 		struct list *w, *tmp;
 		refresh_limits(t);
 		wake(t);
-		if (limit <= 0)
-			continue;
 		LIST_FOREACH_SAFE(w, tmp, &t->waiting) {
 			struct client *c = container_of(w, struct client, head);
-			if (now - c->request_time >= limit)
+			double limit = client_timeout(c, TIMEOUT_QUERY_WAIT);
+			if (limit > 0 && now - c->request_time >= limit)
 				client_fatal(c, "08P01", "query_wait_timeout (waiting for tenant \"%s\")", t->key);
 		}
 	}

@@ -239,6 +239,18 @@ return function(cfg)
     if not modes[client.pool_mode] then
       return nil
     end
+    if q.protocol == "function" then
+      -- a fast-path call has no SQL to rewrite: a session advisory lock by OID is refused
+      if not cfg.allow_advisory_locks then
+        local kinds = q.kinds or {}
+        for i = 1, #kinds do
+          if kinds[i] == "advisory_lock" then
+            return reject(MSG.advisory)
+          end
+        end
+      end
+      return nil
+    end
     local sql = q.sql
     if type(sql) ~= "string" then
       return nil

@@ -515,6 +515,16 @@ local function add_err(acc, msg)
   return msg
 end
 
+-- A failed hook's message. LuaJIT runs no error handler for "not enough memory", so that one
+-- gets the policy's file here.
+local function hook_err(p, msg)
+  msg = tostring(msg)
+  if sub(msg, 1, #MEMORY_ERROR) == MEMORY_ERROR then
+    return p.path .. ": " .. msg
+  end
+  return msg
+end
+
 -- Error handler for a policy's hook: "file:line: message" with the policy's own line when the
 -- message lacks a position.
 local function make_handler(p, hook, sources)
@@ -570,7 +580,7 @@ function Gen:on_connect(client)
     local ok, d = xpcall(p.on_connect, p.handlers.on_connect, v)
     settle_ctx(v, self.ctx_store, p.name)
     if not ok then
-      err = add_err(err, d)
+      err = add_err(err, hook_err(p, d))
     elseif d ~= nil and d ~= false then
       local bad = check_decision(d, "on_connect")
       if bad then
@@ -626,7 +636,7 @@ function Gen:on_query(client, q)
       local ok, d = xpcall(p.on_query, p.handlers.on_query, v, qp)
       settle_ctx(v, self.ctx_store, p.name)
       if not ok then
-        err = add_err(err, d)
+        err = add_err(err, hook_err(p, d))
       elseif d ~= nil and d ~= false then
         local bad = check_decision(d, "on_query", truncated)
         if bad then
@@ -678,7 +688,7 @@ function Gen:on_transaction_begin(client, q)
     local ok, d = xpcall(p.on_transaction_begin, p.handlers.on_transaction_begin, v, qp)
     settle_ctx(v, self.ctx_store, p.name)
     if not ok then
-      err = add_err(err, d)
+      err = add_err(err, hook_err(p, d))
     elseif d ~= nil and d ~= false then
       local bad = check_decision(d, "on_transaction_begin")
       if bad then
@@ -710,7 +720,7 @@ function Gen:on_disconnect(client)
     local ok, e = xpcall(p.on_disconnect, p.handlers.on_disconnect, v)
     settle_ctx(v, self.ctx_store, p.name)
     if not ok then
-      err = add_err(err, e)
+      err = add_err(err, hook_err(p, e))
     end
   end
   return nil, err
@@ -723,7 +733,7 @@ function Gen:limits(tenant)
     local p = list[i]
     local ok, l = xpcall(p.limits, p.handlers.limits, tenant)
     if not ok then
-      err = add_err(err, l)
+      err = add_err(err, hook_err(p, l))
     elseif l ~= nil and l ~= false then
       local bad = check_limits(l)
       if bad then

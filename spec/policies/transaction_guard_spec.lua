@@ -124,6 +124,15 @@ describe("transaction_guard", function()
     end
   end)
 
+  it("rejects a session advisory lock called by FunctionCall, and passes other function calls", function()
+    local lock = { sql = "", kind = "function", kinds = { "function", "advisory_lock" }, protocol = "function" }
+    local other = { sql = "", kind = "function", kinds = { "function" }, protocol = "function" }
+    local d = gen:on_query(tx_client(), lock)
+    assert.is_string(d and d.reject)
+    assert.matches("advisory", d.reject)
+    assert.is_nil(gen:on_query(tx_client(), other))
+  end)
+
   it("passes what is safe in transaction mode", function()
     for _, sql in ipairs({ "CREATE TEMP TABLE t (a int) ON COMMIT DROP", "DECLARE c CURSOR FOR SELECT 1",
       "PREPARE TRANSACTION 'gid-1'", "CREATE TABLE t (a int)", "UNLISTEN *", "NOTIFY orders",

@@ -379,7 +379,8 @@ pooler_stop() {
 		note_problem "${KIND_NAME[${P_KIND[$name]}]} instance '$name' exited on its own during the run" \
 			"(see its log)"
 	fi
-	# SIGTERM: immediate shutdown for both (PgBouncer's SIGINT would wait for clients)
+	# SIGTERM: PgBouncer 1.18 stops at once; moonbouncer (1.23+ semantics) once its clients are gone,
+	# which they are by now (a stuck one is killed after the wait)
 	stop_pid "${P_PID[$name]}" TERM 60
 	P_PID[$name]=
 }

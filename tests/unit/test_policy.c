@@ -1,8 +1,11 @@
 /* Unit tests of the policy engine: loading, merged decisions, budgets, reloads, ctx, counters and limits. */
+#include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,6 +23,15 @@ static double now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Sleep the whole time: the engine's watchdog timer (SIGALRM) may interrupt a sleep. */
+static void sleep_s(double s)
+{
+	struct timespec ts = { (time_t)s, (long)((s - (double)(time_t)s) * 1e9) };
+
+	while (nanosleep(&ts, &ts) != 0)
+		;
 }
 
 /* The source tree: the current directory (make runs tests from there), else two levels above the binary. */
@@ -133,6 +145,63 @@ static bool contains(const char *s, const char *part)
 	return s != NULL && strstr(s, part) != NULL;
 }
 
+/* Reader of the log FIFO: lets writes block for a while, then drains until EOF. */
+static void *drain_fifo(void *arg)
+{
+	char buf[65536];
+	int fd = open(arg, O_RDONLY);
+
+	sleep_s(0.2);
+	while (fd >= 0 && read(fd, buf, sizeof(buf)) > 0)
+		;
+	if (fd >= 0)
+		close(fd);
+	return NULL;
+}
+
+/*
+ * A call during which the process is held up (here: a log write into a full
+ * FIFO) has spent wall time but hardly any CPU: it must not count as a
+ * timeout, as on an overloaded host that deschedules the proxy.
+ */
+static void test_descheduled(void)
+{
+	char path[64] = "/tmp/mb_test_policy_fifo_XXXXXX";
+	char block[4096];
+	struct policy_decision d;
+	pthread_t th;
+	double t0, el;
+	int fill;
+
+	if (mkdtemp(path) == NULL)
+		abort();
+	strcat(path, "/log");
+	if (mkfifo(path, 0600) != 0 || pthread_create(&th, NULL, drain_fifo, path) != 0)
+		abort();
+	fill = open(path, O_WRONLY);
+	if (fill < 0 || fcntl(fill, F_SETFL, O_NONBLOCK) != 0)
+		abort();
+	memset(block, 'x', sizeof(block));
+	while (write(fill, block, sizeof(block)) > 0)
+		;
+	if (!log_open_file(path))
+		abort();
+	t0 = now();
+	UNIT_EQ_INT(run_query("select", "stall", &d), POLICY_DECIDED, "descheduled: no timeout");
+	el = now() - t0;
+	printf("# held up for %.3f s\n", el);
+	UNIT_CHECK(el > 0.1, "descheduled: the call was held up past policy_timeout");
+	UNIT_EQ_STR(d.message, "survived", "descheduled: the call completed");
+	policy_decision_clear(&d);
+	if (!log_open_file(NULL))
+		abort();
+	close(fill);
+	pthread_join(th, NULL);
+	unlink(path);
+	*strrchr(path, '/') = '\0';
+	rmdir(path);
+}
+
 static void test_idle(void)
 {
 	struct config *cfg = make_config(NULL);
@@ -219,7 +288,8 @@ static void test_connect(void)
 
 	c = client(13, "bob");
 	UNIT_EQ_INT(policy_on_connect(&c, &d), POLICY_PASS, "connect: nil passes");
-	UNIT_CHECK(d.message == NULL && d.route == NULL && d.pool_mode == POOL_MODE_UNSET, "connect: pass is empty");
+	UNIT_CHECK(d.message == NULL && d.route == NULL && d.pool_mode == POOL_MODE_UNSET,
+		   "connect: pass is empty");
 	policy_decision_clear(&d);
 
 	c = client(2, "dbs");
@@ -235,8 +305,9 @@ static void test_connect(void)
 	c.in_transaction = true;
 	c.tenant = "t1";
 	UNIT_EQ_INT(policy_on_connect(&c, &d), POLICY_DECIDED, "client view");
-	UNIT_EQ_STR(d.message, "search_path=public, app app=psql addr=10.0.0.7:41000 tls=true tx=true "
-			       "mode=session tenant=t1",
+	UNIT_EQ_STR(d.message,
+		    "search_path=public, app app=psql addr=10.0.0.7:41000 tls=true tx=true "
+		    "mode=session tenant=t1",
 		    "client view: every field");
 	policy_decision_clear(&d);
 	/* the view is cached per client; changing values must show on the next call */
@@ -246,8 +317,9 @@ static void test_connect(void)
 	c.tenant = NULL;
 	c.pool_mode = "transaction";
 	UNIT_EQ_INT(policy_on_connect(&c, &d), POLICY_DECIDED, "client view again");
-	UNIT_EQ_STR(d.message, "search_path=other app=psql addr=10.0.0.7:41000 tls=true tx=false "
-			       "mode=transaction tenant=nil",
+	UNIT_EQ_STR(d.message,
+		    "search_path=other app=psql addr=10.0.0.7:41000 tls=true tx=false "
+		    "mode=transaction tenant=nil",
 		    "client view: cached view follows the core's values");
 	policy_decision_clear(&d);
 	params_clear(&params);
@@ -255,7 +327,8 @@ static void test_connect(void)
 
 	c = client(4, "clock");
 	UNIT_EQ_INT(policy_on_connect(&c, &d), POLICY_DECIDED, "host: now()");
-	UNIT_CHECK(d.message && atof(d.message) > now() - 1 && atof(d.message) <= now() + 0.001, "host: now() is monotonic");
+	UNIT_CHECK(d.message && atof(d.message) > now() - 1 && atof(d.message) <= now() + 0.001,
+		   "host: now() is monotonic");
 	policy_decision_clear(&d);
 
 	fd = mkstemp(path);
@@ -311,7 +384,8 @@ static void test_query(void)
 	UNIT_EQ_INT(d.rewrite_len, 8, "query: rewrite length");
 	policy_decision_clear(&d);
 
-	UNIT_EQ_INT(run_query("set", "set search_path = app; set work_mem = 64", &d), POLICY_DECIDED, "query: track");
+	UNIT_EQ_INT(run_query("set", "set search_path = app; set work_mem = 64", &d), POLICY_DECIDED,
+		    "query: track");
 	UNIT_EQ_INT(d.n_track, 2, "track: two entries");
 	if (d.n_track == 2) {
 		UNIT_EQ_STR(d.track[0].name, "search_path", "track: name");
@@ -321,12 +395,14 @@ static void test_query(void)
 	}
 	policy_decision_clear(&d);
 
-	UNIT_EQ_INT(run_query("reset", "reset search_path; reset all", &d), POLICY_DECIDED, "query: track resets");
+	UNIT_EQ_INT(run_query("reset", "reset search_path; reset all", &d), POLICY_DECIDED,
+		    "query: track resets");
 	UNIT_EQ_INT(d.n_track, 2, "track resets: two entries");
 	if (d.n_track == 2) {
 		UNIT_CHECK(d.track[0].reset && !d.track[0].reset_all, "track: reset name");
 		UNIT_EQ_STR(d.track[0].name, "search_path", "track: reset's name");
-		UNIT_CHECK(d.track[1].reset_all && d.track[1].name == NULL, "track: reset = true is reset_all");
+		UNIT_CHECK(d.track[1].reset_all && d.track[1].name == NULL,
+			   "track: reset = true is reset_all");
 	}
 	policy_decision_clear(&d);
 
@@ -350,12 +426,14 @@ static void test_query(void)
 	UNIT_EQ_STR(d.message, "select extended s1", "q: kinds defaults to { kind }");
 	policy_decision_clear(&d);
 
-	UNIT_EQ_INT(run_query("select", "select helper", &d), POLICY_DECIDED, "module from policy_dir/policies");
+	UNIT_EQ_INT(run_query("select", "select helper", &d), POLICY_DECIDED,
+		    "module from policy_dir/policies");
 	UNIT_EQ_STR(d.message, "hello from testmod", "require of the operator's module");
 	policy_decision_clear(&d);
 
 	policy_get_stats(&st1);
-	UNIT_EQ_INT(run_query("insert", "insert into t values (1)", &d), POLICY_PASS, "prefilter: insert passes");
+	UNIT_EQ_INT(run_query("insert", "insert into t values (1)", &d), POLICY_PASS,
+		    "prefilter: insert passes");
 	policy_get_stats(&st2);
 	UNIT_EQ_INT(st2.calls, st1.calls, "prefilter: insert never enters Lua");
 	UNIT_EQ_INT(run_query("select", "select 42", &d), POLICY_PASS, "query: nil passes");
@@ -371,7 +449,7 @@ static void test_query(void)
 	UNIT_EQ_INT(run_query("select", "select counter set", &d), POLICY_DECIDED, "counters: set");
 	UNIT_EQ_STR(d.message, "set=5 get=5", "counters: set then get");
 	policy_decision_clear(&d);
-	usleep(120 * 1000);
+	sleep_s(0.12);
 	UNIT_EQ_INT(run_query("select", "select counter get", &d), POLICY_DECIDED, "counters: get after ttl");
 	UNIT_EQ_STR(d.message, "get=0", "counters: an expired counter reads 0");
 	policy_decision_clear(&d);
@@ -399,7 +477,8 @@ static void test_truncation(struct config *cfg)
 
 	cfg->policy_max_query_length = 16;
 	UNIT_CHECK(policy_reload(cfg, err, sizeof(err)), "reload with policy_max_query_length 16");
-	UNIT_EQ_INT(run_query("select", "select len 0123456789012345", &d), POLICY_DECIDED, "truncated: decided");
+	UNIT_EQ_INT(run_query("select", "select len 0123456789012345", &d), POLICY_DECIDED,
+		    "truncated: decided");
 	UNIT_EQ_STR(d.message, "len=16 truncated=true", "truncated: a 16-byte prefix and q.truncated");
 	policy_decision_clear(&d);
 	UNIT_EQ_INT(run_query("select", "select rewrite 0123456789", &d), POLICY_ERROR,
@@ -454,7 +533,8 @@ static void test_reload(struct config *cfg)
 		p = d.message ? strstr(d.message, "loads=") : NULL;
 		loads_after = p ? atoi(p + 6) : -1;
 		policy_decision_clear(&d);
-		UNIT_EQ_INT(loads_after, loads_before + 1, "modules: a reload loads policies.* modules again");
+		UNIT_EQ_INT(loads_after, loads_before + 1,
+			    "modules: a reload loads policies.* modules again");
 	}
 
 	policy_on_disconnect(&c);
@@ -499,7 +579,8 @@ static void test_limits(struct config *cfg)
 	UNIT_EQ_INT(st2.calls, st1.calls, "limits: once per tenant and generation");
 
 	UNIT_EQ_INT(policy_limits("other", &lim), POLICY_PASS, "limits: nil is no limit");
-	UNIT_CHECK(lim.max_clients == -1 && lim.max_active == -1 && lim.rate == -1, "limits: unlimited is -1");
+	UNIT_CHECK(lim.max_clients == -1 && lim.max_active == -1 && lim.rate == -1,
+		   "limits: unlimited is -1");
 
 	policy_get_stats(&st1);
 	UNIT_EQ_INT(policy_limits("bad", &lim), POLICY_ERROR, "limits: malformed is a failure");
@@ -516,6 +597,35 @@ static void test_limits(struct config *cfg)
 	UNIT_EQ_INT(st2.calls, st1.calls + 1, "limits: asked again after a reload");
 }
 
+/* Reloads that drop every policy and bring them back: the engine idles, the counters stay. */
+static void test_idle_reload(struct config *chain)
+{
+	struct config *none = make_config(NULL);
+	struct policy_client c = client(300, "app");
+	struct policy_query q = query("show", "show x");
+	struct policy_decision d;
+	char err[512] = "";
+	int before = -1, after = -1;
+	const char *p;
+
+	UNIT_EQ_INT(policy_on_query(&c, &q, &d), POLICY_DECIDED, "idle reload: before");
+	p = d.message ? strstr(d.message, "shows=") : NULL;
+	before = p ? atoi(p + 6) : -1;
+	policy_decision_clear(&d);
+	UNIT_CHECK(policy_reload(none, err, sizeof(err)), "reload without policies");
+	UNIT_CHECK(!policy_active() && !policy_wants_disconnect(), "reload without policies: idle");
+	UNIT_EQ_INT(policy_on_query(&c, &q, &d), POLICY_PASS, "idle: statements pass");
+	UNIT_CHECK(policy_reload(chain, err, sizeof(err)), "reload with the policies again");
+	UNIT_EQ_INT(policy_on_query(&c, &q, &d), POLICY_DECIDED, "idle reload: after");
+	p = d.message ? strstr(d.message, "shows=") : NULL;
+	after = p ? atoi(p + 6) : -1;
+	UNIT_CHECK(contains(d.message, "n=1 "), "idle reload: a new Lua state, a new ctx");
+	policy_decision_clear(&d);
+	UNIT_EQ_INT(after, before + 1, "idle reload: the counters survived");
+	policy_on_disconnect(&c);
+	free_config(none);
+}
+
 static void test_budgets(void)
 {
 	struct config *cfg = make_config("budget");
@@ -529,18 +639,19 @@ static void test_budgets(void)
 	double t0, el;
 
 	cfg->policy_max_memory = 16 << 20;
-	cfg->policy_max_query_length = 0;	/* no limit: the whole text reaches q.sql */
+	cfg->policy_max_query_length = 0; /* no limit: the whole text reaches q.sql */
 	UNIT_CHECK(policy_load(cfg, err, sizeof(err)), "budget policies load");
 	if (err[0])
 		printf("# %s\n", err);
 
 	UNIT_EQ_INT(run_query("select", "raise", &d), POLICY_ERROR, "error: a raising hook");
-	UNIT_CHECK(contains(d.error, "budget/10-budget.lua:12: boom"), "error: file:line: message");
+	UNIT_CHECK(contains(d.error, "budget/10-budget.lua:14: boom"), "error: file:line: message");
 	UNIT_CHECK(!contains(d.error, "traceback"), "error: no traceback");
 	policy_decision_clear(&d);
 
 	UNIT_EQ_INT(run_query("select", "bad decision", &d), POLICY_ERROR, "error: a malformed decision");
-	UNIT_CHECK(contains(d.error, "reject must be a non-empty string"), "error: malformed decision explained");
+	UNIT_CHECK(contains(d.error, "reject must be a non-empty string"),
+		   "error: malformed decision explained");
 	policy_decision_clear(&d);
 
 	UNIT_EQ_INT(run_query("select", "recurse", &d), POLICY_ERROR, "error: endless recursion");
@@ -553,8 +664,10 @@ static void test_budgets(void)
 	UNIT_EQ_INT(run_query("select", "loop", &d), POLICY_TIMEOUT, "timeout: endless loop");
 	el = now() - t0;
 	printf("# endless loop stopped after %.3f s\n", el);
-	UNIT_CHECK(el >= 0.05 && el < 0.5, "timeout: stopped after about policy_timeout");
-	UNIT_CHECK(contains(d.error, "budget/10-budget.lua:14: policy budget exceeded"), "timeout: where it ran");
+	/* on a busy host the call gets only part of the CPU: up to 20 x policy_timeout of wall clock */
+	UNIT_CHECK(el >= 0.05 && el < 1.5, "timeout: stopped after about policy_timeout");
+	UNIT_CHECK(contains(d.error, "budget/10-budget.lua:16: policy budget exceeded"),
+		   "timeout: where it ran");
 	printf("# %s\n", d.error);
 	policy_decision_clear(&d);
 	UNIT_EQ_INT(run_query("select", "ok", &d), POLICY_DECIDED, "timeout: the next call works");
@@ -563,10 +676,12 @@ static void test_budgets(void)
 
 	t0 = now();
 	UNIT_EQ_INT(run_query("select", "pcall loop", &d), POLICY_TIMEOUT, "timeout: a loop inside pcall");
-	UNIT_CHECK(now() - t0 < 0.5, "timeout: pcall cannot swallow it");
+	UNIT_CHECK(now() - t0 < 1.5, "timeout: pcall cannot swallow it");
 	policy_decision_clear(&d);
 	UNIT_EQ_INT(run_query("select", "ok", &d), POLICY_DECIDED, "timeout: works after the pcall loop");
 	policy_decision_clear(&d);
+
+	test_descheduled();
 
 	/* under ASan large allocations are slow: give the memory checks time enough to hit the heap limit */
 	cfg->policy_timeout = 5;
@@ -580,7 +695,8 @@ static void test_budgets(void)
 			printf("# %s\n", d.error);
 		policy_decision_clear(&d);
 		policy_get_stats(&st);
-		UNIT_CHECK(st.heap_bytes < (size_t)cfg->policy_max_memory, "memory: heap back under the limit");
+		UNIT_CHECK(st.heap_bytes < (size_t)cfg->policy_max_memory,
+			   "memory: heap back under the limit");
 		UNIT_EQ_INT(run_query("select", "ok", &d), POLICY_DECIDED, "memory: the next call works");
 		policy_decision_clear(&d);
 	}
@@ -621,9 +737,11 @@ static void test_ready_policy(void)
 	UNIT_EQ_STR(d.tenant, "acme", "tenant_limits: tenant from the user");
 	policy_decision_clear(&d);
 	UNIT_EQ_INT(policy_limits("acme", &lim), POLICY_DECIDED, "tenant_limits: acme");
-	UNIT_CHECK(lim.max_clients == 200 && lim.max_active == 5 && lim.rate == 50, "tenant_limits: acme's limits");
+	UNIT_CHECK(lim.max_clients == 200 && lim.max_active == 5 && lim.rate == 50,
+		   "tenant_limits: acme's limits");
 	UNIT_EQ_INT(policy_limits("zzz", &lim), POLICY_DECIDED, "tenant_limits: other");
-	UNIT_CHECK(lim.max_clients == -1 && lim.max_active == 2 && lim.rate == -1, "tenant_limits: the * entry");
+	UNIT_CHECK(lim.max_clients == -1 && lim.max_active == 2 && lim.rate == -1,
+		   "tenant_limits: the * entry");
 	policy_on_disconnect(&c);
 	free_config(cfg);
 }
@@ -652,6 +770,7 @@ int main(void)
 	test_truncation(chain);
 	test_reload(chain);
 	test_limits(chain);
+	test_idle_reload(chain);
 	free_config(chain);
 
 	test_budgets();

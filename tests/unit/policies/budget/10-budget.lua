@@ -1,4 +1,6 @@
 -- test_policy.c: hooks that fail: raise, loop, allocate without end, return malformed decisions.
+local mb = require "moonbouncer"
+
 local P = {}
 
 P.query_kinds = { "select", "insert" }
@@ -32,6 +34,11 @@ function P.on_query(client, q)
     return f(1)
   elseif sql == "bad decision" then
     return { reject = 42 }
+  elseif sql == "stall" then
+    mb.log("info", "a log write the test holds up") -- the process waits, using no CPU
+    for _ = 1, 5000 do
+    end
+    return { reject = "survived" }
   elseif sql == "ok" then
     return { reject = "still works" }
   end

@@ -1,0 +1,405 @@
+#!/usr/bin/env bash
+# Timeouts and server checks: server_idle_timeout, server_lifetime, server_connect_timeout, server_login_retry,
+# query_timeout, query_wait_timeout, client_idle_timeout, idle_transaction_timeout, transaction_timeout,
+# client_login_timeout, server_check_query + server_check_delay, connect_query; per-entry overrides.
+# Sub-second values throughout (fractions are accepted); each is checked as "at least T, at most 3T + 1 s".
+set -uo pipefail
+source "$(dirname "$0")/lib.sh"
+mb_test_init txn_timeouts
+
+# ---- txn_tool (tests/integration/txn_tool.c): built into build/ when missing or older than its source
+TXN_TOOL=$MB_REPO/build/txn_tool
+txn_build() {
+	local src=$MB_REPO/tests/integration/txn_tool.c
+	if [ ! -x "$TXN_TOOL" ] || [ "$src" -nt "$TXN_TOOL" ]; then
+		mkdir -p "$MB_REPO/build"
+		# shellcheck disable=SC2046
+		cc -O1 -g -Wall -Wextra -Werror $(pkg-config --cflags libpq) "$src" $(pkg-config --libs libpq) \
+			-o "$TXN_TOOL.$$" && mv -f "$TXN_TOOL.$$" "$TXN_TOOL"
+	fi
+}
+txn_build || { mb_not_ok "build txn_tool"; mb_test_done; }
+tt() { timeout 120 "$TXN_TOOL" script; }
+lines_of() { sed -n "s/^$2: //p" <<<"$1"; }
+
+su=$MB_SCRAM_USER sp=$MB_SCRAM_PASS
+mu=$MB_MD5_USER mp=$MB_MD5_PASS
+ru=mb_txn_retry rp=retry-pass
+iso_db=mb_txn_iso
+pglog=$MB_IT_ROOT/pg/postgres.log
+if [ "$(pg_super_psql -d postgres -c "SELECT count(*) FROM pg_database WHERE datname = '$iso_db'")" = 0 ]; then
+	pg_super_psql -d postgres -c "CREATE DATABASE $iso_db OWNER $su" >/dev/null
+fi
+pg_super_psql -d postgres >/dev/null <<-EOT
+	ALTER DATABASE $iso_db SET log_statement = 'all';
+	DO \$\$ BEGIN
+		IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$ru') THEN CREATE ROLE $ru; END IF;
+	END \$\$;
+	ALTER ROLE $ru NOLOGIN PASSWORD '$rp';
+EOT
+pg_super_psql -d "$iso_db" >/dev/null <<-EOT
+	SET client_min_messages = warning;
+	DROP TABLE IF EXISTS txn_cq;
+	CREATE TABLE txn_cq (pid int, who name);
+	GRANT ALL ON txn_cq TO PUBLIC;
+EOT
+
+# A fresh transaction-mode config (with the settings given after it).
+phase() {
+	mb_stop
+	mb_reset
+	mb_user "$su" "$sp"
+	mb_user "$mu" "$mp"
+	mb_user "$ru" "$rp"
+	mb_set auth_type scram-sha-256
+	mb_set pool_mode transaction
+}
+# in_range NAME VALUE LO HI [DIAG]: ok when LO <= VALUE <= HI
+in_range() {
+	if [ -n "$2" ] && awk -v v="$2" -v lo="$3" -v hi="$4" 'BEGIN { exit !(v + 0 >= lo && v + 0 <= hi) }'; then
+		mb_ok "$1 ($2 s)"
+	else
+		mb_not_ok "$1" "got: '$2' s, expected $3..$4 s" "${5:-}"
+	fi
+}
+alive_pid() { pg_super_psql -d postgres -c "SELECT count(*) FROM pg_stat_activity WHERE pid = ${1:-0}"; }
+# seconds until backend PID has gone (polling, at most LIMIT s)
+time_until_gone() {
+	local pid=$1 limit=$2 start=$EPOCHREALTIME
+	while [ "$(alive_pid "$pid")" != 0 ]; do
+		awk -v s="$start" -v n="$EPOCHREALTIME" -v l="$limit" 'BEGIN { exit !(n - s > l) }' && { echo never; return; }
+		sleep 0.05
+	done
+	awk -v s="$start" -v n="$EPOCHREALTIME" 'BEGIN { printf "%.2f", n - s }'
+}
+field() { sed -n "s/^$2: $3 *//p" <<<"$1" | head -n 1; }
+
+# ---- server_idle_timeout
+phase
+mb_set server_idle_timeout 0.5
+mb_pgdb "$MB_DB"
+mb_start_or_bail
+c=$(mb_connstr "$su" "$sp" "$MB_DB")
+pid=$(pqt backend-pid "$c" 2>&1)
+in_range "server_idle_timeout=0.5: the idle server is closed" "$(time_until_gone "$pid" 5)" 0.4 2.5
+
+# ---- server_lifetime: a server is closed when released after its lifetime, never in the middle of a transaction
+phase
+mb_set server_lifetime 1
+mb_set server_idle_timeout 0
+mb_pgdb "$MB_DB"
+mb_pgdb l_life "server_lifetime=0.3" "$MB_DB"
+mb_start_or_bail
+c=$(mb_connstr "$su" "$sp" "$MB_DB")
+out=$(tt <<EOT 2>&1
+open a $c
+q a SELECT pg_backend_pid()
+q a BEGIN
+sleep 1.3
+q a SELECT pg_backend_pid()
+q a COMMIT
+q a SELECT pg_backend_pid()
+EOT
+)
+p=($(lines_of "$out" a | grep -E '^[0-9]+$'))
+mb_is "${p[1]:-}" "${p[0]:-x}" "server_lifetime=1: a transaction running past the lifetime keeps its server"
+if [ -n "${p[2]:-}" ] && [ "${p[2]}" != "${p[0]}" ] && [ "$(alive_pid "${p[0]}")" = 0 ]; then
+	mb_ok "server_lifetime=1: released after its lifetime, the server is closed; the next transaction gets a new one"
+else
+	mb_not_ok "server_lifetime=1: released after its lifetime, the server is closed" "$out"
+fi
+in_range "server_lifetime=1: an idle server is closed when its lifetime is over" "$(time_until_gone "${p[2]:-0}" 5)" 0.8 3
+pid=$(pqt backend-pid "$(mb_connstr "$su" "$sp" l_life)" 2>&1)
+in_range "[databases] server_lifetime=0.3 wins over server_lifetime=1" "$(time_until_gone "$pid" 5)" 0.1 1.3
+
+# server_lifetime = 0: PgBouncer's documented meaning is "use a server only once"
+phase
+mb_set server_lifetime 0
+mb_pgdb "$MB_DB"
+mb_start_or_bail
+c=$(mb_connstr "$su" "$sp" "$MB_DB")
+out=$(printf 'open a %s\nq a SELECT pg_backend_pid()\nq a SELECT pg_backend_pid()\n' "$c" | tt 2>&1)
+p=($(lines_of "$out" a | grep -E '^[0-9]+$'))
+if [ -n "${p[1]:-}" ] && [ "${p[0]}" != "${p[1]}" ]; then
+	mb_ok "server_lifetime=0: each transaction gets a server used only once"
+else
+	mb_not_ok "server_lifetime=0: each transaction gets a server used only once" "backend pids: ${p[*]}"
+fi
+
+# ---- server_connect_timeout: a server that accepts TCP and never answers
+phase
+bport=$(mb_free_port)
+mb_bg "$T_DIR/blackhole.out" "$TXN_TOOL" blackhole "$bport" 30
+mb_wait_line "$T_DIR/blackhole.out" listening 5 || mb_diag "blackhole did not start: $(cat "$T_DIR/blackhole.out")"
+mb_set server_connect_timeout 0.5
+mb_db l_hang "host=127.0.0.1 port=$bport dbname=x"
+mb_start_or_bail
+out=$(printf 'time\nopen a %s\ntime\n' "$(mb_connstr "$su" "$sp" l_hang)" | tt 2>&1)
+mb_like "$(lines_of "$out" a)" '^ERROR 08006 .*server_connect_timeout' "server_connect_timeout=0.5: the client gets 08006"
+t=$(sed -n 's/^time //p' <<<"$out" | awk 'NR == 1 {a = $1} NR == 2 {printf "%.2f", $1 - a}')
+in_range "server_connect_timeout=0.5: after 0.5 s" "$t" 0.45 2.5 "$out"
+
+# ---- server_login_retry: after a failed login, new clients fail fast (08006) until it has passed
+phase
+mb_set server_login_retry 1
+mb_pgdb "$MB_DB"
+mb_start_or_bail
+c=$(mb_connstr "$ru" "$rp" "$MB_DB")
+mark=$(wc -l <"$pglog")
+t0=$EPOCHREALTIME
+out1=$(pqt query "$c" "SELECT 1" 2>&1)
+pg_super_psql -d postgres -c "ALTER ROLE $ru LOGIN" >/dev/null
+t1=$EPOCHREALTIME
+out2=$(pqt query "$c" "SELECT 'second'" 2>&1)
+t2=$EPOCHREALTIME
+refusals=$(tail -n +"$((mark + 1))" "$pglog" | grep -c "role \"$ru\" is not permitted to log in")
+mb_like "$out1" '^ERROR 28000 role "mb_txn_retry" is not permitted to log in' "the first client gets PostgreSQL's login error"
+mb_like "$out2" '^ERROR 08006 ' "server_login_retry=1: the next client fails at once with 08006 (the role can log in by now)"
+in_range "server_login_retry=1: ...without waiting" "$(awk -v a="$t1" -v b="$t2" 'BEGIN { printf "%.2f", b - a }')" 0 0.5
+mb_is "$refusals" 1 "server_login_retry=1: no new login attempt reached PostgreSQL meanwhile"
+sleep "$(awk -v a="$t0" -v n="$EPOCHREALTIME" 'BEGIN { d = 1.3 - (n - a); print (d > 0 ? d : 0) }')"
+out3=$(pqt query "$c" "SELECT 'third'" 2>&1)
+mb_is "$out3" third "server_login_retry=1: once it has passed, a client logs in"
+pg_super_psql -d postgres -c "ALTER ROLE $ru NOLOGIN" >/dev/null
+
+# ---- query_timeout (global and [users]): the query is cancelled (57014), the client keeps its connection
+phase
+mb_set query_timeout 0.5
+mb_pgdb "$MB_DB"
+mb_start_or_bail
+out=$(printf 'open a %s\nq a SELECT pg_sleep(4)\nelapsed a\nq a SELECT %s\n' \
+	"$(mb_connstr "$su" "$sp" "$MB_DB")" "'still here'" | tt 2>&1)
+mb_like "$(lines_of "$out" a | sed -n 2p)" '^ERROR 57014 ' "query_timeout=0.5: a 4 s query is cancelled with 57014"
+in_range "query_timeout=0.5: after 0.5 s" "$(field "$out" a elapsed)" 0.45 2.5
+mb_is "$(lines_of "$out" a | tail -n 1)" "still here" "query_timeout: the client keeps its connection"
+phase
+mb_pgdb "$MB_DB"
+mb_usercfg "$mu = query_timeout=0.5"
+mb_start_or_bail
+out=$(printf 'open a %s\nq a SELECT pg_sleep(3)\nelapsed a\nopen b %s\nq b SELECT pg_sleep(1.2)\nelapsed b\n' \
+	"$(mb_connstr "$mu" "$mp" "$MB_DB")" "$(mb_connstr "$su" "$sp" "$MB_DB")" | tt 2>&1)
+mb_like "$(lines_of "$out" a | sed -n 2p)" '^ERROR 57014 ' "[users] query_timeout=0.5: that user's 3 s query is cancelled"
+in_range "[users] query_timeout=0.5: after 0.5 s" "$(field "$out" a elapsed)" 0.45 2.5
+mb_is "$(lines_of "$out" b | sed -n 2p)" "" "[users] query_timeout: other users' queries are not cancelled"
+
+# ---- query_wait_timeout (global, [databases], [users]): a client waiting for a server gets FATAL 08P01
+qwt_probe() { # DB USER PASS: h holds the only server; w waits for it
+	local c
+	c=$(mb_connstr "$2" "$3" "$1")
+	tt <<EOT 2>&1
+open h $c
+open w $c
+q h BEGIN
+q h SELECT 1
+send w SELECT 'w got a server'
+wait w 4
+elapsed w
+q h COMMIT
+EOT
+}
+phase
+mb_set query_wait_timeout 0.5
+mb_pgdb "$MB_DB" "pool_size=1"
+mb_start_or_bail
+out=$(qwt_probe "$MB_DB" "$su" "$sp")
+mb_like "$(lines_of "$out" w | sed -n 2p)" '^ERROR 08P01 query_wait_timeout' "query_wait_timeout=0.5: FATAL 08P01 query_wait_timeout"
+in_range "query_wait_timeout=0.5: after 0.5 s" "$(field "$out" w elapsed)" 0.45 2.5
+mb_is "$(lines_of "$out" h | tail -n 1)" COMMIT "query_wait_timeout: the client holding the server is not affected"
+phase
+mb_set query_wait_timeout 0
+mb_pgdb l_qwt "pool_size=1 query_wait_timeout=0.5" "$MB_DB"
+mb_start_or_bail
+out=$(qwt_probe l_qwt "$su" "$sp")
+mb_like "$(lines_of "$out" w | sed -n 2p)" '^ERROR 08P01 query_wait_timeout' \
+	"[databases] query_wait_timeout=0.5 with the global one off (0): the waiting client gets 08P01"
+in_range "[databases] query_wait_timeout=0.5: after 0.5 s" "$(field "$out" w elapsed)" 0.45 2.5
+phase
+mb_pgdb "$MB_DB" "pool_size=1"
+mb_usercfg "$mu = query_wait_timeout=0.5"
+mb_start_or_bail
+out=$(qwt_probe "$MB_DB" "$mu" "$mp")
+mb_like "$(lines_of "$out" w | sed -n 2p)" '^ERROR 08P01 query_wait_timeout' "[users] query_wait_timeout=0.5: the waiting client gets 08P01"
+in_range "[users] query_wait_timeout=0.5: after 0.5 s" "$(field "$out" w elapsed)" 0.45 2.5
+
+# ---- client_idle_timeout (transaction and session mode, [users])
+phase
+mb_set client_idle_timeout 0.5
+mb_pgdb "$MB_DB"
+mb_pgdb l_sess "pool_mode=session" "$MB_DB"
+mb_start_or_bail
+# a client that keeps working, in a second process alongside
+{
+	echo "open k $(mb_connstr "$su" "$sp" "$MB_DB")"
+	for i in $(seq 1 12); do
+		echo "q k SELECT 'keep $i'"
+		echo "sleep 0.2"
+	done
+	echo "q k SELECT 'busy client still here'"
+} >"$T_DIR/keep.script"
+mb_bg "$T_DIR/keep.out" "$TXN_TOOL" script "$T_DIR/keep.script"
+keep_pid=$MB_BG_PID
+out=$(tt <<EOT 2>&1
+open a $(mb_connstr "$su" "$sp" "$MB_DB")
+open s $(mb_connstr "$su" "$sp" l_sess)
+q s SELECT 1
+closed a 4
+closed s 4
+EOT
+)
+mb_wait_exit "$keep_pid" 10
+read -r _ t_a rest_a <<<"$(lines_of "$out" a | tail -n 1)"
+mb_like "$rest_a" '^FATAL 08P01 client_idle_timeout' "client_idle_timeout=0.5: an idle client gets FATAL 08P01 client_idle_timeout"
+in_range "client_idle_timeout=0.5: after 0.5 s idle" "$t_a" 0.45 2.5 "$out"
+mb_is "$(lines_of "$(cat "$T_DIR/keep.out")" k | tail -n 1)" "busy client still here" \
+	"client_idle_timeout: a client that keeps working (every 0.2 s for 2.4 s) stays"
+read -r _ t_s rest_s <<<"$(lines_of "$out" s | tail -n 1)"
+mb_like "$rest_s" '^FATAL 08P01 client_idle_timeout' "client_idle_timeout=0.5 in session mode (client holds a server): FATAL 08P01"
+in_range "client_idle_timeout=0.5 in session mode: after 0.5 s idle" "${t_s:-}" 0.45 2.5 "$(lines_of "$out" s)"
+phase
+mb_pgdb "$MB_DB"
+mb_usercfg "$mu = client_idle_timeout=0.5"
+mb_start_or_bail
+out=$(printf 'open a %s\nopen b %s\nclosed a 3\nq b SELECT %s\n' "$(mb_connstr "$mu" "$mp" "$MB_DB")" \
+	"$(mb_connstr "$su" "$sp" "$MB_DB")" "'other user stays'" | tt 2>&1)
+read -r st_a t_a rest_a <<<"$(lines_of "$out" a | tail -n 1)"
+mb_like "$st_a $rest_a" '^closed FATAL 08P01 client_idle_timeout' "[users] client_idle_timeout=0.5: that user's idle client is closed"
+in_range "[users] client_idle_timeout=0.5: after 0.5 s" "${t_a:-}" 0.45 2.5 "$out"
+mb_is "$(lines_of "$out" b | tail -n 1)" "other user stays" "[users] client_idle_timeout: other users' idle clients stay"
+
+# ---- idle_transaction_timeout (global, [users])
+itt_probe() { # CONNSTR: idle inside a transaction; another client idle outside one
+	tt <<EOT 2>&1
+open a $1
+open o $1
+q a BEGIN
+q a SELECT 1
+closed a 4
+q o SELECT 'idle outside a transaction: still here'
+EOT
+}
+phase
+mb_set idle_transaction_timeout 0.5
+mb_pgdb "$MB_DB"
+mb_start_or_bail
+out=$(itt_probe "$(mb_connstr "$su" "$sp" "$MB_DB")")
+read -r _ t_a rest_a <<<"$(lines_of "$out" a | tail -n 1)"
+mb_like "$rest_a" '^FATAL 25P03 idle transaction timeout' "idle_transaction_timeout=0.5: FATAL 25P03 idle transaction timeout"
+in_range "idle_transaction_timeout=0.5: after 0.5 s idle in the transaction" "$t_a" 0.45 2.5 "$out"
+mb_is "$(lines_of "$out" o | tail -n 1)" "idle outside a transaction: still here" \
+	"idle_transaction_timeout: a client idle outside a transaction is not affected"
+mb_is "$(pg_super_psql -d postgres -c "SELECT count(*) FROM pg_stat_activity WHERE datname = '$MB_DB'
+	AND state LIKE 'idle in transaction%'")" 0 "idle_transaction_timeout: no server is left in the transaction"
+phase
+mb_pgdb "$MB_DB"
+mb_usercfg "$mu = idle_transaction_timeout=0.5"
+mb_start_or_bail
+out=$(itt_probe "$(mb_connstr "$mu" "$mp" "$MB_DB")")
+read -r _ t_a rest_a <<<"$(lines_of "$out" a | tail -n 1)"
+mb_like "$rest_a" '^FATAL 25P03 ' "[users] idle_transaction_timeout=0.5: FATAL 25P03"
+in_range "[users] idle_transaction_timeout=0.5: after 0.5 s" "${t_a:-}" 0.45 2.5 "$out"
+
+# ---- transaction_timeout (global, [users]): a busy transaction is ended too
+ttx_script() { # CONNSTR
+	echo "open a $1"
+	echo "open o $1"
+	echo "q o BEGIN"
+	echo "q o SELECT 'short'"
+	echo "q o COMMIT"
+	echo "time"
+	echo "q a BEGIN"
+	for i in $(seq 1 20); do
+		echo "q a SELECT 'busy $i'"
+		echo "sleep 0.15"
+	done
+	echo "time"
+}
+ttx_check() { # NAME OUTPUT
+	local out=$2 err t
+	err=$(lines_of "$out" a | grep -m 1 -E 'ERROR|connection lost')
+	mb_like "$err" '25P04 transaction timeout' "$1: a transaction kept busy is ended with FATAL 25P04"
+	# the time of the error: count the statements that got through (each about 0.15 s)
+	t=$(lines_of "$out" a | grep -c '^busy ')
+	in_range "$1: after 1 s (statements before the end x 0.15 s)" "$(awk -v n="$t" 'BEGIN { printf "%.2f", n * 0.15 }')" 0.75 2.6
+	mb_is "$(lines_of "$out" o | tail -n 1)" COMMIT "$1: a short transaction is not affected"
+}
+phase
+mb_set transaction_timeout 1
+mb_pgdb "$MB_DB"
+mb_start_or_bail
+ttx_check "transaction_timeout=1" "$(ttx_script "$(mb_connstr "$su" "$sp" "$MB_DB")" | tt 2>&1)"
+phase
+mb_pgdb "$MB_DB"
+mb_usercfg "$mu = transaction_timeout=1"
+mb_start_or_bail
+ttx_check "[users] transaction_timeout=1" "$(ttx_script "$(mb_connstr "$mu" "$mp" "$MB_DB")" | tt 2>&1)"
+
+# ---- client_login_timeout: a client that never finishes logging in
+phase
+mb_set client_login_timeout 0.5
+mb_pgdb "$MB_DB"
+mb_start_or_bail
+out=$(echo "stall x 127.0.0.1 $MB_PORT $su $MB_DB 5" | tt 2>&1)
+read -r _ t_x rest_x <<<"$(lines_of "$out" x)"
+mb_like "$rest_x" '08P01' "client_login_timeout=0.5: a client stuck at the password gets 08P01 and is closed ($out)"
+in_range "client_login_timeout=0.5: after 0.5 s" "${t_x:-}" 0.45 2.5 "$out"
+mb_check_healthy "client_login_timeout: normal clients log in"
+
+# ---- server_check_query + server_check_delay (statements counted in PostgreSQL's log)
+logged_since() { tail -n +"$(($2 + 1))" "$pglog" | sed -n "s/^.*\[$1\] \(LOG\|ERROR\):  \(statement: \)\{0,1\}//p"; }
+phase
+mb_set server_check_query "SELECT 'txn check'"
+mb_set server_check_delay 0.3
+mb_pgdb "$iso_db" "pool_size=1" "$iso_db"
+mb_start_or_bail
+c=$(mb_connstr "$su" "$sp" "$iso_db")
+pid=$(pqt backend-pid "$c" 2>&1)
+mark=$(wc -l <"$pglog")
+out=$(printf 'open a %s\nq a SELECT 1\nq a SELECT 2\nsleep 0.6\nq a SELECT 3\n' "$c" | tt 2>&1)
+mb_is "$(logged_since "$pid" "$mark" | tr '\n' ';')" "SELECT 1;SELECT 2;SELECT 'txn check';SELECT 3;" \
+	"server_check_query runs before reusing a server idle longer than server_check_delay=0.3, not otherwise"
+phase
+mb_set server_check_delay 0.3
+mb_pgdb "$iso_db" "pool_size=1" "$iso_db"
+mb_start_or_bail
+c=$(mb_connstr "$su" "$sp" "$iso_db")
+pid=$(pqt backend-pid "$c" 2>&1)
+mark=$(wc -l <"$pglog")
+sleep 0.6
+pid2=$(pqt backend-pid "$c" 2>&1)
+mb_like "$pid" '^[0-9]+$' "a client is served (backend pid $pid)"
+mb_is "$pid2" "$pid" "default server_check_query (<empty>: an empty query) keeps a healthy server"
+mb_is "$(logged_since "$pid" "$mark" | grep -c -i 'error')" 0 "default server_check_query: no error on the server" \
+	"$(logged_since "$pid" "$mark")"
+phase
+mb_set server_check_query "SELECT 1/0"
+mb_set server_check_delay 0
+mb_pgdb "$iso_db" "pool_size=1" "$iso_db"
+mb_start_or_bail
+c=$(mb_connstr "$su" "$sp" "$iso_db")
+pid=$(pqt backend-pid "$c" 2>&1)
+sleep 0.1
+out=$(pqt query "$c" "SELECT 'served', pg_backend_pid() <> ${pid:-0}" 2>&1)
+mb_is "$out" $'served\tt' "a failing server_check_query: the server is replaced, the client is served by a new one"
+
+# ---- connect_query: runs once on every new server, before any client uses it
+phase
+mb_pgdb "$iso_db" "pool_size=2 connect_query='INSERT INTO txn_cq SELECT pg_backend_pid(), current_user'" "$iso_db"
+mb_start_or_bail
+c=$(mb_connstr "$su" "$sp" "$iso_db")
+out=$(tt <<EOT 2>&1
+open a $c
+open b $c
+q a BEGIN
+q a SELECT count(*) FROM txn_cq WHERE pid = pg_backend_pid()
+q b SELECT count(*) FROM txn_cq WHERE pid = pg_backend_pid()
+q a COMMIT
+q a SELECT count(*) FROM txn_cq WHERE pid = pg_backend_pid()
+q b SELECT count(*) FROM txn_cq WHERE pid = pg_backend_pid()
+EOT
+)
+mb_is "$(lines_of "$out" '[ab]' | grep -E '^[0-9]+$' | tr '\n' ' ')" "1 1 1 1 " \
+	"connect_query ran exactly once on each server, before its first client"
+mb_is "$(pg_super_psql -d "$iso_db" -c "SELECT count(*), count(DISTINCT pid) FROM txn_cq")" "2|2" \
+	"connect_query: two servers, two rows"
+
+mb_test_done
