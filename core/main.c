@@ -368,6 +368,7 @@ int main(int argc, char **argv)
 	event_base_dispatch(rt.base);
 
 	log_info("shutting down");
+	rt.exiting = true;
 	listener_close_all();
 	client_close_all("server shutting down");
 	pool_close_all();

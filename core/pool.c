@@ -77,6 +77,7 @@ struct pool *pool_get(const char *db_name, const struct db_entry *db, const char
 	list_init(&pool->idle_servers);
 	list_init(&pool->active_servers);
 	list_init(&pool->used_servers);
+	list_init(&pool->closing_servers);
 	list_init(&pool->welcome_clients);
 	list_init(&pool->active_clients);
 	list_init(&pool->waiting_clients);
@@ -86,9 +87,10 @@ struct pool *pool_get(const char *db_name, const struct db_entry *db, const char
 	return pool;
 }
 
+/* Closing servers count too: PostgreSQL still has them until they hang up. */
 int pool_server_count(const struct pool *pool)
 {
-	return pool->n_login + pool->n_idle + pool->n_active + pool->n_used;
+	return pool->n_login + pool->n_idle + pool->n_active + pool->n_used + pool->n_closing;
 }
 
 static const struct user_entry *pool_user(const struct pool *pool)
@@ -235,12 +237,18 @@ void pool_janitor(struct pool *pool)
 	int min = min_size(pool);
 	struct list *it, *tmp;
 
-	/* idle servers past server_lifetime or server_idle_timeout (above min_pool_size) */
+	LIST_FOREACH_SAFE(it, tmp, &pool->closing_servers) {
+		server_closing_janitor(container_of(it, struct server, head));
+	}
+	/* idle servers past server_lifetime or server_idle_timeout (above min_pool_size), or beyond a pool size
+	 * lowered by a reload */
 	LIST_FOREACH_SAFE(it, tmp, &pool->idle_servers) {
 		struct server *s = container_of(it, struct server, head);
 		double idle = rt.cfg->server_idle_timeout;
 		if (server_past_lifetime(s))
 			server_close(s, "server_lifetime");
+		else if (pool_server_count(pool) - pool->n_closing > current_size(pool))
+			server_close(s, "pool size lowered");
 		else if (idle > 0 && now - s->last_used >= idle && pool_server_count(pool) > min)
 			server_close(s, "server_idle_timeout");
 	}
@@ -332,6 +340,10 @@ void pool_server_ready(struct server *server)
 	}
 	if (server_past_lifetime(server)) {
 		server_close(server, "server_lifetime");
+		return;
+	}
+	if (list_empty(&pool->waiting_clients) && pool_server_count(pool) - pool->n_closing > current_size(pool)) {
+		server_close(server, "pool size lowered");
 		return;
 	}
 	if (server->cancels_in_flight > 0) {
@@ -431,6 +443,7 @@ void pool_close_all(void)
 		close_list(&pool->idle_servers, "shutting down");
 		close_list(&pool->active_servers, "shutting down");
 		close_list(&pool->used_servers, "shutting down");
+		close_list(&pool->closing_servers, "shutting down");
 	}
 }
 

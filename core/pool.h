@@ -35,10 +35,11 @@ struct pool {
 	struct list idle_servers;	/* ready, no client */
 	struct list active_servers;	/* linked to a client */
 	struct list used_servers;	/* running our own query (reset, parameters) */
+	struct list closing_servers;	/* Terminate sent, still counted until the server hangs up */
 	struct list welcome_clients;	/* authenticated, waiting for welcome parameters */
 	struct list active_clients;	/* logged in, not waiting */
 	struct list waiting_clients;	/* need a server, FIFO */
-	int n_login, n_idle, n_active, n_used;
+	int n_login, n_idle, n_active, n_used, n_closing;
 	int n_clients;
 
 	/* prepared statements (transaction pooling) */

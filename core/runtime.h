@@ -20,6 +20,7 @@ struct runtime {
 	struct config *cfg;
 	struct authfile *auth;
 	enum shutdown_mode shutdown;
+	bool exiting;		/* the loop has ended: close everything at once */
 	int n_clients;		/* every client connection, logging in or not (max_client_conn) */
 	unsigned long long total_clients;	/* ever accepted (ids) */
 };

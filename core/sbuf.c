@@ -586,6 +586,31 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 	update_events(sb);
 }
 
+void sbuf_detach(struct sbuf *sb)
+{
+	if (sb->blocked_src) {
+		struct sbuf *src = sb->blocked_src;
+		sb->blocked_src = NULL;
+		src->blocked = false;
+		if (src->io)
+			src->io->done = src->io->parse;
+	}
+	if (sb->peer) {
+		if (sb->peer->peer == sb)
+			sb->peer->peer = NULL;
+		if (sb->peer->blocked_src == sb)
+			sb->peer->blocked_src = NULL;
+		sb->peer = NULL;
+	}
+	if (sb->blocked) {
+		sb->blocked = false;
+		if (sb->io)
+			sb->io->done = sb->io->parse;
+	}
+	sb->wait_forwarded = false;
+	update_events(sb);
+}
+
 void sbuf_close(struct sbuf *sb)
 {
 	if (sb->fd >= 0) {

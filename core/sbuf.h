@@ -112,6 +112,8 @@ bool sbuf_flush_pending(struct sbuf *sb) __attribute__((warn_unused_result));
 bool sbuf_output_pending(const struct sbuf *sb);
 /* Unprocessed input bytes. */
 uint32_t sbuf_input_pending(const struct sbuf *sb);
+/* Cut the relay in both directions: bytes still waiting for the peer are dropped. */
+void sbuf_detach(struct sbuf *sb);
 /* Close the socket, drop events and buffers. Safe to call twice. */
 void sbuf_close(struct sbuf *sb);
 bool sbuf_is_closed(const struct sbuf *sb);

@@ -39,6 +39,7 @@ static unsigned long long g_next_id;
 
 static enum sbuf_action on_msg(struct sbuf *sb, const struct sbuf_msg *msg);
 static enum sbuf_action ready_for_query(struct server *s);
+static void finish_close(struct server *s);
 static void start_internal(struct server *s, enum internal_goal goal, struct pktbuf *query);
 static void on_error(struct sbuf *sb, int err);
 static void on_connect(struct sbuf *sb, int err);
@@ -58,6 +59,7 @@ static const char *state_name(enum server_state s)
 	case SV_IDLE: return "idle";
 	case SV_ACTIVE: return "active";
 	case SV_USED: return "used";
+	case SV_CLOSING: return "closing";
 	case SV_CLOSED: return "closed";
 	}
 	return "?";
@@ -70,6 +72,7 @@ static int *state_counter(struct pool *pool, enum server_state s)
 	case SV_IDLE: return &pool->n_idle;
 	case SV_ACTIVE: return &pool->n_active;
 	case SV_USED: return &pool->n_used;
+	case SV_CLOSING: return &pool->n_closing;
 	default: return NULL;
 	}
 }
@@ -96,6 +99,9 @@ void server_change_state(struct server *s, enum server_state state)
 		break;
 	case SV_USED:
 		list_append(&pool->used_servers, &s->head);
+		break;
+	case SV_CLOSING:
+		list_append(&pool->closing_servers, &s->head);
 		break;
 	case SV_CLOSED:
 		list_append(&g_closed, &s->head);
@@ -650,6 +656,8 @@ static enum sbuf_action on_msg(struct sbuf *sb, const struct sbuf_msg *msg)
 		return internal_msg(s, msg);
 	case PHASE_IDLE:
 		return idle_msg(s, msg);
+	case PHASE_CLOSING:
+		return SBUF_DROP;
 	case PHASE_CONNECT:
 		break;
 	}
@@ -668,6 +676,10 @@ static void on_error(struct sbuf *sb, int err)
 			 err == EBADMSG ? "malformed message" : strerror(err));
 	else
 		snprintf(reason, sizeof(reason), "server closed the connection");
+	if (s->phase == PHASE_CLOSING) {
+		finish_close(s);	/* it hung up: now it is gone for PostgreSQL too */
+		return;
+	}
 	if (s->phase == PHASE_CONNECT || s->phase == PHASE_LOGIN) {
 		login_failed(s, "08006", "%s", reason);
 		return;
@@ -743,11 +755,32 @@ void server_release(struct server *s)
 	pool_server_ready(s);
 }
 
+#define CLOSING_GRACE 2.0	/* seconds a server may take to hang up after Terminate */
+
+/* The socket goes and the server stops counting against the pool's limits. */
+static void finish_close(struct server *s)
+{
+	struct pool *pool = s->pool;
+
+	sbuf_close(&s->sb);
+	server_change_state(s, SV_CLOSED);
+	rt_schedule_reap();
+	pool_server_gone(pool);
+}
+
+void server_closing_janitor(struct server *s)
+{
+	if (rt_now() - s->closing_since >= CLOSING_GRACE)
+		finish_close(s);
+}
+
 void server_close(struct server *s, const char *reason)
 {
 	struct pool *pool = s->pool;
 
-	if (s->state == SV_CLOSED)
+	if (s->state == SV_CLOSING && rt.exiting)
+		finish_close(s);
+	if (s->state == SV_CLOSED || s->state == SV_CLOSING)
 		return;
 	log_debug("S-%llu %s/%s: closing because: %s", s->id, pool->db_name, pool->user_name, reason);
 	if (s->dns) {
@@ -763,6 +796,24 @@ void server_close(struct server *s, const char *reason)
 		sbuf_set_peer(&s->client->sb, NULL);
 		s->client = NULL;
 	}
+	if (s->sb.fd >= 0 && s->phase != PHASE_CONNECT && s->phase != PHASE_LOGIN && !s->sb.write_error &&
+	    rt.shutdown == SHUTDOWN_NONE && !rt.exiting) {
+		/*
+		 * Terminate, then wait for the server to hang up before it stops counting: a replacement
+		 * opened at once would briefly make PostgreSQL see one connection more than the limits allow.
+		 */
+		struct pktbuf b;
+		pktbuf_init(&b);
+		pkt_terminate(&b);
+		sbuf_send_pkt(&s->sb, &b);
+		pktbuf_free(&b);
+		s->phase = PHASE_CLOSING;
+		s->closing_since = rt_now();
+		sbuf_detach(&s->sb);
+		sbuf_resume(&s->sb);
+		server_change_state(s, SV_CLOSING);
+		return;
+	}
 	if (s->sb.fd >= 0 && s->phase != PHASE_CONNECT && s->phase != PHASE_LOGIN) {
 		struct pktbuf b;	/* polite goodbye so the backend exits without logging an EOF */
 		pktbuf_init(&b);
@@ -770,10 +821,7 @@ void server_close(struct server *s, const char *reason)
 		sbuf_send_pkt(&s->sb, &b);
 		pktbuf_free(&b);
 	}
-	sbuf_close(&s->sb);
-	server_change_state(s, SV_CLOSED);
-	rt_schedule_reap();
-	pool_server_gone(pool);
+	finish_close(s);
 }
 
 void server_free_closed(void)

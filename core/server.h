@@ -22,6 +22,7 @@ enum server_state {
 	SV_IDLE,	/* pool->idle_servers */
 	SV_ACTIVE,	/* pool->active_servers: linked to a client */
 	SV_USED,	/* pool->used_servers: running our own query */
+	SV_CLOSING,	/* pool->closing_servers: Terminate sent, counted until the server hangs up */
 	SV_CLOSED,	/* free list */
 };
 
@@ -32,6 +33,7 @@ enum server_phase {
 	PHASE_RELAY,		/* messages go to the linked client */
 	PHASE_INTERNAL,		/* our own query runs; answers are consumed */
 	PHASE_IDLE,		/* nothing expected */
+	PHASE_CLOSING,		/* going away: everything is dropped */
 };
 
 /* Why an internal query runs, i.e. what to do when it ends. */
@@ -76,6 +78,7 @@ struct server {
 
 	double connect_time;
 	double last_used;
+	double closing_since;
 	double query_start;		/* when the oldest outstanding request was sent */
 	double xact_start;		/* when the open transaction began */
 	bool cancel_sent;		/* query_timeout already cancelled it */
@@ -98,6 +101,8 @@ void server_change_state(struct server *server, enum server_state state);
 /* Send a CancelRequest for this server's running query on a new connection. */
 void server_send_cancel(struct server *server);
 void server_free_closed(void);
+/* A closing server that has not hung up within the grace period is cut off. */
+void server_closing_janitor(struct server *server);
 /* Idle past server_check_delay with a server_check_query set. */
 bool server_needs_check(const struct server *server);
 /* Run server_check_query; the server goes back to the pool (or closes) afterwards. */

@@ -65,7 +65,6 @@ mode_of() {
 	[ "$pa" = "$pb" ] && echo shared || echo separate
 }
 
-mb_is "$(conc_pids 4)" 2 "before the reload: default_pool_size=2"
 mb_is "$(mode_of)" separate "before the reload: session mode (two clients, two servers)"
 
 # a client connected across the reload, in session mode, holding its server
@@ -123,6 +122,7 @@ mb_is "$(conc_pids 6)" 3 "the old pool size (3) stays"
 mb_set default_pool_size 1
 mb_set query_timeout 0
 mb_set server_idle_timeout 0
+mb_set pool_mode transaction
 mb_is "$(reload)" reloaded "SIGHUP with the value fixed (and default_pool_size=1): reloaded"
 conc_pids 3 >/dev/null
 sleep 0.5
