@@ -23,6 +23,7 @@
 #include "sqlscan.h"
 
 #define SCAN_WHOLE_MAX (64 * 1024)	/* statements up to this size are scanned whole */
+#define CLIENT_MAX_WHOLE (64u * 1024 * 1024)	/* largest named Parse kept whole to share it */
 
 static struct list g_login = { &g_login, &g_login };
 static struct list g_all = { &g_all, &g_all };
@@ -167,7 +168,7 @@ static bool server_clean_after_client(const struct server *s, const struct clien
 {
 	if (s->phase == PHASE_INTERNAL)
 		return s->goal == INTERNAL_APPLY;
-	return s->phase == PHASE_RELAY && s->pending_ready == 0 && s->txn_status == 'I' &&
+	return s->phase == PHASE_RELAY && s->pending_ready == 0 && s->txn_status == 'I' && !s->batch_open &&
 	       !(c->sb.remain && !c->sb.remain_drop) && sbuf_input_pending(&s->sb) == 0 &&
 	       !(s->sb.remain && !s->sb.remain_drop);
 }
@@ -425,6 +426,7 @@ static enum sbuf_action auth_ok(struct client *c, const struct db_entry *db)
 	if (!client_limits_ok(c, db, pool))
 		return SBUF_CLOSED;
 	c->pool = pool;
+	c->sb.max_whole = CLIENT_MAX_WHOLE;	/* statements may now be gathered whole (prepared, scanned) */
 	pool->n_clients++;
 	c->pool_mode = choice.pool_mode != POOL_MODE_UNSET ? choice.pool_mode : pool_mode_of(pool);
 	c->last_activity = rt_now();
@@ -813,6 +815,7 @@ static enum sbuf_action skip_to_sync(struct client *c, const struct sbuf_msg *ms
 		client_fatal(c, "53200", "out of memory");
 		return SBUF_CLOSED;
 	}
+	s->batch_open = false;
 	client_request_sent(s);
 	return SBUF_FORWARD;
 }
@@ -879,17 +882,26 @@ static enum sbuf_action handle_active(struct client *c, const struct sbuf_msg *m
 	s = c->server;
 	if (s->phase != PHASE_RELAY)
 		return SBUF_PAUSE;
-	if (ps_relay_enabled(c) && ps_relay_client(c, s, &cur, &act))
-		return done(c, act);
 	switch (cur.type) {
 	case 'Q':
 		note_session_changes(c, s, &cur, 5);
-		client_request_sent(s);	/* each Query, Sync and FunctionCall gets one ReadyForQuery */
 		break;
 	case 'P':
 		note_session_changes(c, s, &cur, 5 + statement_name_len(&cur));
 		break;
+	}
+	/* until its Sync, an extended-protocol batch keeps the server even between ReadyForQuery answers */
+	if (cur.type == 'P' || cur.type == 'B' || cur.type == 'D' || cur.type == 'E' || cur.type == 'C' ||
+	    cur.type == 'H')
+		s->batch_open = true;
+	if (ps_relay_enabled(c) && ps_relay_client(c, s, &cur, &act))
+		return done(c, act);
+	switch (cur.type) {
+	case 'Q':
+		client_request_sent(s);	/* each Query, Sync and FunctionCall gets one ReadyForQuery */
+		break;
 	case 'S':
+		s->batch_open = false;
 		client_request_sent(s);
 		break;
 	case 'F':

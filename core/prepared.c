@@ -207,7 +207,6 @@ void ps_server_clear(struct ps_server *ps)
 	free(ps->items);
 	ps->items = NULL;
 	ps->n = ps->cap = 0;
-	ps->clear_at_ready = false;
 }
 
 /* ---- answers to expect ---- */
@@ -228,10 +227,18 @@ bool ps_pending_push(struct ps_pending *q, enum ps_action action, struct ps_stmt
 	}
 	q->items[(q->head + q->n) % q->cap].action = (uint8_t)action;
 	q->items[(q->head + q->n) % q->cap].added = added;
+	q->items[(q->head + q->n) % q->cap].evicted = NULL;
+	q->items[(q->head + q->n) % q->cap].client_name = NULL;
 	q->items[(q->head + q->n) % q->cap].payload = NULL;
 	q->items[(q->head + q->n) % q->cap].payload_len = 0;
+	q->items[(q->head + q->n) % q->cap].dealloc_all = false;
 	q->n++;
 	return true;
+}
+
+struct ps_pending_item *ps_pending_last(struct ps_pending *q)
+{
+	return q->n ? &q->items[(q->head + q->n - 1) % q->cap] : NULL;
 }
 
 bool ps_pending_push_error(struct ps_pending *q, void *payload, uint32_t len)
@@ -265,8 +272,14 @@ bool ps_pending_pop(struct ps_pending *q, struct ps_pending_item *out)
 void ps_pending_clear(struct ps_pending *q)
 {
 	struct ps_pending_item it;
-	while (ps_pending_pop(q, &it))
+	while (ps_pending_pop(q, &it)) {
 		free(it.payload);
+		free(it.client_name);
+		if (it.added)
+			ps_stmt_unref(it.added);
+		if (it.evicted)
+			ps_stmt_unref(it.evicted);
+	}
 	q->head = 0;
 }
 

@@ -38,7 +38,7 @@ struct ps_cached {
 struct ps_server {
 	struct ps_cached *items;
 	int n, cap;
-	bool clear_at_ready;	/* DISCARD ALL / DEALLOCATE ALL ran: the server dropped everything */
+	bool dealloc_next;	/* the Query being sent has DEALLOCATE ALL / DISCARD ALL */
 };
 
 /*
@@ -58,8 +58,11 @@ enum ps_action {
 struct ps_pending_item {
 	uint8_t action;
 	struct ps_stmt *added;	/* a Parse that put this statement into the server cache (undone on error) */
+	struct ps_stmt *evicted; /* a Close that took it out of the cache (undone if the server skipped it) */
+	char *client_name;	/* the client's Parse under this name (the name goes if it fails) */
 	void *payload;		/* PS_REPLACE_ERROR: the ErrorResponse to send instead (malloc'd) */
 	uint32_t payload_len;
+	bool dealloc_all;	/* PS_MARK of a Query with DEALLOCATE ALL / DISCARD ALL: if it ran, all goes */
 };
 
 struct ps_pending {
@@ -90,6 +93,9 @@ void ps_server_clear(struct ps_server *ps);
 
 bool ps_pending_push(struct ps_pending *q, enum ps_action action, struct ps_stmt *added)
 	__attribute__((warn_unused_result));
+/* The entry just pushed, to fill in its other fields. */
+struct ps_pending_item *ps_pending_last(struct ps_pending *q);
+
 /* Queue a PS_REPLACE_ERROR entry; the queue takes over payload. */
 bool ps_pending_push_error(struct ps_pending *q, void *payload, uint32_t len) __attribute__((warn_unused_result));
 /* Pop the head; false if empty. */

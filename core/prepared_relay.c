@@ -16,7 +16,7 @@
 /* A name no statement ever has: closing it costs the server nothing and answers CloseComplete. */
 #define NOOP_NAME "MB_noop"
 #define NAMES_PREFIX_MAX (5 + 2 * 64)	/* type, length, portal and statement names */
-#define WHOLE_MAX (1024u * 1024u)
+#define WHOLE_MAX (64u * 1024 * 1024)	/* as CLIENT_MAX_WHOLE in client.c */
 
 static uint64_t g_use_counter;
 
@@ -41,14 +41,26 @@ static bool push(struct server *s, enum ps_action action, struct ps_stmt *added)
 	return true;
 }
 
+/* An answered entry is done; an unanswered one (the server skipped or refused it) is undone. */
 static void forget_item(struct server *s, const struct ps_pending_item *it, bool answered)
 {
 	free(it->payload);
-	if (!it->added)
-		return;
-	if (!answered)
-		ps_server_remove(&s->ps_cache, it->added);	/* never prepared: the server skipped or refused it */
-	ps_stmt_unref(it->added);
+	/* a client's Parse that failed or was skipped: as in PostgreSQL, the name does not exist */
+	if (!answered && it->client_name && s->client)
+		ps_client_remove(&s->client->ps, it->client_name);
+	if (it->added) {
+		if (!answered)
+			ps_server_remove(&s->ps_cache, it->added);	/* never prepared */
+		ps_stmt_unref(it->added);
+	}
+	if (it->evicted) {
+		/* a skipped Close leaves the statement on the server: it is still ours to reuse */
+		if (!answered && !ps_server_has(&s->ps_cache, it->evicted, 0) &&
+		    !ps_server_add(&s->ps_cache, it->evicted, 0))
+			log_warning("S-%llu: out of memory re-adding %s", s->id, it->evicted->server_name);
+		ps_stmt_unref(it->evicted);
+	}
+	free(it->client_name);
 }
 
 static void send_close(struct server *s, const char *name)
@@ -85,7 +97,7 @@ static bool make_room(struct server *s)
 			ps_stmt_unref(old);
 			return false;
 		}
-		ps_stmt_unref(old);
+		ps_pending_last(&s->ps_pending)->evicted = old;	/* the cache's reference moves here */
 	}
 	return true;
 }
@@ -207,23 +219,29 @@ static bool handle_parse(struct client *c, struct server *s, const struct sbuf_m
 	uint32_t nlen;
 	struct ps_stmt *st;
 
+	name = name_at(msg, 5, &nlen);
+	if (!name) {
+		if (msg->avail >= msg->len || msg->avail >= NAMES_PREFIX_MAX) {
+			*act = bad_message(c, "Parse");
+			return true;
+		}
+		c->sb.wait_bytes = msg->len <= NAMES_PREFIX_MAX ? 0 : NAMES_PREFIX_MAX;
+		*act = SBUF_WAIT_FULL;
+		return true;
+	}
+	if (nlen == 0) {
+		/* the unnamed statement is the client's own business: relayed as it streams in */
+		if (push(s, PS_FORWARD, NULL))
+			return false;
+		*act = out_of_memory(c);
+		return true;
+	}
 	if (msg->avail < msg->len) {
 		if (msg->len > WHOLE_MAX) {
 			*act = bad_message(c, "oversized Parse");
 			return true;
 		}
 		*act = SBUF_WAIT_FULL;
-		return true;
-	}
-	name = name_at(msg, 5, &nlen);
-	if (!name) {
-		*act = bad_message(c, "Parse");
-		return true;
-	}
-	if (nlen == 0) {
-		if (push(s, PS_FORWARD, NULL))
-			return false;	/* the unnamed statement is the client's own business: relay */
-		*act = out_of_memory(c);
 		return true;
 	}
 	if (!sbuf_flush_pending(&c->sb)) {
@@ -239,7 +257,12 @@ static bool handle_parse(struct client *c, struct server *s, const struct sbuf_m
 	if (ps_server_has(&s->ps_cache, st, ++g_use_counter)) {
 		/* prepared here already: a Close of nothing stands in, and its answer becomes ParseComplete */
 		send_close(s, NOOP_NAME);
-		*act = push(s, PS_AS_PARSE, NULL) ? SBUF_DROP : out_of_memory(c);
+		if (!push(s, PS_AS_PARSE, NULL)) {
+			*act = out_of_memory(c);
+			return true;
+		}
+		ps_pending_last(&s->ps_pending)->client_name = strdup(name);
+		*act = SBUF_DROP;
 		return true;
 	}
 	if (!make_room(s)) {
@@ -248,8 +271,12 @@ static bool handle_parse(struct client *c, struct server *s, const struct sbuf_m
 	}
 	send_parse(s, st);
 	s->pool->ps_server_parses++;
-	*act = push(s, PS_FORWARD, st) && ps_server_add(&s->ps_cache, st, g_use_counter) ? SBUF_DROP
-											   : out_of_memory(c);
+	if (!push(s, PS_FORWARD, st) || !ps_server_add(&s->ps_cache, st, g_use_counter)) {
+		*act = out_of_memory(c);
+		return true;
+	}
+	ps_pending_last(&s->ps_pending)->client_name = strdup(name);	/* NULL only costs the clean-up */
+	*act = SBUF_DROP;
 	return true;
 }
 
@@ -366,6 +393,8 @@ bool ps_relay_client(struct client *c, struct server *s, const struct sbuf_msg *
 			*act = out_of_memory(c);
 			return true;
 		}
+		ps_pending_last(&s->ps_pending)->dealloc_all = msg->type == 'Q' && s->ps_cache.dealloc_next;
+		s->ps_cache.dealloc_next = false;
 		return false;
 	default:
 		return false;
@@ -395,6 +424,7 @@ bool ps_relay_server(struct server *s, const struct sbuf_msg *msg, enum sbuf_act
 		return true;
 	case 'E': {
 		bool replaced = false;
+		s->ps_error_seen = true;
 		if (ps_pending_peek(&s->ps_pending, &it) && it.action == PS_REPLACE_ERROR) {
 			/* our error goes out exactly where the server's would have */
 			if (!s->client || !sbuf_flush_pending(&s->sb)) {
@@ -421,11 +451,17 @@ bool ps_relay_server(struct server *s, const struct sbuf_msg *msg, enum sbuf_act
 	case 'Z':
 		while (ps_pending_pop(&s->ps_pending, &it)) {
 			forget_item(s, &it, it.action == PS_MARK);
-			if (it.action == PS_MARK)
-				break;
+			if (it.action != PS_MARK)
+				continue;
+			/* a DEALLOCATE ALL / DISCARD ALL that ran (no error in its Query) dropped everything */
+			if (it.dealloc_all && !s->ps_error_seen) {
+				ps_server_clear(&s->ps_cache);
+				if (s->client)
+					ps_client_clear(&s->client->ps);
+			}
+			break;
 		}
-		if (s->ps_cache.clear_at_ready)
-			ps_server_clear(&s->ps_cache);
+		s->ps_error_seen = false;
 		return false;
 	default:
 		return false;
@@ -448,7 +484,8 @@ void ps_relay_client_forget(struct client *c)
 
 void ps_relay_deallocate_all(struct client *c, struct server *s)
 {
-	ps_client_clear(&c->ps);
+	(void)c;
+	/* decided at its ReadyForQuery: only a DEALLOCATE ALL / DISCARD ALL that ran drops anything */
 	if (s)
-		s->ps_cache.clear_at_ready = true;
+		s->ps_cache.dealloc_next = true;
 }

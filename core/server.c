@@ -535,7 +535,7 @@ static enum sbuf_action ready_for_query(struct server *s)
 {
 	struct client *c = s->client;
 
-	if (!c || s->pending_ready > 0 || c->pool_mode == POOL_MODE_SESSION)
+	if (!c || s->pending_ready > 0 || s->batch_open || c->pool_mode == POOL_MODE_SESSION)
 		return SBUF_FORWARD;
 	if (s->txn_status == 'I')
 		return SBUF_FORWARD_PAUSE;
@@ -603,7 +603,7 @@ static void on_forwarded(struct sbuf *sb)
 	struct server *s = sb->owner;
 	struct client *c = s->client;
 
-	if (!c || s->pending_ready != 0 || s->txn_status != 'I')
+	if (!c || s->pending_ready != 0 || s->batch_open || s->txn_status != 'I')
 		return;
 	c->server = NULL;
 	s->client = NULL;
@@ -709,6 +709,7 @@ void server_link(struct server *s, struct client *c)
 	c->server = s;
 	s->last_mode = c->pool_mode;
 	s->pending_ready = 0;
+	s->batch_open = false;
 	s->last_used = rt_now();
 	sbuf_set_peer(&c->sb, &s->sb);
 	sbuf_set_peer(&s->sb, &c->sb);
@@ -737,7 +738,7 @@ void server_release(struct server *s)
 		sbuf_set_peer(&c->sb, NULL);
 		sbuf_set_peer(&s->sb, NULL);
 	}
-	if (s->txn_status != 'I' || s->pending_ready != 0) {
+	if (s->txn_status != 'I' || s->pending_ready != 0 || s->batch_open) {
 		server_close(s, "released in the middle of a transaction");
 		return;
 	}

@@ -70,6 +70,7 @@ struct server {
 	struct param_set defaults;	/* values announced at login */
 	char txn_status;		/* from the last ReadyForQuery: 'I', 'T', 'E' */
 	int pending_ready;		/* ReadyForQuery answers still to come */
+	bool batch_open;		/* extended-protocol messages sent since the last Sync: not done yet */
 	bool internal_failed;		/* our own query got an ErrorResponse */
 	char internal_error[256];
 	bool dirty;			/* a client changed session state */
@@ -87,6 +88,7 @@ struct server {
 	struct cancel_conn *cancels;	/* those requests, so that closing can detach them */
 	struct ps_server ps_cache;	/* prepared statements it holds under our names */
 	struct ps_pending ps_pending;	/* answers to Parse/Close it still owes, in order */
+	bool ps_error_seen;		/* an ErrorResponse since the last ReadyForQuery */
 };
 
 /* Open a new server connection for the pool (asynchronous). */

@@ -22,6 +22,7 @@ lines_of() { sed -n "s/^$2: //p" <<<"$1"; }
 
 su=$MB_SCRAM_USER sp=$MB_SCRAM_PASS
 mb_pgdb "$MB_DB" "pool_size=1"
+mb_pgdb c_sess "pool_mode=session" "$MB_DB"
 mb_user "$su" "$sp"
 mb_set auth_type scram-sha-256
 mb_set pool_mode transaction
@@ -81,6 +82,19 @@ out=$(tt <<<"$script" 2>&1)
 n_ok=$(lines_of "$out" a | grep -c '^next ')
 mb_is "$n_ok" 15 "a cancel while idle in a transaction never cancels the client's next statement (15 tries)"
 [ "$n_ok" != 15 ] && mb_diag "$(grep -v -e 'cancel sent' -e BEGIN -e COMMIT -e '^a: 1$' <<<"$out" | head -n 10)"
+
+# ---- session mode: the client keeps its server between statements; a cancel with nothing running is dropped
+script=$({
+	echo "open s $(mb_connstr "$su" "$sp" c_sess)"
+	for i in $(seq 1 15); do
+		echo "q s SELECT 1"
+		echo "cancel s"
+		echo "q s SELECT 'next $i' FROM pg_sleep(0.02)"
+	done
+})
+out=$(tt <<<"$script" 2>&1)
+n_ok=$(lines_of "$out" s | grep -c '^next ')
+mb_is "$n_ok" 15 "session mode: a cancel between statements never cancels the client's next statement (15 tries)"
 
 # ---- the race: a's cancel is sent while its query is ending and b is queued for the same (only) server.
 # Whatever the timing, b's query must never be cancelled.

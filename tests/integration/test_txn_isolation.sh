@@ -77,7 +77,8 @@ mb_is "$(logged_since "$pid" "$mark" | tr '\n' ';')" \
 	"SELECT 'a1';SELECT 'b1';BEGIN;SET LOCAL statement_timeout = '1s';SELECT 'a2';COMMIT;SELECT 'b2', pg_backend_pid();SELECT 'b3';" \
 	"clean server handed from client to client with no reset (PostgreSQL saw only the clients' statements)"
 
-# ---- dirty clients: CASE-STATEMENT(S) by client a (which stays connected), then client b checks
+# ---- dirty clients: STATEMENT(S) by client a, which then disconnects (or, with DIRTY_STAY=1, stays
+# connected), then client b checks on the same server.
 # dirty NAME CHECK-SQL EXPECTED STATEMENT...
 dirty() {
 	local name=$1 check=$2 expected=$3 mark out s
@@ -88,9 +89,10 @@ dirty() {
 			echo "open a $c"
 			echo "open b $c"
 			for s in "$@"; do echo "$s"; done
+			[ -z "${DIRTY_STAY:-}" ] && echo "close a"
 			echo "q b SELECT pg_backend_pid()"
 			echo "q b $check"
-			echo "close a"
+			[ -n "${DIRTY_STAY:-}" ] && echo "close a"
 			echo "q b SELECT 'next'"
 		} | tt 2>&1
 	)
@@ -103,6 +105,10 @@ dirty() {
 }
 
 dirty "SET statement_timeout" "SHOW statement_timeout" 0 "q a SET statement_timeout = '1234ms'"
+DIRTY_STAY=1 dirty "SET statement_timeout, client stays connected" "SHOW statement_timeout" 0 \
+	"q a SET statement_timeout = '1234ms'"
+DIRTY_STAY=1 dirty "LISTEN, client stays connected" "SELECT count(*) FROM pg_listening_channels()" 0 \
+	"q a LISTEN txn_chan"
 dirty "SET via extended protocol" "SHOW statement_timeout" 0 "x a SET statement_timeout = '2345ms'"
 dirty "SET after another statement in one Query" "SHOW search_path" '"$user", public' \
 	"q a SELECT 1; SET search_path = pg_catalog"

@@ -309,6 +309,8 @@ open w1 $c
 open w2 $c
 open w3 $c
 open w4 $c
+open w5 $c
+open w3b $c
 q h BEGIN
 q h SELECT 1
 send w1 SELECT nextval('txn_fifo')
@@ -319,14 +321,18 @@ send w3 SELECT nextval('txn_fifo')
 sleep 0.1
 send w4 SELECT nextval('txn_fifo')
 sleep 0.1
+send w5 SELECT nextval('txn_fifo')
+sleep 0.1
+close w3
 q h COMMIT
 wait w1
 wait w2
-wait w3
 wait w4
+wait w5
+q w3b SELECT 'w3b'
 EOT
 )
-mb_is "$(grep -E '^w[0-9]: [0-9]' <<<"$out" | tr '\n' ';')" "w1: 1;w2: 2;w3: 3;w4: 4;" \
-	"waiting clients are served first come, first served"
+mb_is "$(grep -E '^w[0-9]: [0-9]' <<<"$out" | tr '\n' ';')" "w1: 1;w2: 2;w4: 3;w5: 4;" \
+	"waiting clients are served first come, first served (one that gave up while waiting is skipped)"
 
 mb_test_done

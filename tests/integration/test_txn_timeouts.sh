@@ -327,6 +327,9 @@ mb_set transaction_timeout 1
 mb_pgdb "$MB_DB"
 mb_start_or_bail
 ttx_check "transaction_timeout=1" "$(ttx_script "$(mb_connstr "$su" "$sp" "$MB_DB")" | tt 2>&1)"
+out=$(printf 'open a %s\nq a BEGIN\nq a SELECT pg_sleep(5)\nelapsed a\n' "$(mb_connstr "$su" "$sp" "$MB_DB")" | tt 2>&1)
+mb_like "$(lines_of "$out" a | grep -m 1 ERROR)" '25P04' "transaction_timeout=1: a transaction inside one long statement is ended too"
+in_range "transaction_timeout=1: ...after 1 s" "$(field "$out" a elapsed)" 0.9 3 "$out"
 phase
 mb_pgdb "$MB_DB"
 mb_usercfg "$mu = transaction_timeout=1"
