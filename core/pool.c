@@ -333,7 +333,6 @@ void pool_server_ready(struct server *server)
 		if (server->state == SV_CLOSED)
 			return;
 	}
-	pool->last_login_failure = 0;
 	if (rt.shutdown == SHUTDOWN_WAIT_SERVERS) {
 		server_close(server, "shutting down");
 		return;

@@ -385,6 +385,7 @@ static enum sbuf_action login_msg(struct server *s, const struct sbuf_msg *msg)
 			s->scram_active = false;
 		}
 		s->phase = PHASE_IDLE;
+		s->pool->last_login_failure = 0;	/* logins work again: no more backoff */
 		log_debug("S-%llu %s/%s: login ok, backend pid %u", s->id, s->pool->db_name, s->pool->user_name,
 			  s->backend_pid);
 		if (s->pool->db && s->pool->db->connect_query && s->pool->db->connect_query[0]) {

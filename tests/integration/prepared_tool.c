@@ -32,6 +32,7 @@
  *         W                  send what is queued, wait for every ReadyForQuery due
  *         R N                send what is queued, read N messages
  *         SLEEP MS           MARK TEXT (print TEXT)
+ *         QUIT               send what is queued and drop the connection without reading or Terminate
  *       and prints each message that comes back on a line: 1 2 3 n s I (ParseComplete, BindComplete,
  *       CloseComplete, NoData, PortalSuspended, EmptyQuery), T:col,col  t:oid,oid  D:val,val
  *       C:tag  E:SQLSTATE:message  Z:status; TIMEOUT (no answer within $PREPARED_TOOL_TIMEOUT seconds,
@@ -820,6 +821,11 @@ static int cmd_script(int argc, char **argv)
 		} else if (!strcmp(s, "SLEEP")) {
 			NEED(1);
 			usleep((useconds_t)atoi(argv[++i]) * 1000);
+		} else if (!strcmp(s, "QUIT")) {
+			pump(&io, 0);
+			shutdown(io.fd, SHUT_RDWR);
+			printf("QUIT\n");
+			exit(0);
 		} else if (!strcmp(s, "MARK")) {
 			NEED(1);
 			printf("%s\n", argv[++i]);

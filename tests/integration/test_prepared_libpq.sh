@@ -27,6 +27,7 @@ su=$MB_SCRAM_USER sp=$MB_SCRAM_PASS
 mb_pgdb mb_db
 mb_pgdb mb_one "pool_size=1"
 mb_pgdb mb_sess "pool_size=1 pool_mode=session"
+mb_pgdb mb_stmt "pool_size=2 pool_mode=statement"
 mb_user "$su" "$sp"
 mb_set auth_type scram-sha-256
 mb_set pool_mode transaction
@@ -140,6 +141,24 @@ mb_is "$out" "1 2 D:8 C:SELECT 1 Z:I" "an unnamed Parse of 200 kB"
 out=$(pts "$c" P big '@pad:200000:SELECT $1::int + 7' - B big 1 E S)
 mb_is "$out" "1 2 D:8 C:SELECT 1 Z:I" "a named Parse of 200 kB"
 mb_check_healthy
+
+# --- statement mode: each statement may land on the other server
+for p in sa sb sc; do
+	mb_bg "$T_DIR/stmt.$p" "$PTOOL" rotate "$(mb_connstr "$su" "$sp" mb_stmt)" "${p}_" 20 5 "$((${#p} + RANDOM))"
+	spids+=("$MB_BG_PID")
+done
+bad=0
+for pid in "${spids[@]}"; do
+	mb_wait_exit "$pid" 60 || kill "$pid" 2>/dev/null
+	[ "${MB_EXIT_STATUS:-1}" = 0 ] || bad=$((bad + 1))
+done
+lines=$(cat "$T_DIR"/stmt.*)
+if [ "$bad" = 0 ] && [ "$(grep -c 'mismatches 0' <<<"$lines")" = 3 ]; then
+	mb_ok "statement mode, 2 servers: 3 clients x 20 statements x 5 rounds, every result right"
+else
+	mb_not_ok "statement mode, 2 servers: 3 clients x 20 statements x 5 rounds, every result right" "$lines"
+fi
+mb_like "$lines" 'backends 2,' "statement mode: statements ran on both servers"
 
 # --- session mode: names reach the server as they are
 out=$(pts "$(mb_connstr "$su" "$sp" mb_sess)" P sess_q 'SELECT $1::int + 3' - B sess_q 1 E S W \

@@ -99,6 +99,8 @@ out=$(pts "$c" C never_prepared S)
 mb_is "$out" "3 Z:I" "Close of a name never prepared: CloseComplete, as in PostgreSQL"
 out=$(pts "$c" P fl 'SELECT $1::int + 77' - H R 1 D fl H R 2 B fl 1 E S)
 mb_is "$out" "1 t:23 T:?column? 2 D:78 C:SELECT 1 Z:I" "Parse, Flush, Describe, Flush, then Bind/Execute/Sync"
+out=$(pts "$c" P fl 'SELECT $1::int + 77' - H R 1 D fl H R 2 B fl 2 E S)
+mb_is "$out" "1 t:23 T:?column? 2 D:79 C:SELECT 1 Z:I" "... the same with a text the server knows (Parse answered by the pooler)"
 out=$(pts "$c" P np 'SELECT generate_series(1, $1::int)' - BP p1 np 3 EP p1 1 EP p1 0 S)
 mb_is "$out" "1 2 D:1 s D:2 D:3 C:SELECT 2 Z:I" "a named portal of a named statement, fetched in two steps"
 

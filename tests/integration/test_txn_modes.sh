@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Pool modes: statement mode refuses transaction blocks and serves single statements; pool_mode is taken from
-# the [users] entry, else the [databases] entry, else [pgbouncer].
+# the [users] entry, else the [databases] entry, else [pgbouncer]. COPY in transaction mode.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 mb_test_init txn_modes
@@ -25,6 +25,7 @@ mu=$MB_MD5_USER mp=$MB_MD5_PASS
 mb_pgdb m_txn "pool_mode=transaction"
 mb_pgdb m_stmt "pool_mode=statement"
 mb_pgdb m_def
+mb_pgdb m_copy "pool_mode=transaction pool_size=1"
 mb_user "$su" "$sp"
 mb_user "$mu" "$mp"
 mb_usercfg "$mu = pool_mode=transaction"
@@ -89,5 +90,20 @@ mb_like "$(lines_of "$out" a | sed -n 2p)" 'ERROR 0A000' "statement mode: START 
 mb_is "$(stuck)" 0 "statement mode: no server is left inside the refused transaction"
 out=$(pqt query "$c" "SELECT 'after'" 2>&1)
 mb_is "$out" after "statement mode: the next client is served"
+
+# ---- COPY in transaction mode: in, out, and a failing COPY leave the pool's one server usable
+pg_super_psql -d "$MB_DB" >/dev/null <<-EOT
+	SET client_min_messages = warning;
+	DROP TABLE IF EXISTS txn_copy;
+	CREATE TABLE txn_copy (x int);
+	GRANT ALL ON txn_copy TO PUBLIC;
+EOT
+out=$(printf '1\n2\n3\n' | mb_psql "$su" "$sp" m_copy -c "COPY txn_copy FROM STDIN" 2>&1)
+mb_is "$out" "" "transaction mode: COPY FROM STDIN"
+out=$(printf '4\nfour\n' | mb_psql "$su" "$sp" m_copy -c "COPY txn_copy FROM STDIN" 2>&1)
+mb_like "$out" 'invalid input syntax for type integer' "transaction mode: a COPY with bad data fails"
+out=$(mb_psql "$su" "$sp" m_copy -c "COPY (SELECT x FROM txn_copy ORDER BY x) TO STDOUT" 2>&1)
+mb_is "$(tr '\n' ' ' <<<"$out")" "1 2 3 " "transaction mode: COPY TO STDOUT by the next client; the failed COPY left nothing"
+mb_is "$(stuck)" 0 "transaction mode: no server left in a transaction after the COPYs"
 
 mb_test_done

@@ -162,6 +162,37 @@ out3=$(pqt query "$c" "SELECT 'third'" 2>&1)
 mb_is "$out3" third "server_login_retry=1: once it has passed, a client logs in"
 pg_super_psql -d postgres -c "ALTER ROLE $ru NOLOGIN" >/dev/null
 
+# server_login_retry also holds while the pool has working servers: a pool larger than what PostgreSQL
+# allows (CONNECTION LIMIT 2, pool_size 4) tries one more login per server_login_retry, not one per release
+phase
+mb_set server_login_retry 1
+mb_pgdb "$MB_DB" "pool_size=4"
+mb_start_or_bail
+pg_super_psql -d postgres -c "ALTER ROLE $ru LOGIN CONNECTION LIMIT 2" >/dev/null
+c=$(mb_connstr "$ru" "$rp" "$MB_DB")
+mark=$(wc -l <"$pglog")
+out=$({
+	for i in 1 2 3 4; do echo "open c$i $c"; done
+	echo "time"
+	for r in $(seq 1 12); do
+		for i in 1 2 3 4; do echo "send c$i SELECT 'ok' FROM pg_sleep(0.05)"; done
+		for i in 1 2 3 4; do echo "wait c$i"; done
+	done
+	echo "time"
+} | tt 2>&1)
+took=$(sed -n 's/^time //p' <<<"$out" | awk 'NR == 1 {a = $1} NR == 2 {printf "%.2f", $1 - a}')
+refusals=$(tail -n +"$((mark + 1))" "$pglog" | grep -c "too many connections for role \"$ru\"")
+mb_is "$(grep -c ': ok$' <<<"$out")" 48 "a pool above the role's CONNECTION LIMIT: every transaction served by the servers it has"
+# each retry may try the 2 missing servers at once: at most 2 refusals per started second
+max=$(awk -v t="${took:-0}" 'BEGIN { printf "%d", 2 * (int(t) + 1) }')
+if [ "$refusals" -ge 1 ] && [ "$refusals" -le "$max" ]; then
+	mb_ok "server_login_retry=1: $refusals refused logins in $took s (at most 2 per retry period)"
+else
+	mb_not_ok "server_login_retry=1: at most one login attempt per server_login_retry while others serve" \
+		"PostgreSQL refused $refusals logins in $took s (allowed: 1..$max)"
+fi
+pg_super_psql -d postgres -c "ALTER ROLE $ru NOLOGIN CONNECTION LIMIT -1" >/dev/null
+
 # ---- query_timeout (global and [users]): the query is cancelled (57014), the client keeps its connection
 phase
 mb_set query_timeout 0.5
