@@ -101,6 +101,13 @@ static void new_cancel_key(struct client *c)
 	c->cancel_key = r[1];
 }
 
+const char *client_addr(const struct client *c, char buf[64])
+{
+	if (c->is_unix)
+		return "unix";
+	return net_addr_str(&c->addr.sa, buf, 64);
+}
+
 void client_accept(int fd, const struct sockaddr *addr, socklen_t addrlen, bool is_unix, void *arg)
 {
 	struct client *c;
@@ -121,10 +128,6 @@ void client_accept(int fd, const struct sockaddr *addr, socklen_t addrlen, bool 
 	if (!is_unix && addrlen <= sizeof(c->addr))
 		memcpy(&c->addr, addr, addrlen);
 	c->is_unix = is_unix;
-	if (is_unix)
-		snprintf(c->addr_str, sizeof(c->addr_str), "unix");
-	else
-		net_addr_str(addr, c->addr_str, sizeof(c->addr_str));
 	c->connect_time = rt_now();
 	c->state = CL_LOGIN;
 	list_init(&c->head);
@@ -176,14 +179,15 @@ static bool server_clean_after_client(const struct server *s, const struct clien
 void client_close(struct client *c, const char *reason)
 {
 	struct server *s;
+	char abuf[64];
 
 	if (c->state == CL_CLOSED)
 		return;
 	if (rt.cfg->log_disconnections && c->state != CL_LOGIN)
 		log_info("C-%llu %s/%s@%s closing because: %s (age=%.0fs)", c->id, c->database ? c->database : "?",
-			 c->user ? c->user : "?", c->addr_str, reason, rt_now() - c->connect_time);
+			 c->user ? c->user : "?", client_addr(c, abuf), reason, rt_now() - c->connect_time);
 	else
-		log_debug("C-%llu %s closing because: %s", c->id, c->addr_str, reason);
+		log_debug("C-%llu %s closing because: %s", c->id, client_addr(c, abuf), reason);
 	s = c->server;
 	if (s) {
 		bool clean = server_clean_after_client(s, c);
@@ -423,6 +427,8 @@ static enum sbuf_action auth_ok(struct client *c, const struct db_entry *db)
 		pool->have_scram_keys = true;
 	}
 	drop_scram(c);
+	free(c->secret);	/* the password is not needed past the login */
+	c->secret = NULL;
 	if (!client_limits_ok(c, db, pool))
 		return SBUF_CLOSED;
 	c->pool = pool;
@@ -434,9 +440,11 @@ static enum sbuf_action auth_ok(struct client *c, const struct db_entry *db)
 		client_fatal(c, "53200", "out of memory");
 		return SBUF_CLOSED;
 	}
-	if (rt.cfg->log_connections)
+	if (rt.cfg->log_connections) {
+		char abuf[64];
 		log_info("C-%llu %s/%s@%s login attempt: db=%s user=%s tls=no", c->id, c->database, c->user,
-			 c->addr_str, c->database, c->user);
+			 client_addr(c, abuf), c->database, c->user);
+	}
 	if (pool->have_welcome) {
 		client_send_welcome(c);
 		return c->state == CL_CLOSED ? SBUF_CLOSED : SBUF_DROP;
@@ -702,7 +710,8 @@ static enum sbuf_action handle_startup(struct client *c, const struct sbuf_msg *
 	if (rt.cfg->application_name_add_host) {
 		const char *app = params_get(&c->params, "application_name");
 		char buf[512];
-		snprintf(buf, sizeof(buf), "%s - %s", app ? app : "", c->addr_str);
+		char abuf[64];
+		snprintf(buf, sizeof(buf), "%s - %s", app ? app : "", client_addr(c, abuf));
 		if (!add_param(c, "application_name", buf))
 			return SBUF_CLOSED;
 	}

@@ -85,12 +85,10 @@ struct client {
 		struct sockaddr_in6 in6;
 	} addr;				/* TCP peer (unused for unix sockets) */
 	bool is_unix;
-	char addr_str[64];
 
 	double connect_time;
 	double request_time;		/* when it started waiting for a server */
 	double last_activity;		/* last message from the client */
-	int pending_ready;		/* ReadyForQuery answers the server still owes it */
 };
 
 /* Take over an accepted socket. */
@@ -124,6 +122,8 @@ void client_request_sent(struct server *server);
 void client_tenant_admitted(struct client *client);
 /* The server went back to the pool: the transaction (or session) is over for limits and routing. */
 void client_transaction_ended(struct client *client);
+/* "1.2.3.4:5678", "[::1]:5678" or "unix", for messages. */
+const char *client_addr(const struct client *client, char buf[64]);
 /* Find a client by the cancel key we gave it. */
 struct client *client_find_by_cancel(uint32_t pid, uint32_t key);
 void client_change_state(struct client *client, enum client_state state);

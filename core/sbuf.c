@@ -226,10 +226,9 @@ static bool flush_out(struct sbuf *sb)
 		}
 	}
 	if (sb->out.len) {
-		pktbuf_reset(&sb->out);
+		/* generated messages are rare on the hot path: an idle socket keeps no output buffer */
+		pktbuf_free(&sb->out);
 		sb->out_sent = 0;
-		if (sb->out.cap > 65536)	/* don't keep a big buffer around for an idle socket */
-			pktbuf_free(&sb->out);
 	}
 	return true;
 }

@@ -139,6 +139,27 @@ for how in "a named" "an unnamed"; do
 		"... another client's statement is prepared again on demand"
 done
 
+# DEALLOCATE ALL that ran inside a transaction: later statements of that transaction (same server)
+warm=(P w9 'SELECT $1::int + 9' - B w9 1 E S W)
+out=$(pts "$c" "${warm[@]}" Q BEGIN W Q 'DEALLOCATE ALL' W P k9 'SELECT $1::int + 9' - B k9 2 E S W Q COMMIT)
+mb_is "$out" "1 2 D:10 C:SELECT 1 Z:I C:BEGIN Z:T C:DEALLOCATE ALL Z:T 1 2 D:11 C:SELECT 1 Z:T C:COMMIT Z:I" \
+	"DEALLOCATE ALL (Query) in a transaction: a known text is prepared again for the rest of it"
+for how in "" dn; do
+	out=$(pts "$c" "${warm[@]}" Q BEGIN W P "$how" 'DEALLOCATE ALL' - B "$how" - E S W \
+		P k9 'SELECT $1::int + 9' - B k9 2 E S W Q COMMIT)
+	mb_is "$out" "1 2 D:10 C:SELECT 1 Z:I C:BEGIN Z:T 1 2 C:DEALLOCATE ALL Z:T 1 2 D:11 C:SELECT 1 Z:T C:COMMIT Z:I" \
+		"DEALLOCATE ALL (${how:+named }extended protocol) in a transaction: a known text is prepared again"
+done
+out=$(pts "$c" P k 'SELECT $1::int + 5' - B k 1 E S W Q BEGIN W P "" 'DEALLOCATE ALL' - B "" - E S W \
+	B k 2 E S W Q COMMIT)
+mb_is_one "$out" "DEALLOCATE ALL (extended protocol) in a transaction: the client's own name works or does not exist" \
+	"1 2 D:6 C:SELECT 1 Z:I C:BEGIN Z:T 1 2 C:DEALLOCATE ALL Z:T 2 D:7 C:SELECT 1 Z:T C:COMMIT Z:I" \
+	"1 2 D:6 C:SELECT 1 Z:I C:BEGIN Z:T 1 2 C:DEALLOCATE ALL Z:T E:26000:prepared statement \"k\" does not exist Z:E C:ROLLBACK Z:I"
+out=$(pts "$c" "${warm[@]}" Q BEGIN Q 'SAVEPOINT s' W Q 'DEALLOCATE ALL; SELECT 1/0' W Q 'ROLLBACK TO s' W \
+	P k9 'SELECT $1::int + 9' - B k9 3 E S W Q COMMIT)
+mb_is "$out" "1 2 D:10 C:SELECT 1 Z:I C:BEGIN Z:T C:SAVEPOINT Z:T C:DEALLOCATE ALL $DZ Z:E C:ROLLBACK Z:T 1 2 D:12 C:SELECT 1 Z:T C:COMMIT Z:I" \
+	"a DEALLOCATE ALL that ran before an error in its Query: a known text is prepared again after ROLLBACK TO"
+
 # server_reset_query (DISCARD ALL by default) after a client changed the session
 mb_bg "$T_DIR/keeper.out" "$PTOOL" script "$c" P keep 'SELECT $1::int + 800' - B keep 1 E S W \
 	MARK ready SLEEP 1500 B keep 2 E S
