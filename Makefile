@@ -36,7 +36,8 @@ FORMAT_FILES = $(wildcard core/*.c core/*.h tests/unit/*.c tests/unit/*.h tests/
 
 # Debian packages the build and the tests need (checked with dpkg -s; installed only when missing).
 DEB_PKGS = build-essential pkg-config libevent-dev libssl-dev libluajit-5.1-dev luajit libpq-dev \
-	postgresql postgresql-contrib lua-busted pgbouncer procps util-linux valgrind
+	postgresql postgresql-contrib lua-busted pgbouncer procps util-linux valgrind \
+	nodejs openjdk-17-jdk-headless libpostgresql-jdbc-java
 
 .PHONY: FORCE all deps check unit spec integration demo install uninstall format format-check clean
 
@@ -90,6 +91,9 @@ deps:
 		export DEBIAN_FRONTEND=noninteractive; \
 		apt-get update && apt-get install -y --no-install-recommends $$missing; \
 	fi
+	@# npm comes with some nodejs builds and separately with Debian's
+	@command -v npm >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y \
+		--no-install-recommends npm; } || { echo "deps: npm is missing" >&2; exit 1; }
 
 # The binary must build; a unit test that does not compile counts as a failure of its own and the
 # other tests still run. tests/check.sh runs the unit tests, the busted specs and the integration

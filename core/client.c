@@ -525,7 +525,8 @@ static enum sbuf_action start_auth(struct client *c, const struct db_entry *db)
 		}
 		return start_scram(c, ae->secret);
 	default:
-		client_fatal(c, "28000", "auth_type %d is not supported", (int)type);
+		client_fatal(c, "28000", "auth_type %s is not supported", type == AUTH_TYPE_HBA ? "hba"
+						   : type == AUTH_TYPE_CERT ? "cert" : type == AUTH_TYPE_PEER ? "peer" : "?");
 		return SBUF_CLOSED;
 	}
 }

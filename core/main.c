@@ -176,6 +176,15 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 		log_info("got SIGQUIT, shutting down immediately");
 		event_base_loopbreak(rt.base);
 		break;
+	case SIGUSR1:
+		log_info("got SIGUSR1, pausing: transactions wait for SIGUSR2 (or query_wait_timeout)");
+		rt.paused = true;
+		break;
+	case SIGUSR2:
+		log_info("got SIGUSR2, resuming");
+		rt.paused = false;
+		pool_resume_all();
+		break;
 	}
 }
 
@@ -290,8 +299,9 @@ int main(int argc, char **argv)
 	};
 	bool daemon = false, check = false;
 	const char *user_opt = NULL, *user;
-	struct event *sig_ev[4], *janitor;
-	static const int sigs[4] = { SIGHUP, SIGINT, SIGTERM, SIGQUIT };
+	static const int sigs[] = { SIGHUP, SIGINT, SIGTERM, SIGQUIT, SIGUSR1, SIGUSR2 };
+	enum { N_SIGS = sizeof(sigs) / sizeof(sigs[0]) };
+	struct event *sig_ev[N_SIGS], *janitor;
 	struct timeval period = { 0, JANITOR_PERIOD_MS * 1000 };
 	char err[512];
 	int opt;
@@ -356,7 +366,7 @@ int main(int argc, char **argv)
 	if (!write_pidfile(rt.cfg->pidfile))
 		return 1;
 
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < N_SIGS; i++) {
 		sig_ev[i] = evsignal_new(rt.base, sigs[i], on_signal, NULL);
 		event_add(sig_ev[i], NULL);
 	}
@@ -377,7 +387,7 @@ int main(int argc, char **argv)
 	pool_free_all();
 	tenant_free_all();
 	policy_shutdown();
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < N_SIGS; i++)
 		event_free(sig_ev[i]);
 	event_free(janitor);
 	event_free(g_reap_ev);

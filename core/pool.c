@@ -211,7 +211,7 @@ static void launch_as_needed(struct pool *pool)
 	int need = list_count(&pool->waiting_clients);
 	int size = current_size(pool);
 
-	if (rt.shutdown == SHUTDOWN_WAIT_SERVERS || !pool->db)
+	if (rt.shutdown == SHUTDOWN_WAIT_SERVERS || rt.paused || !pool->db)
 		return;
 	if (!pool->have_welcome && !list_empty(&pool->welcome_clients) && need == 0)
 		need = 1;
@@ -289,7 +289,7 @@ void pool_request_server(struct pool *pool, struct client *client)
 {
 	struct list *it;
 
-	if (rt.shutdown != SHUTDOWN_WAIT_SERVERS && !list_empty(&pool->idle_servers)) {
+	if (rt.shutdown != SHUTDOWN_WAIT_SERVERS && !rt.paused && !list_empty(&pool->idle_servers)) {
 		struct server *s;
 		/* LIFO keeps the busiest servers warm and lets the rest time out; round robin spreads load */
 		it = rt.cfg->server_round_robin ? pool->idle_servers.next : pool->idle_servers.prev;
@@ -351,12 +351,25 @@ void pool_server_ready(struct server *server)
 		server->await_cancel = true;
 		return;
 	}
-	if (!list_empty(&pool->waiting_clients)) {
+	if (!list_empty(&pool->waiting_clients) && !rt.paused) {
 		struct client *c = container_of(pool->waiting_clients.next, struct client, head);
 		server_link(server, c);
 		return;
 	}
 	server_change_state(server, SV_IDLE);
+}
+
+void pool_resume_all(void)
+{
+	for (struct list *it = g_pools.next; it != &g_pools; it = it->next) {
+		struct pool *pool = container_of(it, struct pool, head);
+		while (!list_empty(&pool->waiting_clients) && !list_empty(&pool->idle_servers)) {
+			struct server *s = container_of(pool->idle_servers.prev, struct server, head);
+			struct client *c = container_of(pool->waiting_clients.next, struct client, head);
+			server_link(s, c);
+		}
+		launch_as_needed(pool);
+	}
 }
 
 void pool_server_gone(struct pool *pool)

@@ -80,6 +80,8 @@ void pool_close_idle(void);
 /* A client is waiting for welcome parameters: make sure a server login is under way. */
 void pool_need_welcome(struct pool *pool);
 void pool_free_all(void);
+/* SIGUSR2: hand idle servers to the clients that waited during a pause. */
+void pool_resume_all(void);
 /* Periodic work: idle and lifetime timeouts, connect timeouts, query_wait_timeout, min_pool_size. */
 void pool_janitor(struct pool *pool);
 int pool_max_db_connections(const struct pool *pool);

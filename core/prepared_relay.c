@@ -393,8 +393,10 @@ bool ps_relay_client(struct client *c, struct server *s, const struct sbuf_msg *
 			*act = out_of_memory(c);
 			return true;
 		}
-		ps_pending_last(&s->ps_pending)->dealloc_all = msg->type == 'Q' && s->ps_cache.dealloc_next;
-		s->ps_cache.dealloc_next = false;
+		/* the Query or Sync that ends the request carrying a DEALLOCATE ALL / DISCARD ALL */
+		ps_pending_last(&s->ps_pending)->dealloc_all = msg->type != 'F' && s->ps_cache.dealloc_next;
+		if (msg->type != 'F')
+			s->ps_cache.dealloc_next = false;
 		return false;
 	default:
 		return false;

@@ -21,6 +21,7 @@ struct runtime {
 	struct authfile *auth;
 	enum shutdown_mode shutdown;
 	bool exiting;		/* the loop has ended: close everything at once */
+	bool paused;		/* SIGUSR1: no server is handed out until SIGUSR2 */
 	int n_clients;		/* every client connection, logging in or not (max_client_conn) */
 	unsigned long long total_clients;	/* ever accepted (ids) */
 };

@@ -613,8 +613,13 @@ void sbuf_detach(struct sbuf *sb)
 void sbuf_close(struct sbuf *sb)
 {
 	if (sb->fd >= 0) {
+		char drain[4096];
 		event_del(&sb->ev_read);
 		event_del(&sb->ev_write);
+		/* unread input would make close() send a reset, which can destroy our last message (an
+		 * ErrorResponse) before the peer reads it: read what is there first */
+		for (int i = 0; i < 16 && recv(sb->fd, drain, sizeof(drain), MSG_DONTWAIT) > 0; i++)
+			;
 		close(sb->fd);
 		sb->fd = -1;
 	}

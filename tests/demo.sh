@@ -87,10 +87,9 @@ secret=$(super -d postgres -c "SELECT rolpassword FROM pg_authid WHERE rolname =
 # --- moonbouncer: the auth_file holds the SCRAM secret only; the server login reuses the client's proof
 MB_PORT=6432
 port_free "$MB_PORT" || MB_PORT=$(MB_IT_ROOT=$DEMO_DIR mb_free_port) || exit 1
-policy_line=
-if compgen -G "$MB_REPO/examples/policy.d/*.lua" >/dev/null; then
-	policy_line="policy_dir = $MB_REPO/examples/policy.d"
-fi
+# the default policy for transaction pooling: the guard from examples/policies
+mkdir -p "$DEMO_DIR/policy.d" && cp "$MB_REPO/examples/policies/30-guard.lua" "$DEMO_DIR/policy.d/" || exit 1
+policy_line="policy_dir = $DEMO_DIR/policy.d"
 cat >"$DEMO_DIR/userlist.txt" <<EOF
 "$DEMO_USER" "$secret"
 EOF
@@ -107,7 +106,7 @@ auth_type = scram-sha-256
 auth_file = $DEMO_DIR/userlist.txt
 admin_users = $DEMO_USER
 stats_users = $DEMO_USER
-pool_mode = session
+pool_mode = transaction
 default_pool_size = 10
 max_client_conn = 100
 logfile = $DEMO_DIR/moonbouncer.log
@@ -133,6 +132,10 @@ Connect through moonbouncer:
     PGPASSWORD='$DEMO_PASS' psql -h 127.0.0.1 -p $MB_PORT -U $DEMO_USER $DEMO_DB
 
 or as a URL:  postgresql://$DEMO_USER:$DEMO_PASS@127.0.0.1:$MB_PORT/$DEMO_DB
+
+Transaction pooling with the default policy, the transaction guard ($DEMO_DIR/policy.d/30-guard.lua):
+try SET statement_timeout = '5s' (it follows you across server connections) or LISTEN (refused, with
+the reason). Edit the policy, then reload it with: kill -HUP $MB_PID
 
 Config: $DEMO_DIR/pgbouncer.ini
 Log:    tail -f $DEMO_DIR/moonbouncer.log

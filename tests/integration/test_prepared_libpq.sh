@@ -135,12 +135,23 @@ mb_is "$out" "1 2 C:SET Z:I" "a named SET statement runs"
 out=$(pqt query "$c1" "SHOW statement_timeout" "SELECT pg_backend_pid()" 2>&1)
 mb_is "$out" $'0\n'"$p1" "the next client on the same server does not inherit statement_timeout from it"
 
+out=$(pts "$c1" P set_lt "SET lock_timeout = '4321ms'" - B set_lt - E S W B set_lt - E S)
+mb_is "$out" "1 2 C:SET Z:I 2 C:SET Z:I" "a named SET statement runs again in a later transaction (Bind only)"
+out=$(pqt query "$c1" "SHOW lock_timeout" "SELECT pg_backend_pid()" 2>&1)
+mb_is "$out" $'0\n'"$p1" "... the next client on the same server does not inherit lock_timeout from it"
+out=$(pts "$c1" P k21 'SELECT $1::int + 21' - B k21 1 E S W P dd 'DEALLOCATE ALL' - B dd - E S W \
+	B k21 2 E S W B dd - E S)
+mb_is "$out" "1 2 D:22 C:SELECT 1 Z:I 1 2 C:DEALLOCATE ALL Z:I 2 D:23 C:SELECT 1 Z:I 2 C:DEALLOCATE ALL Z:I" \
+	"a named DEALLOCATE ALL runs again in a later transaction (Bind only)"
+out=$(pts "$c1" P y21 'SELECT $1::int + 21' - B y21 5 E S)
+mb_is "$out" "1 2 D:26 C:SELECT 1 Z:I" "... the next client's statement of a text that server had is prepared again"
+
 # --- large statements: PostgreSQL takes them, so must the pooler
 out=$(pts "$c" P "" '@pad:200000:SELECT $1::int + 7' - B "" 1 E S)
 mb_is "$out" "1 2 D:8 C:SELECT 1 Z:I" "an unnamed Parse of 200 kB"
 out=$(pts "$c" P big '@pad:200000:SELECT $1::int + 7' - B big 1 E S)
 mb_is "$out" "1 2 D:8 C:SELECT 1 Z:I" "a named Parse of 200 kB"
-mb_check_healthy
+mb_check_healthy "a normal connection still works after the large Parses"
 
 # --- statement mode: each statement may land on the other server
 for p in sa sb sc; do

@@ -40,10 +40,6 @@ mb_set auth_type scram-sha-256
 mb_set pool_mode transaction
 mb_start_or_bail -v
 c=$(mb_connstr "$su" "$sp" mb_one)
-# the MB_ statements on the one server of mb_one, as "name=text;" in name order
-server_statements() {
-	pqt query "$c" "SELECT string_agg(name || '=' || statement, ';' ORDER BY name) FROM pg_prepared_statements" 2>&1
-}
 DZ='E:22012:division by zero'
 
 # --- an error ahead of pending Parses: they are skipped, as PostgreSQL skips them
@@ -97,6 +93,8 @@ mb_is "$out" "1 Z:I C:BEGIN Z:T 3 Z:T E:26000:prepared statement \"cl\" does not
 	"Close inside a transaction: the name is gone; it can be prepared again with another text"
 out=$(pts "$c" C never_prepared S)
 mb_is "$out" "3 Z:I" "Close of a name never prepared: CloseComplete, as in PostgreSQL"
+out=$(pts "$c" CP no_portal S)
+mb_is "$out" "3 Z:I" "Close of a portal that does not exist: CloseComplete, as in PostgreSQL"
 out=$(pts "$c" P fl 'SELECT $1::int + 77' - H R 1 D fl H R 2 B fl 1 E S)
 mb_is "$out" "1 t:23 T:?column? 2 D:78 C:SELECT 1 Z:I" "Parse, Flush, Describe, Flush, then Bind/Execute/Sync"
 out=$(pts "$c" P fl 'SELECT $1::int + 77' - H R 1 D fl H R 2 B fl 2 E S)
