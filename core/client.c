@@ -750,9 +750,6 @@ static void note_session_changes(struct client *c, struct server *s, const struc
 			continue;
 		if (!c->msg_tracked || (st.flags & ~(unsigned)(SQL_SETS_SESSION | SQL_RESETS)))
 			s->dirty = true;
-		if ((st.flags & (SQL_DEALLOCATE | SQL_RESETS)) && strcmp(st.name, "all") == 0 &&
-		    (strcmp(st.kind, "deallocate") == 0 || strcmp(st.kind, "discard") == 0))
-			ps_relay_deallocate_all(c, s);
 		if ((st.flags & SQL_RESETS) && st.name[0] &&
 		    !params_set(&c->pending_resets, st.name, "", false))
 			log_warning("C-%llu: out of memory noting RESET %s", c->id, st.name);

@@ -22,13 +22,13 @@ static uint64_t fnv1a(const void *data, size_t len)
 	return h;
 }
 
-struct ps_stmt *ps_intern(const uint8_t *body, uint32_t len)
+struct ps_stmt *ps_intern(const void *scope, const uint8_t *body, uint32_t len)
 {
-	uint64_t h = fnv1a(body, len);
+	uint64_t h = fnv1a(body, len) ^ ((uint64_t)(uintptr_t)scope * 0x9e3779b97f4a7c15ull);
 	struct ps_stmt **bucket = &g_buckets[h % BUCKETS], *st;
 
 	for (st = *bucket; st; st = st->next)
-		if (st->hash == h && st->body_len == len && memcmp(st->body, body, len) == 0)
+		if (st->hash == h && st->scope == scope && st->body_len == len && memcmp(st->body, body, len) == 0)
 			return st;
 	st = calloc(1, sizeof(*st));
 	if (!st)
@@ -41,6 +41,7 @@ struct ps_stmt *ps_intern(const uint8_t *body, uint32_t len)
 	memcpy(st->body, body, len);
 	st->body_len = len;
 	st->hash = h;
+	st->scope = scope;
 	st->id = ++g_next_id;
 	snprintf(st->server_name, sizeof(st->server_name), "MB_%u", st->id);
 	st->next = *bucket;
@@ -231,7 +232,6 @@ bool ps_pending_push(struct ps_pending *q, enum ps_action action, struct ps_stmt
 	q->items[(q->head + q->n) % q->cap].client_name = NULL;
 	q->items[(q->head + q->n) % q->cap].payload = NULL;
 	q->items[(q->head + q->n) % q->cap].payload_len = 0;
-	q->items[(q->head + q->n) % q->cap].dealloc_all = false;
 	q->n++;
 	return true;
 }

@@ -8,12 +8,15 @@
 /* One distinct (query text, parameter types), prepared on servers as "MB_<id>". */
 struct ps_stmt {
 	uint64_t hash;
+	const void *scope;
 	uint32_t id;
 	char server_name[16];
 	uint8_t *body;		/* Parse body after the statement name: query, int16 n, int32 types[n] */
 	uint32_t body_len;
 	int refs;		/* client names and server caches that point here */
 	bool known_good;	/* some server prepared it without error */
+	bool scanned;
+	unsigned session_flags;	/* sqlscan flags of its text: a Bind of it changes session state */
 	struct ps_stmt *next;	/* hash chain */
 };
 
@@ -38,7 +41,6 @@ struct ps_cached {
 struct ps_server {
 	struct ps_cached *items;
 	int n, cap;
-	bool dealloc_next;	/* the Query being sent has DEALLOCATE ALL / DISCARD ALL */
 };
 
 /*
@@ -62,7 +64,6 @@ struct ps_pending_item {
 	char *client_name;	/* the client's Parse under this name (the name goes if it fails) */
 	void *payload;		/* PS_REPLACE_ERROR: the ErrorResponse to send instead (malloc'd) */
 	uint32_t payload_len;
-	bool dealloc_all;	/* PS_MARK of a Query with DEALLOCATE ALL / DISCARD ALL: if it ran, all goes */
 };
 
 struct ps_pending {
@@ -70,8 +71,11 @@ struct ps_pending {
 	uint32_t head, n, cap;
 };
 
-/* Look up or create the shared statement for a Parse body (everything after the name). NULL on OOM. */
-struct ps_stmt *ps_intern(const uint8_t *body, uint32_t len);
+/*
+ * Look up or create the shared statement for a Parse body (everything after the name) within a scope
+ * (the pool: a text valid in one database may not be in another). NULL on OOM.
+ */
+struct ps_stmt *ps_intern(const void *scope, const uint8_t *body, uint32_t len);
 void ps_stmt_ref(struct ps_stmt *st);
 void ps_stmt_unref(struct ps_stmt *st);
 /* Statements alive (for stats). */

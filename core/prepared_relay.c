@@ -12,6 +12,7 @@
 #include "proto.h"
 #include "runtime.h"
 #include "server.h"
+#include "sqlscan.h"
 
 /* A name no statement ever has: closing it costs the server nothing and answers CloseComplete. */
 #define NOOP_NAME "MB_noop"
@@ -129,6 +130,15 @@ static const char *name_at(const struct sbuf_msg *msg, uint32_t offset, uint32_t
 	return (const char *)p;
 }
 
+/* Once per shared statement: does running it change the session (SET, session locks, LISTEN...)? */
+static void scan_statement(struct ps_stmt *st)
+{
+	if (!st->scanned) {
+		st->session_flags = sqlscan_flags((const char *)st->body, strnlen((const char *)st->body, st->body_len));
+		st->scanned = true;
+	}
+}
+
 static enum sbuf_action out_of_memory(struct client *c)
 {
 	client_fatal(c, "53200", "out of memory tracking prepared statements");
@@ -168,11 +178,12 @@ bool ps_relay_client_unlinked(struct client *c, const struct sbuf_msg *msg, enum
 		}
 		if (nlen == 0)
 			return false;
-		st = ps_intern(msg->data + 5 + nlen + 1, msg->len - 5 - nlen - 1);
+		st = ps_intern(c->pool, msg->data + 5 + nlen + 1, msg->len - 5 - nlen - 1);
 		if (!st) {
 			*act = out_of_memory(c);
 			return true;
 		}
+		scan_statement(st);
 		/* a text some server accepted is answered here: a Parse never waits behind transactions */
 		if (!st->known_good)
 			return false;
@@ -248,11 +259,12 @@ static bool handle_parse(struct client *c, struct server *s, const struct sbuf_m
 		*act = SBUF_RETRY;
 		return true;
 	}
-	st = ps_intern(msg->data + 5 + nlen + 1, msg->len - 5 - nlen - 1);
+	st = ps_intern(s->pool, msg->data + 5 + nlen + 1, msg->len - 5 - nlen - 1);
 	if (!st || !ps_client_set(&c->ps, name, st)) {
 		*act = out_of_memory(c);
 		return true;
 	}
+	scan_statement(st);
 	c->pool->ps_client_parses++;
 	if (ps_server_has(&s->ps_cache, st, ++g_use_counter)) {
 		/* prepared here already: a Close of nothing stands in, and its answer becomes ParseComplete */
@@ -303,6 +315,8 @@ static bool handle_bind(struct client *c, struct server *s, const struct sbuf_ms
 	st = ps_client_find(&c->ps, name);
 	if (!st)
 		return false;	/* the server answers "prepared statement ... does not exist" itself */
+	if (st->session_flags)
+		s->dirty = true;	/* each run of a SET or a session lock changes the server's session */
 	if (!sbuf_flush_pending(&c->sb)) {
 		*act = SBUF_RETRY;
 		return true;
@@ -393,10 +407,6 @@ bool ps_relay_client(struct client *c, struct server *s, const struct sbuf_msg *
 			*act = out_of_memory(c);
 			return true;
 		}
-		/* the Query or Sync that ends the request carrying a DEALLOCATE ALL / DISCARD ALL */
-		ps_pending_last(&s->ps_pending)->dealloc_all = msg->type != 'F' && s->ps_cache.dealloc_next;
-		if (msg->type != 'F')
-			s->ps_cache.dealloc_next = false;
 		return false;
 	default:
 		return false;
@@ -426,7 +436,12 @@ bool ps_relay_server(struct server *s, const struct sbuf_msg *msg, enum sbuf_act
 		return true;
 	case 'E': {
 		bool replaced = false;
-		s->ps_error_seen = true;
+		if (s->ps_cache.n && msg->avail > 5) {
+			/* after DDL a statement's plan can be stale for good: the reset drops every statement */
+			const char *m = proto_error_field(msg->data + 5, msg->avail - 5, 'M');
+			if (m && strncmp(m, "cached plan must not change result type", 39) == 0)
+				s->dirty = true;
+		}
 		if (ps_pending_peek(&s->ps_pending, &it) && it.action == PS_REPLACE_ERROR) {
 			/* our error goes out exactly where the server's would have */
 			if (!s->client || !sbuf_flush_pending(&s->sb)) {
@@ -453,17 +468,19 @@ bool ps_relay_server(struct server *s, const struct sbuf_msg *msg, enum sbuf_act
 	case 'Z':
 		while (ps_pending_pop(&s->ps_pending, &it)) {
 			forget_item(s, &it, it.action == PS_MARK);
-			if (it.action != PS_MARK)
-				continue;
-			/* a DEALLOCATE ALL / DISCARD ALL that ran (no error in its Query) dropped everything */
-			if (it.dealloc_all && !s->ps_error_seen) {
-				ps_server_clear(&s->ps_cache);
-				if (s->client)
-					ps_client_clear(&s->client->ps);
-			}
-			break;
+			if (it.action == PS_MARK)
+				break;
 		}
-		s->ps_error_seen = false;
+		return false;
+	case 'C':
+		/* a DEALLOCATE ALL / DISCARD ALL that ran (its CommandComplete says so) dropped every statement */
+		if (msg->avail >= 5 + 11 && msg->data[5] == 'D' &&
+		    ((msg->avail >= 5 + 14 && memcmp(msg->data + 5, "DEALLOCATE ALL", 14) == 0) ||
+		     memcmp(msg->data + 5, "DISCARD ALL", 11) == 0)) {
+			ps_server_clear(&s->ps_cache);
+			if (s->client)
+				ps_client_clear(&s->client->ps);
+		}
 		return false;
 	default:
 		return false;
@@ -484,10 +501,4 @@ void ps_relay_client_forget(struct client *c)
 	ps_client_clear(&c->ps);
 }
 
-void ps_relay_deallocate_all(struct client *c, struct server *s)
-{
-	(void)c;
-	/* decided at its ReadyForQuery: only a DEALLOCATE ALL / DISCARD ALL that ran drops anything */
-	if (s)
-		s->ps_cache.dealloc_next = true;
-}
+

@@ -35,7 +35,5 @@ bool ps_relay_server(struct server *s, const struct sbuf_msg *msg, enum sbuf_act
 /* The server dropped every statement (DISCARD ALL) or is closing. */
 void ps_relay_server_forget(struct server *s);
 void ps_relay_client_forget(struct client *c);
-/* A simple Query from the client ran DEALLOCATE ALL or DISCARD ALL. */
-void ps_relay_deallocate_all(struct client *c, struct server *s);
 
 #endif

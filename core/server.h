@@ -88,7 +88,6 @@ struct server {
 	struct cancel_conn *cancels;	/* those requests, so that closing can detach them */
 	struct ps_server ps_cache;	/* prepared statements it holds under our names */
 	struct ps_pending ps_pending;	/* answers to Parse/Close it still owes, in order */
-	bool ps_error_seen;		/* an ErrorResponse since the last ReadyForQuery */
 };
 
 /* Open a new server connection for the pool (asynchronous). */
