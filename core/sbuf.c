@@ -624,20 +624,7 @@ void sbuf_close(struct sbuf *sb)
 		sb->fd = -1;
 	}
 	sb->read_armed = sb->write_armed = false;
-	if (sb->blocked_src) {
-		struct sbuf *src = sb->blocked_src;
-		sb->blocked_src = NULL;
-		src->blocked = false;
-		if (src->io)
-			src->io->done = src->io->parse;
-	}
-	if (sb->peer) {
-		if (sb->peer->peer == sb)
-			sb->peer->peer = NULL;
-		if (sb->peer->blocked_src == sb)
-			sb->peer->blocked_src = NULL;
-		sb->peer = NULL;
-	}
+	sbuf_detach(sb);
 	if (sb->io) {
 		iobuf_release(sb->io);
 		sb->io = NULL;
