@@ -48,6 +48,11 @@ static void fill_view(const struct client *c, struct policy_client *v, char *add
 	v->pool_mode = config_pool_mode_name(c->pool_mode);
 }
 
+static bool hook_failed(enum policy_result r)
+{
+	return r == POLICY_ERROR || r == POLICY_TIMEOUT || r == POLICY_MEMORY;
+}
+
 /* A failed hook: logged, counted by the engine; closed (default) rejects, open passes. */
 static bool failure_rejects(const struct client *c, const char *hook, enum policy_result r,
 			    const struct policy_decision *d)
@@ -77,7 +82,7 @@ bool cpol_connect(struct client *c, struct connect_choice *choice)
 	memset(&d, 0, sizeof(d));
 	fill_view(c, &v, addr, sizeof(addr));
 	r = policy_on_connect(&v, &d);
-	if (r == POLICY_ERROR || r == POLICY_TIMEOUT || r == POLICY_MEMORY) {
+	if (hook_failed(r)) {
 		bool reject = failure_rejects(c, "on_connect", r, &d);
 		policy_decision_clear(&d);
 		if (reject) {
@@ -299,94 +304,97 @@ static void keep_tracks(struct client *c, struct policy_decision *d)
 	c->msg_tracked = d->n_track > 0;
 }
 
-void cpol_query(struct client *c, const struct sbuf_msg *msg)
-{
+/* Scratch space of one hook call: the views Lua gets, and what it decided. */
+struct hook_call {
 	char kinds[MAX_KINDS][SQL_KIND_MAX];
 	const char *ptrs[MAX_KINDS];
+	char addr[64];
+	struct msg_text t;
 	struct policy_client v;
 	struct policy_query q;
 	struct policy_decision d;
-	struct msg_text t;
+};
+
+static void prepare_call(struct client *c, const struct sbuf_msg *msg, struct hook_call *h)
+{
+	fill_query(msg, &h->t, &h->q, h->kinds, h->ptrs);
+	memset(&h->d, 0, sizeof(h->d));
+	fill_view(c, &h->v, h->addr, sizeof(h->addr));
+}
+
+void cpol_query(struct client *c, const struct sbuf_msg *msg)
+{
+	struct hook_call h;
 	enum policy_result r;
-	char addr[64];
 
 	c->msg_tracked = false;
 	if (!policy_active() || (msg->type != 'Q' && msg->type != 'P' && msg->type != 'F'))
 		return;
-	if (!message_text(c, msg, &t))
+	if (!message_text(c, msg, &h.t))
 		return;
-	fill_query(msg, &t, &q, kinds, ptrs);
-	if (!policy_wants_query(q.kinds, q.n_kinds))
+	prepare_call(c, msg, &h);
+	if (!policy_wants_query(h.q.kinds, h.q.n_kinds))
 		return;
-	memset(&d, 0, sizeof(d));
-	fill_view(c, &v, addr, sizeof(addr));
-	r = policy_on_query(&v, &q, &d);
-	if (r == POLICY_ERROR || r == POLICY_TIMEOUT || r == POLICY_MEMORY) {
-		if (failure_rejects(c, "on_query", r, &d))
+	r = policy_on_query(&h.v, &h.q, &h.d);
+	if (hook_failed(r)) {
+		if (failure_rejects(c, "on_query", r, &h.d))
 			set_reject(c, "0A000", "statement rejected: the query policy failed");
 	} else if (r == POLICY_DECIDED) {
-		if (d.reject) {
-			set_reject(c, d.sqlstate[0] ? d.sqlstate : "0A000", d.message ? d.message : "rejected by policy");
-		} else if (d.rewrite) {
+		struct policy_decision *d = &h.d;
+		if (d->reject) {
+			set_reject(c, d->sqlstate[0] ? d->sqlstate : "0A000", d->message ? d->message : "rejected by policy");
+		} else if (d->rewrite) {
 			if (msg->type == 'F') {
 				log_warning("C-%llu: policy rewrite of a FunctionCall refused", c->id);
 				set_reject(c, "0A000", "statement rejected: a policy cannot rewrite a function call");
-			} else if (q.truncated) {
+			} else if (h.q.truncated) {
 				log_warning("C-%llu: policy rewrite of a truncated statement refused", c->id);
 				set_reject(c, "0A000", "statement rejected: a policy rewrote a statement longer than "
 						       "policy_max_query_length");
-			} else if (!build_rewrite(c, msg, &t, d.rewrite, d.rewrite_len)) {
+			} else if (!build_rewrite(c, msg, &h.t, d->rewrite, d->rewrite_len)) {
 				set_reject(c, "53200", "out of memory rewriting the statement");
 			}
 		}
-		if (!d.reject && d.n_track)
-			keep_tracks(c, &d);
+		if (!d->reject && d->n_track)
+			keep_tracks(c, d);
 	}
-	policy_decision_clear(&d);
+	policy_decision_clear(&h.d);
 }
 
 void cpol_begin(struct client *c, const struct sbuf_msg *msg)
 {
-	char kinds[MAX_KINDS][SQL_KIND_MAX];
-	const char *ptrs[MAX_KINDS];
-	struct policy_client v;
-	struct policy_query q;
-	struct policy_decision d;
-	struct msg_text t;
+	struct hook_call h;
 	enum policy_result r;
-	char addr[64];
 
 	if (!policy_wants_begin())
 		return;
-	if (!message_text(c, msg, &t)) {
-		memset(&t, 0, sizeof(t));
-		t.protocol = "extended";
-		t.complete = true;
+	if (!message_text(c, msg, &h.t)) {
+		memset(&h.t, 0, sizeof(h.t));
+		h.t.protocol = "extended";
+		h.t.complete = true;
 	}
-	fill_query(msg, &t, &q, kinds, ptrs);
-	memset(&d, 0, sizeof(d));
-	fill_view(c, &v, addr, sizeof(addr));
-	r = policy_on_transaction_begin(&v, &q, &d);
-	if (r == POLICY_ERROR || r == POLICY_TIMEOUT || r == POLICY_MEMORY) {
-		if (failure_rejects(c, "on_transaction_begin", r, &d))
+	prepare_call(c, msg, &h);
+	r = policy_on_transaction_begin(&h.v, &h.q, &h.d);
+	if (hook_failed(r)) {
+		if (failure_rejects(c, "on_transaction_begin", r, &h.d))
 			set_reject(c, "0A000", "transaction rejected: the transaction policy failed");
 	} else if (r == POLICY_DECIDED) {
-		if (d.reject) {
-			set_reject(c, d.sqlstate[0] ? d.sqlstate : "0A000", d.message ? d.message : "rejected by policy");
-		} else if (d.route) {
-			const struct db_entry *db = config_find_db(rt.cfg, d.route);
+		struct policy_decision *d = &h.d;
+		if (d->reject) {
+			set_reject(c, d->sqlstate[0] ? d->sqlstate : "0A000", d->message ? d->message : "rejected by policy");
+		} else if (d->route) {
+			const struct db_entry *db = config_find_db(rt.cfg, d->route);
 			if (!db || strcmp(db->name, "*") == 0) {
-				log_warning("C-%llu: policy routed to unknown database entry \"%s\"", c->id, d.route);
+				log_warning("C-%llu: policy routed to unknown database entry \"%s\"", c->id, d->route);
 				set_reject(c, "3D000", "transaction routed to an unknown database entry");
 			} else {
-				const char *user = c->pool->user_name;
-				c->txn_pool = pool_get(d.route, db, user);
+				c->txn_pool = pool_get(d->route, db, c->pool->user_name);
 				if (!c->txn_pool)
 					set_reject(c, "53200", "out of memory");
 			}
 		}
 	}
-	policy_decision_clear(&d);
+	policy_decision_clear(&h.d);
 }
 
 void cpol_disconnect(struct client *c)
