@@ -227,12 +227,18 @@ static int scan_kinds(const struct sbuf_msg *msg, const struct msg_text *t, char
 			advisory = advisory || oid == ADVISORY_OIDS[i];
 	}
 	while (n < MAX_KINDS - 1 && t->sql && sqlscan_next(t->sql, t->len, &pos, &st)) {
+		bool seen = false;
+		advisory = advisory || (st.flags & SQL_ADVISORY_LOCK);
 		if (!st.kind[0])
+			continue;
+		/* each kind once, in order of first appearance, as the testing helper gives them */
+		for (int i = 0; i < n && !seen; i++)
+			seen = strcmp(kinds[i], st.kind) == 0;
+		if (seen)
 			continue;
 		memcpy(kinds[n], st.kind, SQL_KIND_MAX);
 		ptrs[n] = kinds[n];
 		n++;
-		advisory = advisory || (st.flags & SQL_ADVISORY_LOCK);
 	}
 	if (advisory) {
 		snprintf(kinds[n], SQL_KIND_MAX, "advisory_lock");
