@@ -863,6 +863,15 @@ static enum sbuf_action handle_active(struct client *c, const struct sbuf_msg *m
 		client_close(c, "client close request");
 		return SBUF_CLOSED;
 	}
+	if (msg->len - 1 > (uint32_t)rt.cfg->max_packet_size) {
+		client_fatal(c, "08P01", "message of %u bytes is longer than max_packet_size", msg->len - 1);
+		return SBUF_CLOSED;
+	}
+	if (msg->type == 'Q' && rt.cfg->disable_pqexec) {
+		/* the simple protocol can carry several statements in one message: refused outright */
+		client_fatal(c, "08P01", "PQexec disallowed (disable_pqexec)");
+		return SBUF_CLOSED;
+	}
 	if (c->skip_to_sync)
 		return done(c, skip_to_sync(c, msg));
 	/* the keyword scan and the hooks want the statement text: short ones arrive whole first */
