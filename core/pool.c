@@ -276,6 +276,8 @@ void pool_janitor(struct pool *pool)
 	launch_as_needed(pool);
 }
 
+static void close_list(struct list *l, const char *reason);
+
 static void fail_clients(struct list *l, const char *sqlstate, const char *message)
 {
 	struct list *it, *tmp;
@@ -339,6 +341,10 @@ void pool_server_ready(struct server *server)
 	}
 	if (server_past_lifetime(server)) {
 		server_close(server, "server_lifetime");
+		return;
+	}
+	if (server->conn_generation != pool->conn_generation) {
+		server_close(server, "database entry changed by reload");
 		return;
 	}
 	if (list_empty(&pool->waiting_clients) && pool_server_count(pool) - pool->n_closing > current_size(pool)) {
@@ -407,13 +413,33 @@ void pool_need_welcome(struct pool *pool)
 	launch_as_needed(pool);
 }
 
+static bool same_str(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* Would a server opened under the old entry still be the right one under the new? */
+static bool same_connection(const struct db_entry *a, const struct db_entry *b)
+{
+	return a && b && same_str(a->host, b->host) && a->port == b->port && same_str(a->dbname, b->dbname) &&
+	       same_str(a->user, b->user) && same_str(a->password, b->password) &&
+	       same_str(a->connect_query, b->connect_query);
+}
+
 void pool_reconfigure(void)
 {
 	struct list *it;
 	for (it = g_pools.next; it != &g_pools; it = it->next) {
 		struct pool *pool = container_of(it, struct pool, head);
-		pool->db = config_find_db(rt.cfg, pool->db_name);
+		const struct db_entry *db = config_find_db(rt.cfg, pool->db_name);
+		bool changed = !same_connection(pool->db, db);
+		pool->db = db;
 		refresh_credentials(pool);
+		if (changed) {
+			/* new host, database or credentials: servers go as soon as they are free */
+			pool->conn_generation++;
+			close_list(&pool->idle_servers, "database entry changed by reload");
+		}
 	}
 }
 

@@ -47,6 +47,8 @@ struct pool {
 	unsigned long long ps_server_parses;	/* Parse messages sent to servers */
 	unsigned long long ps_binds;		/* Binds of named statements */
 
+	unsigned conn_generation;	/* bumped when a reload changes how servers are reached */
+
 	double last_login_failure;	/* rt_now() of the last failed server login, 0 if none */
 	char last_error[256];
 };

@@ -221,6 +221,7 @@ void server_launch(struct pool *pool)
 	sbuf_init(&s->sb, &server_ops, s);
 	s->id = ++g_next_id;
 	s->pool = pool;
+	s->conn_generation = pool->conn_generation;
 	s->state = SV_CLOSED;
 	list_init(&s->head);
 	s->phase = PHASE_CONNECT;

@@ -75,6 +75,7 @@ struct server {
 	char internal_error[256];
 	bool dirty;			/* a client changed session state */
 	bool used;			/* has served a client (server_lifetime = 0 closes it then) */
+	unsigned conn_generation;	/* the pool's, when it was opened */
 	int last_mode;			/* pool mode of the last client (enum pool_mode) */
 
 	double connect_time;
