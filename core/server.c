@@ -928,10 +928,24 @@ static void cancel_done(struct cancel_conn *cc)
 	free(cc);
 }
 
+/* cancel_wait_timeout bounds each step of a cancel request (0: no limit). */
+static void add_cancel_event(struct cancel_conn *cc)
+{
+	double limit = rt.cfg->cancel_wait_timeout;
+	struct timeval tv = { (time_t)limit, (suseconds_t)((limit - (double)(time_t)limit) * 1e6) };
+	event_add(&cc->ev, limit > 0 ? &tv : NULL);
+}
+
 static void on_cancel_io(evutil_socket_t fd, short what, void *arg)
 {
 	struct cancel_conn *cc = arg;
-	(void)what;
+
+	if (what & EV_TIMEOUT) {
+		/* a server that does not take the cancel must not hold its connection back for ever */
+		log_warning("cancel request not delivered within cancel_wait_timeout (%gs)", rt.cfg->cancel_wait_timeout);
+		cancel_done(cc);
+		return;
+	}
 
 	if (cc->sent < sizeof(cc->packet)) {
 		ssize_t n = send(fd, cc->packet + cc->sent, sizeof(cc->packet) - cc->sent, MSG_NOSIGNAL);
@@ -948,7 +962,7 @@ static void on_cancel_io(evutil_socket_t fd, short what, void *arg)
 		/* wait for the server to close: then the cancel has been delivered */
 		event_del(&cc->ev);
 		event_assign(&cc->ev, rt.base, fd, EV_READ | EV_PERSIST, on_cancel_io, cc);
-		event_add(&cc->ev, NULL);
+		add_cancel_event(cc);
 		return;
 	}
 	{
@@ -991,6 +1005,6 @@ void server_send_cancel(struct server *s)
 	s->cancels = cc;
 	s->cancels_in_flight++;
 	event_assign(&cc->ev, rt.base, cc->fd, EV_WRITE | EV_PERSIST, on_cancel_io, cc);
-	event_add(&cc->ev, NULL);
+	add_cancel_event(cc);
 	log_debug("S-%llu: cancel request sent to backend %u", s->id, s->backend_pid);
 }
