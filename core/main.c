@@ -205,8 +205,10 @@ static void on_janitor(evutil_socket_t fd, short what, void *arg)
 	(void)arg;
 	client_janitor();
 	tenant_janitor();
-	for (struct list *it = pool_list()->next; it != pool_list(); it = it->next)
+	struct list *it, *tmp;
+	LIST_FOREACH_SAFE(it, tmp, pool_list()) {
 		pool_janitor(container_of(it, struct pool, head));
+	}
 	on_reap(-1, 0, NULL);
 	rt_check_shutdown();
 }

@@ -13,6 +13,8 @@
 
 static struct list g_pools = { &g_pools, &g_pools };
 
+static void close_list(struct list *l, const char *reason);
+
 struct list *pool_list(void)
 {
 	return &g_pools;
@@ -231,11 +233,47 @@ static void launch_everywhere(void)
 	}
 }
 
+/* A pool reached through the "*" entry with no client for autodb_idle_timeout goes, servers first. */
+static bool autodb_expired(struct pool *pool, double now)
+{
+	double limit = rt.cfg->autodb_idle_timeout;
+
+	if (!pool->db || strcmp(pool->db->name, "*") != 0 || limit <= 0 || pool->n_clients > 0 ||
+	    !list_empty(&pool->waiting_clients)) {
+		pool->unused_since = 0;
+		return false;
+	}
+	if (pool->unused_since == 0)
+		pool->unused_since = now;
+	if (now - pool->unused_since < limit)
+		return false;
+	close_list(&pool->idle_servers, "autodb_idle_timeout");
+	return pool_server_count(pool) == 0;
+}
+
+static void pool_free(struct pool *pool)
+{
+	log_debug("pool %s/%s freed (autodb_idle_timeout)", pool->db_name, pool->user_name);
+	list_remove(&pool->head);
+	free(pool->db_name);
+	free(pool->user_name);
+	free(pool->server_dbname);
+	free(pool->password);
+	free(pool->md5_secret);
+	params_clear(&pool->welcome);
+	free(pool);
+}
+
 void pool_janitor(struct pool *pool)
 {
 	double now = rt_now();
 	int min = min_size(pool);
 	struct list *it, *tmp;
+
+	if (autodb_expired(pool, now)) {
+		pool_free(pool);
+		return;
+	}
 
 	LIST_FOREACH_SAFE(it, tmp, &pool->closing_servers) {
 		server_closing_janitor(container_of(it, struct server, head));
@@ -275,8 +313,6 @@ void pool_janitor(struct pool *pool)
 	}
 	launch_as_needed(pool);
 }
-
-static void close_list(struct list *l, const char *reason);
 
 static void fail_clients(struct list *l, const char *sqlstate, const char *message)
 {
@@ -489,14 +525,6 @@ void pool_free_all(void)
 {
 	struct list *it, *tmp;
 	LIST_FOREACH_SAFE(it, tmp, &g_pools) {
-		struct pool *pool = container_of(it, struct pool, head);
-		list_remove(&pool->head);
-		free(pool->db_name);
-		free(pool->user_name);
-		free(pool->server_dbname);
-		free(pool->password);
-		free(pool->md5_secret);
-		params_clear(&pool->welcome);
-		free(pool);
+		pool_free(container_of(it, struct pool, head));
 	}
 }

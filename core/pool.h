@@ -48,6 +48,7 @@ struct pool {
 	unsigned long long ps_binds;		/* Binds of named statements */
 
 	unsigned conn_generation;	/* bumped when a reload changes how servers are reached */
+	double unused_since;		/* "*" pools: no client since then (autodb_idle_timeout) */
 
 	double last_login_failure;	/* rt_now() of the last failed server login, 0 if none */
 	char last_error[256];
@@ -84,7 +85,8 @@ void pool_need_welcome(struct pool *pool);
 void pool_free_all(void);
 /* SIGUSR2: hand idle servers to the clients that waited during a pause. */
 void pool_resume_all(void);
-/* Periodic work: idle and lifetime timeouts, connect timeouts, query_wait_timeout, min_pool_size. */
+/* Periodic work: idle and lifetime timeouts, connect timeouts, query_wait_timeout, min_pool_size,
+ * autodb_idle_timeout (which may free the pool: iterate safely). */
 void pool_janitor(struct pool *pool);
 int pool_max_db_connections(const struct pool *pool);
 int pool_max_user_connections(const struct pool *pool);
