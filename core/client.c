@@ -166,6 +166,21 @@ void client_fatal(struct client *c, const char *sqlstate, const char *fmt, ...)
 	client_close(c, reason);
 }
 
+void client_notice(struct client *c, const char *sqlstate, const char *fmt, ...)
+{
+	char text[256];
+	struct pktbuf b;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	pktbuf_init(&b);
+	pkt_notice(&b, sqlstate, "%s", text);
+	sbuf_send_pkt(&c->sb, &b);
+	pktbuf_free(&b);
+}
+
 /* Could the server go on serving others after this client vanished? */
 static bool server_clean_after_client(const struct server *s, const struct client *c)
 {

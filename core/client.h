@@ -88,6 +88,7 @@ struct client {
 
 	double connect_time;
 	double request_time;		/* when it started waiting for a server */
+	bool wait_notified;		/* query_wait_notify sent for this wait */
 	double last_activity;		/* last message from the client */
 };
 
@@ -95,6 +96,9 @@ struct client {
 void client_accept(int fd, const struct sockaddr *addr, socklen_t addrlen, bool is_unix, void *arg);
 /* Send an ErrorResponse (FATAL) and close; the reason is also logged. */
 void client_fatal(struct client *client, const char *sqlstate, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Send a NoticeResponse (the client may be waiting; notices are allowed at any time). */
+void client_notice(struct client *client, const char *sqlstate, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* Close quietly (the reason is logged if log_disconnections). */
 void client_close(struct client *client, const char *reason);

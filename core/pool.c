@@ -298,12 +298,19 @@ void pool_janitor(struct pool *pool)
 				server_login_timeout(s);
 		}
 	}
-	/* clients waiting too long for a server */
+	/* clients waiting too long for a server: told once after query_wait_notify, failed at query_wait_timeout */
 	LIST_FOREACH_SAFE(it, tmp, &pool->waiting_clients) {
 		struct client *c = container_of(it, struct client, head);
 		double limit = client_timeout(c, TIMEOUT_QUERY_WAIT);
-		if (limit > 0 && now - c->request_time >= limit)
+		if (limit > 0 && now - c->request_time >= limit) {
 			client_fatal(c, "08P01", "query_wait_timeout");
+			continue;
+		}
+		if (!c->wait_notified && rt.cfg->query_wait_notify > 0 &&
+		    now - c->request_time >= rt.cfg->query_wait_notify) {
+			client_notice(c, "01000", "no server connection is free yet: waiting (query_wait_notify)");
+			c->wait_notified = true;
+		}
 	}
 	/* min_pool_size, and the reserve pool once its timeout passed */
 	if (rt.shutdown == SHUTDOWN_NONE && pool->db) {
@@ -338,6 +345,7 @@ void pool_request_server(struct pool *pool, struct client *client)
 		}
 		/* idle past server_check_delay: the check runs first, then the server goes to the first waiter */
 		client->request_time = rt_now();
+		client->wait_notified = false;
 		client_change_state(client, CL_WAITING);
 		server_check(s);
 		return;
@@ -347,6 +355,7 @@ void pool_request_server(struct pool *pool, struct client *client)
 		return;
 	}
 	client->request_time = rt_now();
+	client->wait_notified = false;
 	client_change_state(client, CL_WAITING);
 	launch_as_needed(pool);
 }
