@@ -31,19 +31,13 @@ static struct list g_closed = { &g_closed, &g_closed };
 
 static enum sbuf_action on_msg(struct sbuf *sb, const struct sbuf_msg *msg);
 static void on_error(struct sbuf *sb, int err);
-static void on_forwarded(struct sbuf *sb);
 
 static const struct sbuf_ops client_ops = {
 	.on_msg = on_msg,
 	.on_error = on_error,
 	.on_connect = NULL,
-	.on_forwarded = on_forwarded,
+	.on_forwarded = NULL,	/* clients never pause after relaying */
 };
-
-struct list *client_all(void)
-{
-	return &g_all;
-}
 
 static const char *state_name(enum client_state s)
 {
@@ -61,7 +55,12 @@ static const char *state_name(enum client_state s)
 void client_change_state(struct client *c, enum client_state state)
 {
 	struct pool *pool = c->pool;
+	struct pool *wait_pool = c->txn_pool ? c->txn_pool : pool;
 
+	if (c->state == CL_WAITING)
+		wait_pool->n_waiting--;
+	if (state == CL_WAITING)
+		wait_pool->n_waiting++;
 	list_remove(&c->head);
 	switch (state) {
 	case CL_LOGIN:
@@ -74,7 +73,7 @@ void client_change_state(struct client *c, enum client_state state)
 		list_append(&pool->active_clients, &c->head);
 		break;
 	case CL_WAITING:
-		list_append(c->txn_pool ? &c->txn_pool->waiting_clients : &pool->waiting_clients, &c->head);
+		list_append(&wait_pool->waiting_clients, &c->head);
 		break;
 	case CL_TENANT_WAIT:
 		list_append(&c->tenant->waiting, &c->head);
@@ -1009,11 +1008,6 @@ static void on_error(struct sbuf *sb, int err)
 		snprintf(reason, sizeof(reason), "client socket error: %s", strerror(err));
 		client_close(c, reason);
 	}
-}
-
-static void on_forwarded(struct sbuf *sb)
-{
-	(void)sb;
 }
 
 static double pick_time(double user, double db, double global)

@@ -131,7 +131,6 @@ const char *client_addr(const struct client *client, char buf[64]);
 /* Find a client by the cancel key we gave it. */
 struct client *client_find_by_cancel(uint32_t pid, uint32_t key);
 void client_change_state(struct client *client, enum client_state state);
-struct list *client_all(void);
 /* Free the memory of closed clients (called once per loop turn). */
 void client_free_closed(void);
 /* Periodic checks: login timeouts. */

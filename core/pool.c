@@ -110,14 +110,6 @@ static int pool_size(const struct pool *pool)
 	return config_pool_size(rt.cfg, pool->db, pool_user(pool));
 }
 
-static int list_count(const struct list *l)
-{
-	int n = 0;
-	for (const struct list *it = l->next; it != l; it = it->next)
-		n++;
-	return n;
-}
-
 /* Inside server_login_retry after a failure, with nothing else alive, new logins would only fail again. */
 static bool in_login_backoff(const struct pool *pool)
 {
@@ -210,7 +202,7 @@ static int current_size(const struct pool *pool)
 /* Open servers for waiting clients (and one for the welcome parameters), within every limit. */
 static void launch_as_needed(struct pool *pool)
 {
-	int need = list_count(&pool->waiting_clients);
+	int need = pool->n_waiting;
 	int size = current_size(pool);
 
 	if (rt.shutdown == SHUTDOWN_WAIT_SERVERS || rt.paused || !pool->db)
@@ -358,12 +350,6 @@ void pool_request_server(struct pool *pool, struct client *client)
 	client->wait_notified = false;
 	client_change_state(client, CL_WAITING);
 	launch_as_needed(pool);
-}
-
-void pool_cancel_request(struct pool *pool, struct client *client)
-{
-	(void)pool;
-	client_change_state(client, CL_ACTIVE);
 }
 
 void pool_server_ready(struct server *server)

@@ -41,6 +41,7 @@ struct pool {
 	struct list waiting_clients;	/* need a server, FIFO */
 	int n_login, n_idle, n_active, n_used, n_closing;
 	int n_clients;
+	int n_waiting;			/* length of waiting_clients */
 
 	/* prepared statements (transaction pooling) */
 	unsigned long long ps_client_parses;	/* named Parse messages from clients */
@@ -63,8 +64,6 @@ enum pool_mode pool_mode_of(const struct pool *pool);
 
 /* A logged-in client wants a server: link one now or queue the client FIFO. */
 void pool_request_server(struct pool *pool, struct client *client);
-/* The client left the waiting queue (disconnect). */
-void pool_cancel_request(struct pool *pool, struct client *client);
 /* A server is ready for work (login done or reset done): hand it to a waiting client or park it. */
 void pool_server_ready(struct server *server);
 /* A server has gone; the pool may need a new one for waiting clients. */

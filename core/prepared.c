@@ -9,7 +9,6 @@
 
 static struct ps_stmt *g_buckets[BUCKETS];
 static uint32_t g_next_id;
-static unsigned g_count;
 
 static uint64_t fnv1a(const void *data, size_t len)
 {
@@ -46,7 +45,6 @@ struct ps_stmt *ps_intern(const void *scope, const uint8_t *body, uint32_t len)
 	snprintf(st->server_name, sizeof(st->server_name), "MB_%u", st->id);
 	st->next = *bucket;
 	*bucket = st;
-	g_count++;
 	return st;
 }
 
@@ -69,12 +67,6 @@ void ps_stmt_unref(struct ps_stmt *st)
 	}
 	free(st->body);
 	free(st);
-	g_count--;
-}
-
-unsigned ps_stmt_count(void)
-{
-	return g_count;
 }
 
 /* ---- client names ---- */

@@ -78,8 +78,6 @@ struct ps_pending {
 struct ps_stmt *ps_intern(const void *scope, const uint8_t *body, uint32_t len);
 void ps_stmt_ref(struct ps_stmt *st);
 void ps_stmt_unref(struct ps_stmt *st);
-/* Statements alive (for stats). */
-unsigned ps_stmt_count(void);
 
 struct ps_stmt *ps_client_find(const struct ps_client *pc, const char *name);
 /* Map name to st (replacing an earlier mapping). */

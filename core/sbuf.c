@@ -17,7 +17,6 @@ static struct event_base *g_base;
 static uint32_t g_bufsize = 4096;
 static struct iobuf *g_free;
 static unsigned g_free_count;
-static unsigned g_in_use;
 
 static void on_read(evutil_socket_t fd, short what, void *arg);
 static void on_write(evutil_socket_t fd, short what, void *arg);
@@ -55,12 +54,6 @@ void sbuf_module_shutdown(void)
 	g_free_count = 0;
 }
 
-void sbuf_module_counts(unsigned *in_use, unsigned *free_count)
-{
-	*in_use = g_in_use;
-	*free_count = g_free_count;
-}
-
 static struct iobuf *iobuf_new(uint32_t size)
 {
 	struct iobuf *io;
@@ -77,13 +70,11 @@ static struct iobuf *iobuf_new(uint32_t size)
 	}
 	io->done = io->parse = io->recv = 0;
 	io->next_free = NULL;
-	g_in_use++;
 	return io;
 }
 
 static void iobuf_release(struct iobuf *io)
 {
-	g_in_use--;
 	if (io->size == g_bufsize && g_free_count < FREE_LIST_MAX) {
 		io->next_free = g_free;
 		g_free = io;
@@ -163,12 +154,6 @@ void sbuf_set_peer(struct sbuf *sb, struct sbuf *peer)
 	sb->peer = peer;
 }
 
-void sbuf_pause(struct sbuf *sb)
-{
-	sb->paused = true;
-	update_events(sb);
-}
-
 void sbuf_resume(struct sbuf *sb)
 {
 	if (sb->fd < 0)
@@ -180,16 +165,6 @@ void sbuf_resume(struct sbuf *sb)
 	/* buffered input is handled from the read event, never from inside another socket's callback */
 	if (sb->io && sb->io->parse < sb->io->recv && sb->read_armed)
 		event_active(&sb->ev_read, EV_READ, 0);
-}
-
-bool sbuf_is_closed(const struct sbuf *sb)
-{
-	return sb->fd < 0;
-}
-
-bool sbuf_output_pending(const struct sbuf *sb)
-{
-	return sb->blocked_src != NULL || sb->out_sent < sb->out.len;
 }
 
 uint32_t sbuf_input_pending(const struct sbuf *sb)
@@ -491,7 +466,8 @@ read_more:
 		sb->wait_forwarded = false;
 		release_if_empty(sb);
 		update_events(sb);
-		sb->ops->on_forwarded(sb);
+		if (sb->ops->on_forwarded)
+			sb->ops->on_forwarded(sb);
 		/* the owner may have closed it; memory stays valid until the end of this loop turn */
 		if (sb->fd >= 0 && !sb->paused && sb->io && sb->io->parse < sb->io->recv)
 			event_active(&sb->ev_read, EV_READ, 0);

@@ -52,7 +52,7 @@ struct sbuf_ops {
 	void (*on_error)(struct sbuf *sb, int err);
 	/* A non-blocking connect finished: err 0 or the socket error. */
 	void (*on_connect)(struct sbuf *sb, int err);
-	/* After SBUF_FORWARD_PAUSE: everything up to that message reached the peer's socket. */
+	/* After SBUF_FORWARD_PAUSE: everything up to that message reached the peer's socket (NULL if never used). */
 	void (*on_forwarded)(struct sbuf *sb);
 };
 
@@ -87,8 +87,6 @@ struct sbuf {
 void sbuf_module_init(struct event_base *base, uint32_t bufsize);
 void sbuf_module_set_bufsize(uint32_t bufsize);
 void sbuf_module_shutdown(void);
-/* Buffers allocated right now and parked in the free list (for stats). */
-void sbuf_module_counts(unsigned *in_use, unsigned *free_count);
 
 void sbuf_init(struct sbuf *sb, const struct sbuf_ops *ops, void *owner);
 /* Start reading an accepted socket. */
@@ -96,7 +94,6 @@ bool sbuf_accept(struct sbuf *sb, int fd) __attribute__((warn_unused_result));
 /* Wait for a non-blocking connect on fd to finish (on_connect), then read. */
 bool sbuf_connect(struct sbuf *sb, int fd) __attribute__((warn_unused_result));
 void sbuf_set_peer(struct sbuf *sb, struct sbuf *peer);
-void sbuf_pause(struct sbuf *sb);
 /* Go on with buffered input (possibly from inside a callback of another sbuf) and resume reading. */
 void sbuf_resume(struct sbuf *sb);
 /* Queue bytes we generated; they go out after any relayed bytes already waiting for this socket. */
@@ -108,14 +105,11 @@ bool sbuf_send_pkt(struct sbuf *sb, struct pktbuf *pkt);
  * the caller returns SBUF_RETRY and is asked again once it drained.
  */
 bool sbuf_flush_pending(struct sbuf *sb) __attribute__((warn_unused_result));
-/* True while queued or relayed bytes still wait for this socket. */
-bool sbuf_output_pending(const struct sbuf *sb);
 /* Unprocessed input bytes. */
 uint32_t sbuf_input_pending(const struct sbuf *sb);
 /* Cut the relay in both directions: bytes still waiting for the peer are dropped. */
 void sbuf_detach(struct sbuf *sb);
 /* Close the socket, drop events and buffers. Safe to call twice. */
 void sbuf_close(struct sbuf *sb);
-bool sbuf_is_closed(const struct sbuf *sb);
 
 #endif

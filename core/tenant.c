@@ -12,11 +12,6 @@
 
 static struct list g_tenants = { &g_tenants, &g_tenants };
 
-struct list *tenant_list(void)
-{
-	return &g_tenants;
-}
-
 /* Limits come from the policy once per tenant and generation. */
 static void refresh_limits(struct tenant *t)
 {

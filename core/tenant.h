@@ -33,8 +33,6 @@ bool tenant_try_begin(struct tenant *t);
 void tenant_end(struct tenant *t);
 /* Refill tokens and wake waiters that may now start; query_wait_timeout for tenant waiters. */
 void tenant_janitor(void);
-/* Every tenant (SHOW TENANTS). */
-struct list *tenant_list(void);
 void tenant_free_all(void);
 
 #endif
