@@ -759,6 +759,8 @@ static void note_session_changes(struct client *c, struct server *s, const struc
 		len--;
 	if (msg->avail < msg->len)
 		s->dirty = true;
+	if (sqlscan_plain(sql, len, NULL))
+		return;	/* nothing of session interest: the common case, without tokenizing */
 	while (sqlscan_next(sql, len, &pos, &st)) {
 		if (!st.flags)
 			continue;

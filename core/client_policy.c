@@ -21,26 +21,32 @@
 /* Function OIDs of the session-level advisory lock functions (stable built-ins). */
 static const unsigned ADVISORY_OIDS[] = { 2880, 2881, 2882, 2883, 2886, 2887, 2888, 2889 };
 
-static void fill_view(const struct client *c, struct policy_client *v, char *addr, size_t addrlen)
+static void format_addr(const struct policy_client *v, char *addr, size_t addrlen)
+{
+	const struct client *c = v->owner;
+
+	addr[0] = 0;
+	if (c->is_unix)
+		snprintf(addr, addrlen, "unix");
+	else if (c->addr.sa.sa_family == AF_INET)
+		inet_ntop(AF_INET, &c->addr.in.sin_addr, addr, (socklen_t)addrlen);
+	else if (c->addr.sa.sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &c->addr.in6.sin6_addr, addr, (socklen_t)addrlen);
+}
+
+static void fill_view(const struct client *c, struct policy_client *v)
 {
 	memset(v, 0, sizeof(*v));
 	v->id = c->id;
 	v->user = c->user;
 	v->database = c->database;
 	v->application_name = params_get(&c->params, "application_name");
-	addr[0] = 0;
-	if (c->is_unix) {
-		snprintf(addr, addrlen, "unix");
-	} else if (c->addr.sa.sa_family == AF_INET) {
-		const struct sockaddr_in *in = &c->addr.in;
-		inet_ntop(AF_INET, &in->sin_addr, addr, (socklen_t)addrlen);
-		v->port = ntohs(in->sin_port);
-	} else if (c->addr.sa.sa_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = &c->addr.in6;
-		inet_ntop(AF_INET6, &in6->sin6_addr, addr, (socklen_t)addrlen);
-		v->port = ntohs(in6->sin6_port);
-	}
-	v->addr = addr;
+	v->format_addr = format_addr;	/* formatting the address on every call would cost more than the hook */
+	v->owner = c;
+	if (!c->is_unix && c->addr.sa.sa_family == AF_INET)
+		v->port = ntohs(c->addr.in.sin_port);
+	else if (!c->is_unix && c->addr.sa.sa_family == AF_INET6)
+		v->port = ntohs(c->addr.in6.sin6_port);
 	v->tls = false;
 	v->params = &c->params;
 	v->in_transaction = c->server && c->server->txn_status != 'I';
@@ -75,12 +81,11 @@ bool cpol_connect(struct client *c, struct connect_choice *choice)
 	struct policy_client v;
 	struct policy_decision d;
 	enum policy_result r;
-	char addr[64];
 
 	if (!policy_wants_connect())
 		return true;
 	memset(&d, 0, sizeof(d));
-	fill_view(c, &v, addr, sizeof(addr));
+	fill_view(c, &v);
 	r = policy_on_connect(&v, &d);
 	if (hook_failed(r)) {
 		bool reject = failure_rejects(c, "on_connect", r, &d);
@@ -226,6 +231,10 @@ static int scan_kinds(const struct sbuf_msg *msg, const struct msg_text *t, char
 		for (size_t i = 0; i < sizeof(ADVISORY_OIDS) / sizeof(ADVISORY_OIDS[0]); i++)
 			advisory = advisory || oid == ADVISORY_OIDS[i];
 	}
+	if (n == 0 && t->sql && sqlscan_plain(t->sql, t->len, kinds[0])) {
+		ptrs[0] = kinds[0];
+		return 1;	/* one plain statement: its kind, without tokenizing */
+	}
 	while (n < MAX_KINDS - 1 && t->sql && sqlscan_next(t->sql, t->len, &pos, &st)) {
 		bool seen = false;
 		advisory = advisory || (st.flags & SQL_ADVISORY_LOCK);
@@ -236,7 +245,7 @@ static int scan_kinds(const struct sbuf_msg *msg, const struct msg_text *t, char
 			seen = strcmp(kinds[i], st.kind) == 0;
 		if (seen)
 			continue;
-		memcpy(kinds[n], st.kind, SQL_KIND_MAX);
+		memcpy(kinds[n], st.kind, strlen(st.kind) + 1);
 		ptrs[n] = kinds[n];
 		n++;
 	}
@@ -314,7 +323,6 @@ static void keep_tracks(struct client *c, struct policy_decision *d)
 struct hook_call {
 	char kinds[MAX_KINDS][SQL_KIND_MAX];
 	const char *ptrs[MAX_KINDS];
-	char addr[64];
 	struct msg_text t;
 	struct policy_client v;
 	struct policy_query q;
@@ -325,7 +333,7 @@ static void prepare_call(struct client *c, const struct sbuf_msg *msg, struct ho
 {
 	fill_query(msg, &h->t, &h->q, h->kinds, h->ptrs);
 	memset(&h->d, 0, sizeof(h->d));
-	fill_view(c, &h->v, h->addr, sizeof(h->addr));
+	fill_view(c, &h->v);
 }
 
 void cpol_query(struct client *c, const struct sbuf_msg *msg)
@@ -338,9 +346,11 @@ void cpol_query(struct client *c, const struct sbuf_msg *msg)
 		return;
 	if (!message_text(c, msg, &h.t))
 		return;
-	prepare_call(c, msg, &h);
+	fill_query(msg, &h.t, &h.q, h.kinds, h.ptrs);
 	if (!policy_wants_query(h.q.kinds, h.q.n_kinds))
-		return;
+		return;	/* decided before the client's view is built: most statements end here */
+	memset(&h.d, 0, sizeof(h.d));
+	fill_view(c, &h.v);
 	r = policy_on_query(&h.v, &h.q, &h.d);
 	if (hook_failed(r)) {
 		if (failure_rejects(c, "on_query", r, &h.d))
@@ -406,11 +416,10 @@ void cpol_begin(struct client *c, const struct sbuf_msg *msg)
 void cpol_disconnect(struct client *c)
 {
 	struct policy_client v;
-	char addr[64];
 
 	if (!policy_wants_disconnect())
 		return;
-	fill_view(c, &v, addr, sizeof(addr));
+	fill_view(c, &v);
 	policy_on_disconnect(&v);
 }
 

@@ -18,7 +18,7 @@
 #define SYSLOG_PATH "/dev/log"
 #endif
 
-static int log_verbose;
+int log_verbose;	/* read by log_enabled() in log.h */
 static bool log_quiet;
 static bool log_detached;
 static int log_fd = -1;
@@ -66,11 +66,6 @@ void log_setup(int verbose, bool quiet)
 void log_detach_stderr(void)
 {
 	log_detached = true;
-}
-
-bool log_enabled(enum log_level level)
-{
-	return (int)level <= LOG_LEVEL_INFO + log_verbose;
 }
 
 bool log_open_file(const char *path)

@@ -22,7 +22,13 @@ void log_set_syslog(bool enabled, const char *ident, const char *facility);
 void log_detach_stderr(void);
 
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-bool log_enabled(enum log_level level);
+
+/* Inline: debug and noise lines are asked for on every state change, and are almost always off. */
+extern int log_verbose;
+static inline bool log_enabled(enum log_level level)
+{
+	return (int)level <= LOG_LEVEL_INFO + log_verbose;
+}
 
 #define log_error(...) log_msg(LOG_LEVEL_ERROR, __VA_ARGS__)
 #define log_warning(...) log_msg(LOG_LEVEL_WARNING, __VA_ARGS__)

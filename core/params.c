@@ -7,6 +7,13 @@
 #include <string.h>
 #include <strings.h>
 
+static uint64_t last_version;
+
+static void changed(struct param_set *set)
+{
+	set->version = ++last_version;
+}
+
 static uint32_t name_hash(const char *name)
 {
 	uint32_t h = 2166136261u;
@@ -42,7 +49,10 @@ bool params_set(struct param_set *set, const char *name, const char *value, bool
 	char *v;
 
 	if (p) {
-		p->reported = p->reported || reported;
+		if (reported && !p->reported) {
+			p->reported = true;
+			changed(set);
+		}
 		if (strcmp(p->value, value) == 0)
 			return true;
 		v = strdup(value);
@@ -50,6 +60,7 @@ bool params_set(struct param_set *set, const char *name, const char *value, bool
 			return false;
 		free(p->value);
 		p->value = v;
+		changed(set);
 		return true;
 	}
 	if (set->n == set->cap) {
@@ -71,6 +82,7 @@ bool params_set(struct param_set *set, const char *name, const char *value, bool
 	p->reported = reported;
 	p->hash = name_hash(name);
 	set->n++;
+	changed(set);
 	return true;
 }
 
@@ -80,6 +92,7 @@ static void remove_at(struct param_set *set, int i)
 	free(set->items[i].value);
 	set->items[i] = set->items[set->n - 1];
 	set->n--;
+	changed(set);
 }
 
 void params_remove(struct param_set *set, const char *name)
@@ -108,6 +121,7 @@ void params_clear(struct param_set *set)
 	free(set->items);
 	set->items = NULL;
 	set->n = set->cap = 0;
+	changed(set);
 }
 
 bool params_copy(struct param_set *dst, const struct param_set *src)
@@ -152,21 +166,57 @@ static bool wanted_missing(const struct param *w, const struct param_set *have)
 	return !(cur && strcmp(cur->value, w->value) == 0) && params_name_ok(w->name);
 }
 
+/* At its login value, or announced by the server and never ours to change. */
+static bool at_login_value(const struct param *h, const struct param_set *defaults)
+{
+	const struct param *def = find_hashed(defaults, h->name, h->hash);
+	return def ? strcmp(def->value, h->value) == 0 : h->reported;
+}
+
 /* A value left behind (by an earlier client) that differs from the login default. */
 static bool leftover(const struct param *h, const struct param_set *want, const struct param_set *defaults)
 {
-	const struct param *def = find_hashed(defaults, h->name, h->hash);
-
-	if (def ? strcmp(def->value, h->value) == 0 : h->reported)
-		return false;	/* at its login value, or announced by the server and never ours to change */
+	if (at_login_value(h, defaults))
+		return false;
 	return !find_hashed(want, h->name, h->hash) && params_name_ok(h->name);
 }
 
-bool params_differ(const struct param_set *want, const struct param_set *have, const struct param_set *defaults)
+static void memo_refresh(struct param_memo *memo, const struct param_set *have, const struct param_set *defaults)
+{
+	if (memo->have_version == have->version && memo->defaults_version == defaults->version)
+		return;
+	memo->n = 0;
+	for (int i = 0; i < have->n; i++) {
+		if (at_login_value(&have->items[i], defaults))
+			continue;
+		if (memo->n == PARAMS_MEMO_MAX || i > UINT16_MAX) {
+			memo->n = -1;
+			break;
+		}
+		memo->idx[memo->n++] = (uint16_t)i;
+	}
+	memo->have_version = have->version;
+	memo->defaults_version = defaults->version;
+}
+
+bool params_differ(const struct param_set *want, const struct param_set *have, const struct param_set *defaults,
+		   struct param_memo *memo)
 {
 	for (int i = 0; i < want->n; i++)
 		if (wanted_missing(&want->items[i], have))
 			return true;
+	if (memo) {
+		memo_refresh(memo, have, defaults);
+		if (memo->n >= 0) {
+			/* only the values off their login value can be leftovers */
+			for (int k = 0; k < memo->n; k++) {
+				const struct param *h = &have->items[memo->idx[k]];
+				if (!find_hashed(want, h->name, h->hash) && params_name_ok(h->name))
+					return true;
+			}
+			return false;
+		}
+	}
 	for (int i = 0; i < have->n; i++)
 		if (leftover(&have->items[i], want, defaults))
 			return true;
@@ -189,11 +239,11 @@ void params_applied(const struct param_set *want, struct param_set *have, const 
 }
 
 bool params_build_apply(const struct param_set *want, const struct param_set *have,
-			const struct param_set *defaults, struct pktbuf *out)
+			const struct param_set *defaults, struct param_memo *memo, struct pktbuf *out)
 {
 	int n_set = 0, n_reset = 0;
 
-	if (!params_differ(want, have, defaults))
+	if (!params_differ(want, have, defaults, memo))
 		return false;
 	pkt_begin(out, 'Q');
 	for (int i = 0; i < want->n; i++) {

@@ -18,6 +18,19 @@ struct param_set {
 	struct param *items;
 	int n;
 	int cap;
+	uint64_t version;	/* new with every change of content, unique across sets: a memo key */
+};
+
+/*
+ * Which entries of a server's values differ from its login values. Finding
+ * them takes a look-up per entry; they change only when the server's values
+ * do, so the result is kept until either set's version moves.
+ */
+#define PARAMS_MEMO_MAX 8
+struct param_memo {
+	uint64_t have_version, defaults_version;	/* what it was computed from (0: never) */
+	int n;						/* entries listed; -1: more than fit */
+	uint16_t idx[PARAMS_MEMO_MAX];			/* their positions in have */
 };
 
 /* Names compare case-insensitively, as GUC names do. */
@@ -42,11 +55,12 @@ bool params_name_ok(const char *name);
  * to change (no message built).
  */
 bool params_build_apply(const struct param_set *want, const struct param_set *have,
-			const struct param_set *defaults, struct pktbuf *out);
+			const struct param_set *defaults, struct param_memo *memo, struct pktbuf *out);
 /* The query from params_build_apply succeeded: record what the server now has (unreported values included). */
 void params_applied(const struct param_set *want, struct param_set *have, const struct param_set *defaults);
-/* Would params_build_apply have anything to do? Cheap, allocates nothing. */
-bool params_differ(const struct param_set *want, const struct param_set *have, const struct param_set *defaults);
+/* Would params_build_apply have anything to do? Cheap, allocates nothing; memo may be NULL. */
+bool params_differ(const struct param_set *want, const struct param_set *have, const struct param_set *defaults,
+		   struct param_memo *memo);
 
 /*
  * Split a startup `options` value ("-c a=b --c=d -c e=f\ g") into name/value

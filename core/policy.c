@@ -820,7 +820,13 @@ static void push_client(lua_State *L, const struct policy_client *c)
 		set_str_field(L, t, "user", c->user);
 		set_str_field(L, t, "database", c->database);
 		set_str_field(L, t, "application_name", c->application_name);
-		set_str_field(L, t, "addr", c->addr);
+		if (c->addr == NULL && c->format_addr) {
+			char addr[64] = "";
+			c->format_addr(c, addr, sizeof(addr));
+			set_str_field(L, t, "addr", addr);
+		} else {
+			set_str_field(L, t, "addr", c->addr);
+		}
 		lua_pushinteger(L, c->port);
 		lua_setfield(L, t, "port");
 		lua_pushboolean(L, c->tls);

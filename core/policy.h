@@ -35,7 +35,10 @@ struct policy_client {
 	const char *user;
 	const char *database;
 	const char *application_name;
-	const char *addr; /* "1.2.3.4", "::1" or "unix" */
+	const char *addr; /* "1.2.3.4", "::1" or "unix"; NULL: format_addr makes it when needed */
+	/* The client table is built once per client: the address text is only needed then. */
+	void (*format_addr)(const struct policy_client *v, char *buf, size_t len);
+	const void *owner; /* for format_addr */
 	int port;
 	bool tls;
 	const struct param_set *params; /* the client's session parameters, or NULL */

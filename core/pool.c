@@ -95,9 +95,16 @@ int pool_server_count(const struct pool *pool)
 	return pool->n_login + pool->n_idle + pool->n_active + pool->n_used + pool->n_closing;
 }
 
+/* The lookup by name would otherwise run for every pool-size decision, i.e. per transaction. */
 static const struct user_entry *pool_user(const struct pool *pool)
 {
-	return config_find_user(rt.cfg, pool->user_name);
+	struct pool *p = (struct pool *)pool;	/* a cache only */
+
+	if (p->user_cfg != rt.cfg) {
+		p->user = config_find_user(rt.cfg, p->user_name);
+		p->user_cfg = rt.cfg;
+	}
+	return p->user;
 }
 
 enum pool_mode pool_mode_of(const struct pool *pool)
@@ -465,6 +472,7 @@ void pool_reconfigure(void)
 		const struct db_entry *db = config_find_db(rt.cfg, pool->db_name);
 		bool changed = !same_connection(pool->db, db);
 		pool->db = db;
+		pool->user_cfg = NULL;	/* look the [users] entry up again */
 		refresh_credentials(pool);
 		if (changed) {
 			/* new host, database or credentials: servers go as soon as they are free */

@@ -218,12 +218,7 @@ bool ps_pending_push(struct ps_pending *q, enum ps_action action, struct ps_stmt
 		q->head = 0;
 		q->cap = cap;
 	}
-	q->items[(q->head + q->n) % q->cap].action = (uint8_t)action;
-	q->items[(q->head + q->n) % q->cap].added = added;
-	q->items[(q->head + q->n) % q->cap].evicted = NULL;
-	q->items[(q->head + q->n) % q->cap].client_name = NULL;
-	q->items[(q->head + q->n) % q->cap].payload = NULL;
-	q->items[(q->head + q->n) % q->cap].payload_len = 0;
+	q->items[(q->head + q->n) % q->cap] = (struct ps_pending_item){ .action = (uint8_t)action, .added = added };
 	q->n++;
 	return true;
 }

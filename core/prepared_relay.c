@@ -466,6 +466,10 @@ bool ps_relay_server(struct server *s, const struct sbuf_msg *msg, enum sbuf_act
 		return false;
 	}
 	case 'Z':
+		if (s->ps_pending.n && s->ps_pending.items[s->ps_pending.head].action == PS_MARK) {
+			ps_pending_pop(&s->ps_pending, &it);	/* the usual case: nothing but the request's mark */
+			return false;
+		}
 		while (ps_pending_pop(&s->ps_pending, &it)) {
 			forget_item(s, &it, it.action == PS_MARK);
 			if (it.action == PS_MARK)

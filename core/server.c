@@ -577,7 +577,7 @@ static enum sbuf_action relay_msg(struct server *s, const struct sbuf_msg *msg)
 		    client_apply_resets(s->client, &s->params)) {
 			struct pktbuf b;
 			pktbuf_init(&b);
-			if (params_build_apply(&s->client->params, &s->params, &s->defaults, &b)) {
+			if (params_build_apply(&s->client->params, &s->params, &s->defaults, &s->params_memo, &b)) {
 				/* this ReadyForQuery waits; the one answering our query goes to the client */
 				start_internal(s, INTERNAL_REAPPLY, &b);
 				return SBUF_DROP;
@@ -716,7 +716,7 @@ void server_link(struct server *s, struct client *c)
 	sbuf_set_peer(&c->sb, &s->sb);
 	sbuf_set_peer(&s->sb, &c->sb);
 	pktbuf_init(&b);
-	if (params_build_apply(&c->params, &s->params, &s->defaults, &b)) {
+	if (params_build_apply(&c->params, &s->params, &s->defaults, &s->params_memo, &b)) {
 		start_internal(s, INTERNAL_APPLY, &b);
 		if (c->state == CL_WAITING)
 			client_change_state(c, CL_ACTIVE);

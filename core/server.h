@@ -68,6 +68,7 @@ struct server {
 
 	struct param_set params;	/* values in force on this connection, as far as we know */
 	struct param_set defaults;	/* values announced at login */
+	struct param_memo params_memo;	/* which of params differ from defaults */
 	char txn_status;		/* from the last ReadyForQuery: 'I', 'T', 'E' */
 	int pending_ready;		/* ReadyForQuery answers still to come */
 	bool batch_open;		/* extended-protocol messages sent since the last Sync: not done yet */

@@ -1,7 +1,7 @@
 /* Cheap keyword scan of SQL text: statement kinds and the statements that change session state. */
 #include "sqlscan.h"
 
-#include <ctype.h>
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 
@@ -19,14 +19,25 @@ struct token {
 	size_t n;
 };
 
-static bool ident_start(char c)
+/* ASCII classes by hand: the <ctype.h> ones are a call each and depend on the locale, SQL's do not. */
+static inline bool is_space(char c)
 {
-	return isalpha((unsigned char)c) || c == '_' || (unsigned char)c >= 0x80;
+	return c == ' ' || (c >= '\t' && c <= '\r');
 }
 
-static bool ident_char(char c)
+static inline char lower(char c)
 {
-	return ident_start(c) || isdigit((unsigned char)c) || c == '$';
+	return c >= 'A' && c <= 'Z' ? (char)(c + ('a' - 'A')) : c;
+}
+
+static inline bool ident_start(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (unsigned char)c >= 0x80;
+}
+
+static inline bool ident_char(char c)
+{
+	return ident_start(c) || (c >= '0' && c <= '9') || c == '$';
 }
 
 /* Skip white space and comments (nested block comments, as PostgreSQL). */
@@ -34,7 +45,7 @@ static void skip_space(struct lexer *lx)
 {
 	while (lx->pos < lx->len) {
 		char c = lx->s[lx->pos];
-		if (isspace((unsigned char)c)) {
+		if (is_space(c)) {
 			lx->pos++;
 		} else if (c == '-' && lx->pos + 1 < lx->len && lx->s[lx->pos + 1] == '-') {
 			while (lx->pos < lx->len && lx->s[lx->pos] != '\n')
@@ -160,7 +171,7 @@ static void copy_lower(char *dst, size_t cap, const char *src, size_t n)
 	if (n >= cap)
 		n = cap - 1;
 	for (i = 0; i < n; i++)
-		dst[i] = (char)tolower((unsigned char)src[i]);
+		dst[i] = lower(src[i]);
 	dst[i] = 0;
 }
 
@@ -226,17 +237,45 @@ static void scan_set(struct lexer *lx, struct sql_stmt *st, struct token *t)
 /* Statements whose only session effects come from the functions they call. */
 static bool plain_statement(const char *kind)
 {
-	static const char *const kinds[] = { "select", "insert", "update", "delete", "with", "values", "table" };
-	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
-		if (strcmp(kind, kinds[i]) == 0)
-			return true;
+	switch (kind[0]) {
+	case 's':
+		return strcmp(kind, "select") == 0;
+	case 'i':
+		return strcmp(kind, "insert") == 0;
+	case 'u':
+		return strcmp(kind, "update") == 0;
+	case 'd':
+		return strcmp(kind, "delete") == 0;
+	case 'w':
+		return strcmp(kind, "with") == 0;
+	case 'v':
+		return strcmp(kind, "values") == 0;
+	case 't':
+		return strcmp(kind, "table") == 0;
+	}
 	return false;
+}
+
+/* Eight bytes at p, lower-cased where they are letters (other bytes get bit 0x20 too: see the callers). */
+static inline uint64_t load8_lower(const char *p)
+{
+	uint64_t w;
+	memcpy(&w, p, 8);
+	return w | 0x2020202020202020ull;
+}
+
+static inline uint64_t text8(const char s[8])
+{
+	uint64_t w;
+	memcpy(&w, s, 8);
+	return w;
 }
 
 /*
  * Could the rest of the text hold another statement or a session-changing
  * call? A ';' anywhere, or "advisory" / "set_config" next to an underscore.
- * False positives only cost the full scan.
+ * False positives only cost the full scan, which lets the comparisons be
+ * eight bytes at a time with case folded by one OR.
  */
 static bool may_change_session(const char *s, size_t len)
 {
@@ -245,17 +284,52 @@ static bool may_change_session(const char *s, size_t len)
 	if (semi) {
 		/* only a trailing ';' (and white space) is still one statement */
 		for (const char *q = semi + 1; q < end; q++)
-			if (!isspace((unsigned char)*q))
+			if (!is_space(*q))
 				return true;
 	}
 	while ((p = memchr(p, '_', (size_t)(end - p))) != NULL) {
-		if (end - p > 8 && strncasecmp(p + 1, "advisory", 8) == 0)
+		if (end - p > 8 && load8_lower(p + 1) == text8("advisory"))
 			return true;
-		if (p - s >= 3 && end - p > 6 && strncasecmp(p - 3, "set_config", 10) == 0)
+		if (p - s >= 3 && end - p > 6 && load8_lower(p - 3) == (text8("set_conf") | 0x2020202020202020ull) &&
+		    lower(p[5]) == 'i' && lower(p[6]) == 'g')
 			return true;
 		p++;
 	}
 	return false;
+}
+
+/* The n bytes at p, case-folded, are the lower-case word w. */
+static inline bool word_eq(const char *p, size_t n, const char *w)
+{
+	size_t i;
+	for (i = 0; i < n && w[i]; i++)
+		if (lower(p[i]) != w[i])
+			return false;
+	return i == n && w[i] == 0;
+}
+
+bool sqlscan_plain(const char *sql, size_t len, char *kind)
+{
+	static const char *const kinds[] = { "select", "insert", "update", "delete", "with", "values", "table" };
+	struct lexer lx = { sql, len, 0 };
+	const char *word = NULL;
+	size_t start, n;
+
+	skip_space(&lx);
+	start = lx.pos;
+	if (start >= len || !ident_start(sql[start]))
+		return false;
+	while (lx.pos < len && ident_char(sql[lx.pos]))
+		lx.pos++;
+	n = lx.pos - start;
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]) && !word; i++)
+		if (lower(sql[start]) == kinds[i][0] && word_eq(sql + start, n, kinds[i]))
+			word = kinds[i];
+	if (!word || may_change_session(sql + lx.pos, len - lx.pos))
+		return false;
+	if (kind)
+		memcpy(kind, word, n + 1);
+	return true;
 }
 
 bool sqlscan_next(const char *sql, size_t len, size_t *pos, struct sql_stmt *st)
@@ -266,7 +340,9 @@ bool sqlscan_next(const char *sql, size_t len, size_t *pos, struct sql_stmt *st)
 	int seen_on = 0;
 	bool prev_with = false;
 
-	memset(st, 0, sizeof(*st));
+	st->kind[0] = 0;	/* the rest of kind and name is written only as far as it is read */
+	st->flags = 0;
+	st->name[0] = 0;
 	t = next_token(&lx);
 	if (t.type == TOK_END) {
 		*pos = lx.pos;

@@ -35,6 +35,14 @@ struct sql_stmt {
  */
 bool sqlscan_next(const char *sql, size_t len, size_t *pos, struct sql_stmt *st);
 
+/*
+ * The common case in one call: the text is a single SELECT, INSERT, UPDATE,
+ * DELETE, WITH, VALUES or TABLE statement that calls nothing of session
+ * interest, so sqlscan_next would find one statement without flags. kind,
+ * when not NULL (SQL_KIND_MAX bytes), then gets its first keyword.
+ */
+bool sqlscan_plain(const char *sql, size_t len, char *kind);
+
 /* OR of the flags of every statement in the text. */
 unsigned sqlscan_flags(const char *sql, size_t len);
 

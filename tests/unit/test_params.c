@@ -200,27 +200,27 @@ static void test_apply(void)
 	pktbuf_init(&out);
 
 	/* nothing anywhere */
-	UNIT_CHECK(!params_build_apply(&want, &have, &defs, &out), "apply: all empty: false");
+	UNIT_CHECK(!params_build_apply(&want, &have, &defs, NULL, &out), "apply: all empty: false");
 	UNIT_EQ_INT(out.len, 0, "apply: all empty: no bytes");
 
 	/* one differing value */
 	must_set(&want, "search_path", "app", false);
 	must_set(&have, "search_path", "public", false);
-	UNIT_CHECK(params_build_apply(&want, &have, &defs, &out), "apply: one differing value: true");
+	UNIT_CHECK(params_build_apply(&want, &have, &defs, NULL, &out), "apply: one differing value: true");
 	check_query(&out, "SELECT pg_catalog.set_config(E'search_path', E'app', false);",
 		    "apply: one differing value: Query bytes");
 	pktbuf_reset(&out);
 
 	/* equal everywhere: nothing to do */
 	must_set(&have, "search_path", "app", false);
-	UNIT_CHECK(!params_build_apply(&want, &have, &defs, &out), "apply: equal values: false");
+	UNIT_CHECK(!params_build_apply(&want, &have, &defs, NULL, &out), "apply: equal values: false");
 	UNIT_EQ_INT(out.len, 0, "apply: equal values: no bytes");
 	params_clear(&want);
 	params_clear(&have);
 
 	/* a wanted value the server lacks; quoting of ' and \ */
 	must_set(&want, "application_name", "it's a \\ test", false);
-	UNIT_CHECK(params_build_apply(&want, &have, &defs, &out), "apply: quoting: true");
+	UNIT_CHECK(params_build_apply(&want, &have, &defs, NULL, &out), "apply: quoting: true");
 	check_query(&out, "SELECT pg_catalog.set_config(E'application_name', E'it''s a \\\\ test', false);",
 		    "apply: quote doubled and backslash doubled inside E''");
 	pktbuf_reset(&out);
@@ -230,7 +230,7 @@ static void test_apply(void)
 	must_set(&want, "a.x", "1", false);
 	must_set(&want, "TimeZone", "UTC", false);
 	must_set(&have, "TimeZone", "Europe/Rome", true);
-	UNIT_CHECK(params_build_apply(&want, &have, &defs, &out), "apply: two values: true");
+	UNIT_CHECK(params_build_apply(&want, &have, &defs, NULL, &out), "apply: two values: true");
 	check_query(&out,
 		    "SELECT pg_catalog.set_config(E'a.x', E'1', false), "
 		    "pg_catalog.set_config(E'TimeZone', E'UTC', false);",
@@ -241,7 +241,7 @@ static void test_apply(void)
 
 	/* a wanted name that is not safe SQL is skipped */
 	must_set(&want, "a;drop", "x", false);
-	UNIT_CHECK(!params_build_apply(&want, &have, &defs, &out), "apply: unsafe wanted name only: false");
+	UNIT_CHECK(!params_build_apply(&want, &have, &defs, NULL, &out), "apply: unsafe wanted name only: false");
 	UNIT_EQ_INT(out.len, 0, "apply: unsafe wanted name only: no bytes");
 	params_clear(&want);
 
@@ -256,7 +256,7 @@ static void test_apply(void)
 	must_set(&have, "work_mem", "64MB", false);	/* left by a SET, no default */
 	must_set(&have, "is_superuser", "off", true);	/* announced, not a login default: not ours */
 	must_set(&have, "bad name", "x", false);	/* never put into SQL */
-	UNIT_CHECK(params_build_apply(&want, &have, &defs, &out), "apply: left-behind values: true");
+	UNIT_CHECK(params_build_apply(&want, &have, &defs, NULL, &out), "apply: left-behind values: true");
 	check_query(&out, "RESET DateStyle;RESET work_mem;",
 		    "apply: RESET what differs from login, nothing else");
 	pktbuf_reset(&out);
@@ -264,7 +264,7 @@ static void test_apply(void)
 	/* the same with a wanted value: SELECT first, then RESETs; a wanted name is never RESET */
 	must_set(&want, "work_mem", "32MB", false);
 	must_set(&want, "search_path", "s", false);
-	UNIT_CHECK(params_build_apply(&want, &have, &defs, &out), "apply: set and reset: true");
+	UNIT_CHECK(params_build_apply(&want, &have, &defs, NULL, &out), "apply: set and reset: true");
 	check_query(&out,
 		    "SELECT pg_catalog.set_config(E'work_mem', E'32MB', false), "
 		    "pg_catalog.set_config(E'search_path', E's', false);RESET DateStyle;",
@@ -276,13 +276,13 @@ static void test_apply(void)
 	/* only values equal to the defaults, or reported and not ours: nothing to do */
 	must_set(&have, "DateStyle", "ISO, MDY", true);
 	must_set(&have, "server_version", "15.0", true);
-	UNIT_CHECK(!params_build_apply(&want, &have, &defs, &out), "apply: clean server: false");
+	UNIT_CHECK(!params_build_apply(&want, &have, &defs, NULL, &out), "apply: clean server: false");
 	UNIT_EQ_INT(out.len, 0, "apply: clean server: no bytes");
 	params_clear(&have);
 
 	/* a login default compared case-insensitively by name, by exact value */
 	must_set(&have, "datestyle", "iso, mdy", true);
-	UNIT_CHECK(params_build_apply(&want, &have, &defs, &out), "apply: value differs only in case: true");
+	UNIT_CHECK(params_build_apply(&want, &have, &defs, NULL, &out), "apply: value differs only in case: true");
 	check_query(&out, "RESET datestyle;", "apply: values compare exactly");
 	pktbuf_reset(&out);
 
@@ -290,6 +290,86 @@ static void test_apply(void)
 	params_clear(&have);
 	params_clear(&defs);
 	pktbuf_free(&out);
+}
+
+/* ---- params_differ with a memo ---- */
+
+/* The memo must never change the answer: every step compares it with the plain look-up. */
+static void test_differ_memo(void)
+{
+	static const char *const names[] = { "DateStyle", "TimeZone", "work_mem", "application_name",
+					     "search_path", "is_superuser", "a.b", "bad name" };
+	static const char *const values[] = { "ISO, MDY", "UTC", "x", "" };
+	struct param_set want = { 0 }, have = { 0 }, defs = { 0 };
+	struct param_memo memo = { 0 };
+	unsigned seed = 12345;
+	int mismatches = 0, trues = 0, falses = 0;
+
+	must_set(&defs, "DateStyle", "ISO, MDY", true);
+	must_set(&defs, "TimeZone", "UTC", true);
+	must_set(&defs, "application_name", "", true);
+	must_set(&have, "DateStyle", "ISO, MDY", true);
+	must_set(&have, "TimeZone", "UTC", true);
+	must_set(&have, "application_name", "", true);
+
+	/* the targeted case first: a leftover appears after the memo was filled */
+	UNIT_CHECK(!params_differ(&want, &have, &defs, &memo), "memo: clean server: false");
+	must_set(&have, "work_mem", "64MB", false);
+	UNIT_CHECK(params_differ(&want, &have, &defs, &memo), "memo: a SET after the memo was filled: true");
+	must_set(&want, "work_mem", "64MB", false);
+	UNIT_CHECK(!params_differ(&want, &have, &defs, &memo), "memo: the leftover is wanted: false");
+	params_remove(&want, "work_mem");
+	UNIT_CHECK(params_differ(&want, &have, &defs, &memo), "memo: no longer wanted: true");
+	params_remove(&have, "work_mem");
+	UNIT_CHECK(!params_differ(&want, &have, &defs, &memo), "memo: removed: false");
+	must_set(&have, "is_superuser", "on", false);
+	UNIT_CHECK(params_differ(&want, &have, &defs, &memo), "memo: unreported and no default: true");
+	must_set(&have, "is_superuser", "on", true);
+	UNIT_CHECK(!params_differ(&want, &have, &defs, &memo), "memo: now reported by the server: false");
+	must_set(&defs, "search_path", "public", true);
+	must_set(&have, "search_path", "public", true);
+	UNIT_CHECK(!params_differ(&want, &have, &defs, &memo), "memo: a new login value: false");
+	must_set(&defs, "search_path", "other", true);
+	UNIT_CHECK(params_differ(&want, &have, &defs, &memo), "memo: the login value changed: true");
+
+	for (int step = 0; step < 20000; step++) {
+		struct param_set *set;
+		const char *name, *value;
+		bool plain, memoized;
+
+		seed = seed * 1103515245u + 12345u;
+		set = (seed >> 8) % 5 == 0 ? &want : (seed >> 8) % 5 == 1 ? &defs : &have;
+		name = names[(seed >> 12) % 8];
+		value = values[(seed >> 16) % 4];
+		switch ((seed >> 20) % 6) {
+		case 0:
+			params_remove(set, name);
+			break;
+		case 2:
+			params_applied(&want, &have, &defs);	/* what a successful alignment does */
+			break;
+		case 1:
+			if ((seed >> 24) % 16 == 0)
+				params_clear(set);
+			else
+				params_drop_unreported(set);
+			break;
+		default:
+			must_set(set, name, value, (seed >> 24) % 2);
+			break;
+		}
+		plain = params_differ(&want, &have, &defs, NULL);
+		memoized = params_differ(&want, &have, &defs, &memo);
+		mismatches += plain != memoized;
+		trues += plain;
+		falses += !plain;
+	}
+	UNIT_EQ_INT(mismatches, 0, "memo: 20000 random changes, same answer as without memo");
+	if (!UNIT_CHECK(trues > 1000 && falses > 1000, "memo: the random walk saw both answers"))
+		printf("#   true %d, false %d\n", trues, falses);
+	params_clear(&want);
+	params_clear(&have);
+	params_clear(&defs);
 }
 
 /* ---- params_parse_options ---- */
@@ -426,6 +506,7 @@ int main(void)
 	test_copy();
 	test_name_ok();
 	test_apply();
+	test_differ_memo();
 	test_options();
 	return unit_done();
 }

@@ -226,7 +226,55 @@ static void test_one(const struct one_case *c)
 	}
 	snprintf(name, sizeof(name), "[%s] sqlscan_flags", label);
 	check_flags(sqlscan_flags(p, len), c->flags, name);
+	{
+		/* the shortcut may only claim what the full scan finds: one statement, no flags, the same kind */
+		char kind[SQL_KIND_MAX] = "unset";
+		if (sqlscan_plain(p, len, kind)) {
+			snprintf(name, sizeof(name), "[%s] plain: no flags", label);
+			check_flags(0, c->flags, name);
+			snprintf(name, sizeof(name), "[%s] plain: kind", label);
+			UNIT_EQ_STR(kind, c->kind, name);
+		} else {
+			snprintf(name, sizeof(name), "[%s] not plain: kind untouched", label);
+			UNIT_EQ_STR(kind, "unset", name);
+		}
+	}
 	unit_guard_free(p);
+}
+
+static void test_plain(void)
+{
+	static const char *const plain[] = {
+		"SELECT abalance FROM pgbench_accounts WHERE aid = 5;",
+		"select 1",
+		"  SELECT 1 ;  \n",
+		"/* c */ -- d\n INSERT INTO t VALUES (1)",
+		"WITH x AS (SELECT 1) SELECT * FROM x",
+		"UPDATE t SET a_b = 1",
+		"values (1)",
+		"TABLE t",
+		"DELETE FROM my_table",
+	};
+	static const char *const not_plain[] = {
+		"", "   ", ";", "SET a = 1", "SELECT pg_advisory_lock(1)", "select PG_TRY_ADVISORY_LOCK(1)",
+		"SELECT set_config('a', 'b', false)", "SELECT SET_CONFIG('a', 'b', false)", "SELECT 1; SET a = 1",
+		"SELECT 1; SELECT 2", "LISTEN x", "selectx 1", "select$1", "\"select\" 1", "E'x'", "explain select 1",
+	};
+	for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
+		size_t len;
+		const char *p = guarded(plain[i], &len);
+		char kind[SQL_KIND_MAX];
+		if (!UNIT_CHECK(sqlscan_plain(p, len, kind), "plain: a single plain statement"))
+			printf("#   %s\n", plain[i]);
+		unit_guard_free(p);
+	}
+	for (size_t i = 0; i < sizeof(not_plain) / sizeof(not_plain[0]); i++) {
+		size_t len;
+		const char *p = guarded(not_plain[i], &len);
+		if (!UNIT_CHECK(!sqlscan_plain(p, len, NULL), "plain: not a single plain statement"))
+			printf("#   %s\n", not_plain[i]);
+		unit_guard_free(p);
+	}
 }
 
 /*
@@ -528,6 +576,7 @@ int main(void)
 	for (size_t i = 0; i < sizeof(multi_cases) / sizeof(multi_cases[0]); i++)
 		test_multi(&multi_cases[i]);
 	test_nothing();
+	test_plain();
 	test_truncated();
 	test_prefixes();
 	test_long_names();
