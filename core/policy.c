@@ -119,7 +119,8 @@ struct engine {
 	int ref_dispatcher;
 	int ref_gen;
 	int ref_host;
-	int ref_clients; /* client id -> client table */
+	int ref_ctx_store; /* the dispatcher's client.ctx tables, by client id */
+	int ref_keys;	   /* the client table's field names, interned once (enum client_key) */
 	int ref_q[2];	 /* on_query, on_transaction_begin */
 	int ref_client_mt;
 	int ref_dbs;
@@ -803,50 +804,72 @@ static int client_index(lua_State *L)
 	return 1;
 }
 
-/* Push the client's table (created on first use, kept until disconnect) with this call's values. */
+/*
+ * Field names of client tables, interned once at start: lua_setfield would
+ * hash each name again on every call.
+ */
+enum client_key {
+	CK_ID = 1, CK_USER, CK_DATABASE, CK_APPLICATION_NAME, CK_ADDR, CK_PORT, CK_TLS, CK_IN_TRANSACTION,
+	CK_TENANT, CK_POOL_MODE, CK_COUNT
+};
+static const char *const client_keys[CK_COUNT] = {
+	[CK_ID] = "id", [CK_USER] = "user", [CK_DATABASE] = "database",
+	[CK_APPLICATION_NAME] = "application_name", [CK_ADDR] = "addr", [CK_PORT] = "port", [CK_TLS] = "tls",
+	[CK_IN_TRANSACTION] = "in_transaction", [CK_TENANT] = "tenant", [CK_POOL_MODE] = "pool_mode",
+};
+
+/* t[key] = the value on top of the stack (popped); keys is the index of the interned names. */
+static void set_key(lua_State *L, int t, int keys, enum client_key key)
+{
+	lua_rawgeti(L, keys, key);
+	lua_insert(L, -2);
+	lua_rawset(L, t);
+}
+
+static void set_key_str(lua_State *L, int t, int keys, enum client_key key, const char *value)
+{
+	if (value == NULL)
+		return;	/* a fresh table: absent is nil */
+	lua_pushstring(L, value);
+	set_key(L, t, keys, key);
+}
+
+/*
+ * Push a new client table with this call's values. It is not kept: a client
+ * has Lua objects only while a hook runs (its ctx tables live in the
+ * dispatcher's store), so idle clients cost the engine nothing.
+ */
 static void push_client(lua_State *L, const struct policy_client *c)
 {
-	int t;
+	int t, keys;
 
-	lua_rawgeti(L, LUA_REGISTRYINDEX, E.ref_clients);
-	lua_pushnumber(L, (lua_Number)c->id);
-	lua_rawget(L, -2);
-	if (lua_isnil(L, -1)) {
-		lua_pop(L, 1);
-		lua_createtable(L, 0, 12);
-		t = lua_gettop(L);
-		lua_pushnumber(L, (lua_Number)c->id);
-		lua_setfield(L, t, "id");
-		set_str_field(L, t, "user", c->user);
-		set_str_field(L, t, "database", c->database);
-		set_str_field(L, t, "application_name", c->application_name);
-		if (c->addr == NULL && c->format_addr) {
-			char addr[64] = "";
-			c->format_addr(c, addr, sizeof(addr));
-			set_str_field(L, t, "addr", addr);
-		} else {
-			set_str_field(L, t, "addr", c->addr);
-		}
-		lua_pushinteger(L, c->port);
-		lua_setfield(L, t, "port");
-		lua_pushboolean(L, c->tls);
-		lua_setfield(L, t, "tls");
-		lua_rawgeti(L, LUA_REGISTRYINDEX, E.ref_client_mt);
-		lua_setmetatable(L, t);
-		lua_pushnumber(L, (lua_Number)c->id);
-		lua_pushvalue(L, t);
-		lua_rawset(L, -4);
-	}
+	lua_rawgeti(L, LUA_REGISTRYINDEX, E.ref_keys);
+	keys = lua_gettop(L);
+	lua_createtable(L, 0, 12);
 	t = lua_gettop(L);
-	lua_remove(L, t - 1); /* the clients table */
-	t--;
+	lua_pushnumber(L, (lua_Number)c->id);
+	set_key(L, t, keys, CK_ID);
+	set_key_str(L, t, keys, CK_USER, c->user);
+	set_key_str(L, t, keys, CK_DATABASE, c->database);
+	set_key_str(L, t, keys, CK_APPLICATION_NAME, c->application_name);
+	if (c->addr == NULL && c->format_addr) {
+		char addr[64] = "";
+		c->format_addr(c, addr, sizeof(addr));
+		set_key_str(L, t, keys, CK_ADDR, addr);
+	} else {
+		set_key_str(L, t, keys, CK_ADDR, c->addr);
+	}
+	lua_pushinteger(L, c->port);
+	set_key(L, t, keys, CK_PORT);
+	lua_pushboolean(L, c->tls);
+	set_key(L, t, keys, CK_TLS);
 	lua_pushboolean(L, c->in_transaction);
-	lua_setfield(L, t, "in_transaction");
-	set_str_field(L, t, "tenant", c->tenant);
-	set_str_field(L, t, "pool_mode", c->pool_mode);
-	set_str_field(L, t, "application_name", c->application_name);
-	lua_pushnil(L);
-	lua_setfield(L, t, "params"); /* rebuilt on access: SETs change it between calls */
+	set_key(L, t, keys, CK_IN_TRANSACTION);
+	set_key_str(L, t, keys, CK_TENANT, c->tenant);
+	set_key_str(L, t, keys, CK_POOL_MODE, c->pool_mode);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, E.ref_client_mt);	/* params: built on first access */
+	lua_setmetatable(L, t);
+	lua_remove(L, keys);
 }
 
 /* __index of q tables: q.sql becomes a Lua string on first access, during the call only. */
@@ -1289,10 +1312,6 @@ static int forget_body(lua_State *L)
 {
 	const struct policy_client *c = lua_touserdata(L, 1);
 
-	lua_rawgeti(L, LUA_REGISTRYINDEX, E.ref_clients);
-	lua_pushnumber(L, (lua_Number)c->id);
-	lua_pushnil(L);
-	lua_rawset(L, -3);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, E.ref_dispatcher);
 	lua_getfield(L, -1, "forget");
 	lua_pushnumber(L, (lua_Number)c->id);
@@ -1307,7 +1326,8 @@ void policy_on_disconnect(const struct policy_client *c)
 
 	if (E.L == NULL)
 		return;
-	lua_rawgeti(E.L, LUA_REGISTRYINDEX, E.ref_clients);
+	/* only a client some policy kept a ctx for has anything to forget */
+	lua_rawgeti(E.L, LUA_REGISTRYINDEX, E.ref_ctx_store);
 	lua_pushnumber(E.L, (lua_Number)c->id);
 	lua_rawget(E.L, -2);
 	known = !lua_isnil(E.L, -1);
@@ -1607,8 +1627,19 @@ static int setup_body(lua_State *L)
 
 	lua_pushboolean(L, 0);
 	E.ref_gen = new_ref(L);
-	lua_newtable(L);
-	E.ref_clients = new_ref(L);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, E.ref_dispatcher);
+	lua_getfield(L, -1, "ctx_store");
+	lua_remove(L, -2);
+	lua_call(L, 0, 1);
+	if (!lua_istable(L, -1))
+		return luaL_error(L, "moonbouncer.dispatcher.ctx_store() did not return a table");
+	E.ref_ctx_store = new_ref(L);
+	lua_createtable(L, CK_COUNT - 1, 0);
+	for (int i = 1; i < CK_COUNT; i++) {
+		lua_pushstring(L, client_keys[i]);
+		lua_rawseti(L, -2, i);
+	}
+	E.ref_keys = new_ref(L);
 	lua_newtable(L);
 	E.ref_dbs = new_ref(L);
 	lua_newtable(L);

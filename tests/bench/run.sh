@@ -64,8 +64,8 @@ if [ "$QUICK" = 1 ]; then
 	CG_TX=(100 600)		# pgbench -t per client for the two callgrind runs (10 clients)
 	MEM_CLIENTS=(1000 5000 10000)
 	STORM_REPS=1
-	POLICY_PROTOCOLS=(simple prepared)
-	POLICY_CLIENTS=(10)
+	POLICY_PROTOCOLS=(simple)
+	POLICY_CLIENTS=(10 50)
 else
 	: "${REPS:=3}" "${T:=8}"
 	PROTOCOLS=(simple extended prepared)
@@ -75,7 +75,7 @@ else
 	CG_TX=(200 1200)
 	MEM_CLIENTS=(1000 5000 10000)
 	STORM_REPS=3
-	POLICY_PROTOCOLS=(simple prepared)
+	POLICY_PROTOCOLS=(simple extended)
 	POLICY_CLIENTS=(10 50)
 fi
 case $REPS in '' | *[!0-9]* | 0) echo "run.sh: --reps must be a positive integer" >&2; exit 2 ;; esac
@@ -295,7 +295,7 @@ start_postgres() {
 # ---------------------------------------------------------------- the poolers
 
 declare -A P_PID P_PORT P_DIR P_KIND P_INI
-declare -A KIND_NAME=([pgb]=PgBouncer [mb]=moonbouncer [direct]="direct")
+declare -A KIND_NAME=([pgb]=PgBouncer [mb]=moonbouncer [mbready]="moonbouncer + policies" [direct]="direct")
 
 echo '"postgres" ""' >"$D/userlist.txt"
 
@@ -618,13 +618,14 @@ section_callgrind() {
 	say "== instructions per transaction under callgrind (select-only, simple, 10 clients)"
 	# with policies too, once the binary supports them (see section_policy)
 	if [ -n "${BENCH_FORCE_POLICY:-}" ] || policy_support; then
-		labels="pgb mb mbpol mbsel"
-		[ -d "$D/policies/idle" ] || write_policies >/dev/null
+		labels="pgb mb mbready mbfull mbsel"
+		[ -d "$D/policies/ready" ] || write_policies >/dev/null
 	fi
 	for label in $labels; do
 		kind=$label extra=()
 		case $label in
-		mbpol) kind=mb extra=("policy_dir=$D/policies/idle") ;;
+		mbready) kind=mb extra=("policy_dir=$D/policies/ready") ;;
+		mbfull) kind=mb extra=("policy_dir=$D/policies/full") ;;
 		mbsel) kind=mb extra=("policy_dir=$D/policies/select") ;;
 		esac
 		callgrind_ir "$label" "$kind" "$lo" "${extra[@]}" || { say "callgrind $label failed"; continue; }
@@ -638,17 +639,24 @@ section_callgrind() {
 		"Each pooler runs under \`valgrind --tool=callgrind\` twice, for \`pgbench -S -c 10 -j 2 -t $lo\` and" \
 		"\`-t $hi\`; Ir per transaction = (Ir(long) − Ir(short)) / $((10 * (hi - lo))), so start-up, logins and" \
 		"shutdown cancel out." "" \
-		"| | PgBouncer | moonbouncer | mb/PgB | mb + policy (no SELECT hook) | mb + on_query per SELECT |" \
-		"|---|---:|---:|---:|---:|---:|" \
-		"| instructions (Ir) per transaction | $(fmt %s "${IRTX[pgb]:-}") | $(fmt %s "${IRTX[mb]:-}") | $(ratio "${IRTX[mb]:-}" "${IRTX[pgb]:-}") | $(fmt %s "${IRTX[mbpol]:-}") | $(fmt %s "${IRTX[mbsel]:-}") |"
+		"| | PgBouncer | moonbouncer | mb/PgB | mb + ready policies | mb + ready, guard check_set_config | mb + on_query per SELECT |" \
+		"|---|---:|---:|---:|---:|---:|---:|" \
+		"| instructions (Ir) per transaction | $(fmt %s "${IRTX[pgb]:-}") | $(fmt %s "${IRTX[mb]:-}") | $(ratio "${IRTX[mb]:-}" "${IRTX[pgb]:-}") | $(fmt %s "${IRTX[mbready]:-}") | $(fmt %s "${IRTX[mbfull]:-}") | $(fmt %s "${IRTX[mbsel]:-}") |"
 	[ "$labels" != "pgb mb" ] || md "" "(The policy columns are measured once the binary supports policies; see \"With policies\".)"
 }
 
 # idle_rss KIND N: MEM_R = "connected rss_before_kB rss_after_kB alive" for N idle clients on a fresh instance
 idle_rss() {
 	local kind=$1 n=$2 name="mem-$1-$2" out pid hpid rss0 rss1 i conn alive
+	local -a extra=()
 	MEM_R=
-	write_ini "$name" main
+	if [ "$kind" = mbready ]; then
+		# the policy engine on, with the ready policies: on_connect runs for every client
+		kind=mb
+		[ -d "$D/policies/ready" ] || write_policies >/dev/null
+		extra=("policy_dir=$D/policies/ready")
+	fi
+	write_ini "$name" main "${extra[@]}"
 	pooler_start "$name" "$kind" || return 1
 	pid=${P_PID[$name]}
 	# one query first: the server connection and its parameters exist before the baseline
@@ -683,11 +691,14 @@ idle_rss() {
 }
 
 section_memory() {
-	local n kind conn rss0 rss1 alive
+	local n kind conn rss0 rss1 alive kinds="pgb mb"
 	declare -A MEM
 	say "== memory with idle clients"
+	if [ -n "${BENCH_FORCE_POLICY:-}" ] || policy_support; then
+		kinds="pgb mb mbready"
+	fi
 	for n in "${MEM_CLIENTS[@]}"; do
-		for kind in pgb mb; do
+		for kind in $kinds; do
 			idle_rss "$kind" "$n" || { say "  $kind $n: pooler did not start"; continue; }
 			read -r conn rss0 rss1 alive <<<"$MEM_R"
 			MEM[$kind.$n]="$conn $rss0 $rss1 $alive"
@@ -696,12 +707,13 @@ section_memory() {
 	done
 	md "" "## Memory with idle clients (transaction pooling, clients logged in and idle)" "" \
 		"RSS from /proc/PID/status (VmRSS) of a fresh instance after one query, then with the clients connected;" \
-		"per client = (RSS with clients − RSS before) / connected clients." "" \
-		"| clients | PgBouncer connected | PgB RSS before → with, MB | PgB kB/client | moonbouncer connected | mb RSS before → with, MB | mb kB/client | mb/PgB per client |" \
-		"|---:|---:|---:|---:|---:|---:|---:|---:|"
+		"per client = (RSS with clients − RSS before) / connected clients. \"mb + policies\": moonbouncer with" \
+		"the ready policies of the policy section loaded (the Lua engine on, on_connect run for every client)." "" \
+		"| clients | PgBouncer connected | PgB RSS before → with, MB | PgB kB/client | moonbouncer connected | mb RSS before → with, MB | mb kB/client | mb/PgB per client | mb + policies connected | RSS before → with, MB | kB/client |" \
+		"|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 	for n in "${MEM_CLIENTS[@]}"; do
 		local cells=() per=()
-		for kind in pgb mb; do
+		for kind in pgb mb mbready; do
 			if [ -z "${MEM[$kind.$n]:-}" ]; then
 				cells+=("–" "–" "–")
 				per+=("")
@@ -715,7 +727,7 @@ section_memory() {
 			cells+=("$c" "$(awk -v a="$rss0" -v b="$rss1" 'BEGIN {printf "%.1f → %.1f", a / 1024, b / 1024}')" "$(fmt %s "$p")")
 			per+=("$p")
 		done
-		md "| $n | ${cells[0]} | ${cells[1]} | ${cells[2]} | ${cells[3]} | ${cells[4]} | ${cells[5]} | $(ratio "${per[1]}" "${per[0]}") |"
+		md "| $n | ${cells[0]} | ${cells[1]} | ${cells[2]} | ${cells[3]} | ${cells[4]} | ${cells[5]} | $(ratio "${per[1]}" "${per[0]}") | ${cells[6]} | ${cells[7]} | ${cells[8]} |"
 	done
 }
 
@@ -817,6 +829,25 @@ write_policies() {
 		end
 		return P
 	EOF
+	# the ready policies as an operator would drop them in: routing, tenant limits, the guard
+	mkdir -p "$dir/ready" "$dir/full"
+	cat >"$dir/ready/10-route.lua" <<-'EOF'
+		return require("policies.route_by_user_db") { databases = { bench = "bench" } }
+	EOF
+	cat >"$dir/ready/20-tenants.lua" <<-'EOF'
+		return require("policies.tenant_limits") {
+		  tenant_from = "user",
+		  limits = { ["*"] = { max_clients = 20000, max_active = 1000 } },
+		}
+	EOF
+	cat >"$dir/ready/30-guard.lua" <<-'EOF'
+		return require("policies.transaction_guard") {}
+	EOF
+	cp "$dir/ready/10-route.lua" "$dir/ready/20-tenants.lua" "$dir/full/"
+	# the guard inspecting every SELECT too (set_config, SELECT INTO TEMP): on_query runs on each statement
+	cat >"$dir/full/30-guard.lua" <<-'EOF'
+		return require("policies.transaction_guard") { check_set_config = true }
+	EOF
 	cat >"$dir/broken/10-bench.lua" <<-'EOF'
 		-- deliberately broken: a supported binary must refuse this
 		local P = {
@@ -855,7 +886,7 @@ policy_support() {
 }
 
 section_policy() {
-	local dir proto c pt targets="mb mbpol mbsel"
+	local dir proto c pt targets="mb mbready mbfull mbsel"
 	say "== with policies"
 	if [ -z "${BENCH_FORCE_POLICY:-}" ] && ! policy_support; then
 		say "skipped: $WHY"
@@ -864,9 +895,11 @@ section_policy() {
 	fi
 	dir=$D/policies
 	[ -d "$dir/idle" ] || write_policies >/dev/null
-	write_ini mbpol main "policy_dir=$dir/idle"
+	write_ini mbready main "policy_dir=$dir/ready"
+	write_ini mbfull main "policy_dir=$dir/full"
 	write_ini mbsel main "policy_dir=$dir/select"
-	pooler_start mbpol mb || die "moonbouncer with policy_dir did not start"
+	pooler_start mbready mb || die "moonbouncer with the ready policies did not start"
+	pooler_start mbfull mb || die "moonbouncer with the ready policies (check_set_config) did not start"
 	pooler_start mbsel mb || die "moonbouncer with policy_dir did not start"
 	for proto in "${POLICY_PROTOCOLS[@]}"; do
 		for c in "${POLICY_CLIENTS[@]}"; do
@@ -874,21 +907,30 @@ section_policy() {
 			point "$pt" "$targets" -S -M "$proto" -c "$c" -j "$(jobs_for "$c")" -T "$T"
 		done
 	done
-	pooler_stop mbpol
+	pooler_stop mbready
+	pooler_stop mbfull
 	pooler_stop mbsel
 	md "" "## With policies (Lua), select-only" "" \
-		"mb+policy: a policy is loaded that wants no SELECT (on_connect, SET/RESET only); mb+on_query: on_query" \
-		"runs for every SELECT and passes it. Interleaved with moonbouncer without policies (the same binary" \
-		"and settings, no policy_dir); ratios against it." "" \
-		"| mode | clients | moonbouncer tps | mb+policy tps | mb+on_query tps | +policy/mb | +on_query/mb | mb CPU µs/tx | +policy CPU µs/tx | +on_query CPU µs/tx |" \
-		"|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+		"ready: the shipped policies route_by_user_db, tenant_limits (a \"*\" tenant with max_active and" \
+		"max_clients) and transaction_guard with its defaults; SELECT is not among the guard's query_kinds, so" \
+		"a SELECT is decided in C. ready+check: the same with the guard's check_set_config = true, so on_query" \
+		"runs on every statement and classifies it in Lua. on_query: one policy whose on_query runs for every" \
+		"SELECT and passes it. Interleaved with moonbouncer without policies (the same binary and settings, no" \
+		"policy_dir); ratios against it. Policy files: \`$dir/{ready,full,select}\` (printed below)." "" \
+		"| mode | clients | moonbouncer tps | ready tps | ready+check tps | on_query tps | ready/mb | ready+check/mb | on_query/mb | mb CPU µs/tx | ready CPU µs/tx | ready+check CPU µs/tx | on_query CPU µs/tx |" \
+		"|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 	for proto in "${POLICY_PROTOCOLS[@]}"; do
 		for c in "${POLICY_CLIENTS[@]}"; do
 			pt="policy $proto c=$c"
-			md "| $proto | $c | $(cell_tps "$pt|mb") | $(cell_tps "$pt|mbpol") | $(cell_tps "$pt|mbsel") | $(ratio "$(med TPS "$pt|mbpol")" "$(med TPS "$pt|mb")") | $(ratio "$(med TPS "$pt|mbsel")" "$(med TPS "$pt|mb")") | $(fmt %.1f "$(med CPU "$pt|mb")") | $(fmt %.1f "$(med CPU "$pt|mbpol")") | $(fmt %.1f "$(med CPU "$pt|mbsel")") |"
+			md "| $proto | $c | $(cell_tps "$pt|mb") | $(cell_tps "$pt|mbready") | $(cell_tps "$pt|mbfull") | $(cell_tps "$pt|mbsel") | $(ratio "$(med TPS "$pt|mbready")" "$(med TPS "$pt|mb")") | $(ratio "$(med TPS "$pt|mbfull")" "$(med TPS "$pt|mb")") | $(ratio "$(med TPS "$pt|mbsel")" "$(med TPS "$pt|mb")") | $(fmt %.1f "$(med CPU "$pt|mb")") | $(fmt %.1f "$(med CPU "$pt|mbready")") | $(fmt %.1f "$(med CPU "$pt|mbfull")") | $(fmt %.1f "$(med CPU "$pt|mbsel")") |"
 			collect_failures "$pt" $targets
 		done
 	done
+	md "" "Policy files:" "" '```lua'
+	for f in "$dir"/full/*.lua; do
+		md "-- $(basename "$f") (ready+check; ready differs only in 30-guard.lua: {})" "$(cat "$f")"
+	done
+	md '```'
 }
 
 # ---------------------------------------------------------------- main
@@ -898,7 +940,7 @@ want select && nruns=$((nruns + ${#PROTOCOLS[@]} * ${#CLIENTS[@]} * 3 * REPS))
 want tpcb && nruns=$((nruns + ${#TPCB_PROTOCOLS[@]} * ${#TPCB_CLIENTS[@]} * 2 * REPS))
 want churn && nruns=$((nruns + 3 * REPS))
 if want policy && { [ -n "${BENCH_FORCE_POLICY:-}" ] || policy_support; }; then
-	nruns=$((nruns + ${#POLICY_PROTOCOLS[@]} * ${#POLICY_CLIENTS[@]} * 3 * REPS))
+	nruns=$((nruns + ${#POLICY_PROTOCOLS[@]} * ${#POLICY_CLIENTS[@]} * 4 * REPS))
 fi
 say "moonbouncer vs PgBouncer benchmark: $([ "$QUICK" = 1 ] && echo quick || echo full) mode, $REPS repetitions," \
 	"${T} s per run, about $((nruns * (T + 1) / 60 + 2 + 4 - 2 * QUICK)) minutes; results: $RESULT"
