@@ -762,6 +762,7 @@ static void note_session_changes(struct client *c, struct server *s, const struc
 	if (sqlscan_plain(sql, len, NULL))
 		return;	/* nothing of session interest: the common case, without tokenizing */
 	while (sqlscan_next(sql, len, &pos, &st)) {
+		st.flags &= ~(unsigned)SQL_HINTS;	/* about statement kinds, not session state */
 		if (!st.flags)
 			continue;
 		if (!c->msg_tracked || (st.flags & ~(unsigned)(SQL_SETS_SESSION | SQL_RESETS)))

@@ -211,14 +211,18 @@ static bool message_text(const struct client *c, const struct sbuf_msg *msg, str
 	}
 }
 
-/* Kinds of every statement in the text (plus "advisory_lock"), from the core's keyword scan. */
+/*
+ * Kinds of every statement in the text, then the pseudo-kinds "advisory_lock",
+ * "set_config" and "select_into" where a statement calls or does that, from
+ * the core's keyword scan.
+ */
 static int scan_kinds(const struct sbuf_msg *msg, const struct msg_text *t, char kinds[][SQL_KIND_MAX],
 		      const char **ptrs)
 {
 	struct sql_stmt st;
 	size_t pos = 0;
 	int n = 0;
-	bool advisory = false;
+	bool advisory = false, set_config = false, select_into = false;
 
 	if (msg->type == 'F') {
 		struct pkt_reader r;
@@ -235,11 +239,13 @@ static int scan_kinds(const struct sbuf_msg *msg, const struct msg_text *t, char
 		ptrs[0] = kinds[0];
 		return 1;	/* one plain statement: its kind, without tokenizing */
 	}
-	while (n < MAX_KINDS - 1 && t->sql && sqlscan_next(t->sql, t->len, &pos, &st)) {
+	while (t->sql && sqlscan_next(t->sql, t->len, &pos, &st)) {
 		bool seen = false;
 		advisory = advisory || (st.flags & SQL_ADVISORY_LOCK);
-		if (!st.kind[0])
-			continue;
+		set_config = set_config || (st.flags & SQL_SET_CONFIG);
+		select_into = select_into || (st.flags & SQL_SELECT_INTO);
+		if (!st.kind[0] || n >= MAX_KINDS - 4)
+			continue;	/* kinds beyond the list's room are left out; the flags of every statement count */
 		/* each kind once, in order of first appearance, as the testing helper gives them */
 		for (int i = 0; i < n && !seen; i++)
 			seen = strcmp(kinds[i], st.kind) == 0;
@@ -249,8 +255,19 @@ static int scan_kinds(const struct sbuf_msg *msg, const struct msg_text *t, char
 		ptrs[n] = kinds[n];
 		n++;
 	}
+	/* pseudo-kinds, after the statement kinds: prefilters can ask for these instead of every SELECT */
 	if (advisory) {
 		snprintf(kinds[n], SQL_KIND_MAX, "advisory_lock");
+		ptrs[n] = kinds[n];
+		n++;
+	}
+	if (set_config) {
+		snprintf(kinds[n], SQL_KIND_MAX, "set_config");
+		ptrs[n] = kinds[n];
+		n++;
+	}
+	if (select_into) {
+		snprintf(kinds[n], SQL_KIND_MAX, "select_into");
 		ptrs[n] = kinds[n];
 		n++;
 	}

@@ -134,7 +134,8 @@ static const char *name_at(const struct sbuf_msg *msg, uint32_t offset, uint32_t
 static void scan_statement(struct ps_stmt *st)
 {
 	if (!st->scanned) {
-		st->session_flags = sqlscan_flags((const char *)st->body, strnlen((const char *)st->body, st->body_len));
+		st->session_flags = sqlscan_flags((const char *)st->body, strnlen((const char *)st->body, st->body_len)) &
+				    ~(unsigned)SQL_HINTS;
 		st->scanned = true;
 	}
 }

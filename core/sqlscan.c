@@ -277,7 +277,7 @@ static inline uint64_t text8(const char s[8])
  * False positives only cost the full scan, which lets the comparisons be
  * eight bytes at a time with case folded by one OR.
  */
-static bool may_change_session(const char *s, size_t len)
+static bool may_change_session(const char *s, size_t len, bool select_like)
 {
 	const char *end = s + len, *p = s, *semi = memchr(s, ';', len);
 
@@ -293,7 +293,16 @@ static bool may_change_session(const char *s, size_t len)
 		if (p - s >= 3 && end - p > 6 && load8_lower(p - 3) == (text8("set_conf") | 0x2020202020202020ull) &&
 		    lower(p[5]) == 'i' && lower(p[6]) == 'g')
 			return true;
+		if (p - s >= 2 && end - p > 4 && lower(p[-2]) == 'p' && lower(p[-1]) == 'g' && lower(p[1]) == 't' &&
+		    lower(p[2]) == 'e' && lower(p[3]) == 'm' && lower(p[4]) == 'p')
+			return true;	/* pg_temp: a temporary table named by its schema */
 		p++;
+	}
+	/* SELECT ... INTO creates a table: look for "into" around each 't' (memchr is far faster than a byte loop) */
+	for (int pass = 0; select_like && pass < 2; pass++) {
+		for (p = s; (p = memchr(p, pass ? 'T' : 't', (size_t)(end - p))) != NULL; p++)
+			if (p - s >= 2 && end - p >= 2 && lower(p[-2]) == 'i' && lower(p[-1]) == 'n' && lower(p[1]) == 'o')
+				return true;
 	}
 	return false;
 }
@@ -325,7 +334,7 @@ bool sqlscan_plain(const char *sql, size_t len, char *kind)
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]) && !word; i++)
 		if (lower(sql[start]) == kinds[i][0] && word_eq(sql + start, n, kinds[i]))
 			word = kinds[i];
-	if (!word || may_change_session(sql + lx.pos, len - lx.pos))
+	if (!word || may_change_session(sql + lx.pos, len - lx.pos, word[0] == 's' || word[0] == 'w'))
 		return false;
 	if (kind)
 		memcpy(kind, word, n + 1);
@@ -336,7 +345,7 @@ bool sqlscan_next(const char *sql, size_t len, size_t *pos, struct sql_stmt *st)
 {
 	struct lexer lx = { sql, len, *pos };
 	struct token t;
-	bool in_create = false, temp = false, commit_drop = false, in_declare = false;
+	bool in_create = false, temp = false, commit_drop = false, in_declare = false, select_like;
 	int seen_on = 0;
 	bool prev_with = false;
 
@@ -354,7 +363,8 @@ bool sqlscan_next(const char *sql, size_t len, size_t *pos, struct sql_stmt *st)
 		*pos = lx.pos;
 		return true;
 	}
-	if (plain_statement(st->kind) && !may_change_session(sql + lx.pos, len - lx.pos)) {
+	if (plain_statement(st->kind) &&
+	    !may_change_session(sql + lx.pos, len - lx.pos, st->kind[0] == 's' || st->kind[0] == 'w')) {
 		/* the common case: one SELECT/DML statement calling nothing of interest, no tokenizing needed */
 		*pos = len;
 		return true;
@@ -417,14 +427,26 @@ bool sqlscan_next(const char *sql, size_t len, size_t *pos, struct sql_stmt *st)
 		t = next_token(&lx);
 	}
 
-	/* rest of the statement: function calls, WITH HOLD, ON COMMIT DROP */
+	/* rest of the statement: function calls, WITH HOLD, ON COMMIT DROP, INTO, pg_temp */
+	select_like = strcmp(st->kind, "select") == 0 || strcmp(st->kind, "with") == 0;
 	while (t.type != TOK_END && t.type != TOK_SEMI) {
 		if (t.type == TOK_WORD) {
+			if (t.n >= 7 && strncasecmp(t.p, "pg_temp", 7) == 0 && (t.n == 7 || t.p[7] == '_'))
+				temp = true;	/* pg_temp.x, pg_temp_3.x: a temporary table by its schema */
 			if (is_advisory(&t))
 				st->flags |= SQL_ADVISORY_LOCK;
 			else if (word_is(&t, "set_config"))
-				st->flags |= SQL_SETS_SESSION;
-			else if (in_declare && prev_with && word_is(&t, "hold"))
+				st->flags |= SQL_SETS_SESSION | SQL_SET_CONFIG;
+			else if (select_like && word_is(&t, "into")) {
+				struct token a = next_token(&lx);
+				st->flags |= SQL_SELECT_INTO;
+				if (word_is(&a, "local") || word_is(&a, "global"))
+					a = next_token(&lx);
+				if (word_is(&a, "temp") || word_is(&a, "temporary"))
+					temp = true;
+				t = a;
+				continue;
+			} else if (in_declare && prev_with && word_is(&t, "hold"))
 				st->flags |= SQL_HOLD_CURSOR;
 			else if (in_declare && word_is(&t, "for"))
 				in_declare = false;	/* the query follows; WITH HOLD comes before FOR */

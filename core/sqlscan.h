@@ -13,10 +13,14 @@ enum {
 	SQL_PREPARE = 1 << 3,		/* SQL-level PREPARE */
 	SQL_DEALLOCATE = 1 << 4,
 	SQL_HOLD_CURSOR = 1 << 5,	/* DECLARE ... WITH HOLD */
-	SQL_TEMP_TABLE = 1 << 6,	/* CREATE TEMP ... without ON COMMIT DROP; DISCARD other than ALL */
+	SQL_TEMP_TABLE = 1 << 6,	/* CREATE TEMP ... without ON COMMIT DROP, SELECT INTO TEMP, pg_temp.x; DISCARD other than ALL */
 	SQL_ADVISORY_LOCK = 1 << 7,	/* session-level advisory lock functions */
 	SQL_LOAD = 1 << 8,
+	/* hints for policy prefilters, not session state by themselves */
+	SQL_SET_CONFIG = 1 << 9,	/* mentions set_config (with SQL_SETS_SESSION) */
+	SQL_SELECT_INTO = 1 << 10,	/* SELECT / WITH ... INTO (with SQL_TEMP_TABLE when into a temp table) */
 };
+#define SQL_HINTS (SQL_SET_CONFIG | SQL_SELECT_INTO)
 
 #define SQL_KIND_MAX 24
 

@@ -11,7 +11,7 @@
 --     allow_load = false,           -- LOAD
 --     allow_set_role = false,       -- SET ROLE, SET SESSION AUTHORIZATION
 --     allow_advisory_locks = false, -- session advisory locks, passed untouched
---     check_set_config = false,     -- also look at SELECT/WITH/VALUES (set_config, SELECT INTO TEMP)
+--     check_set_config = false,     -- also look at set_config() calls and SELECT INTO TEMP
 --     pool_modes = { "transaction" }, -- client pool modes this guard applies to
 --   }
 --
@@ -33,8 +33,8 @@
 --    stay on a server that other clients get next, and the client's later pg_advisory_unlock()
 --    could run on another server. Inside a transaction, pg_advisory_unlock() of a rewritten lock
 --    returns false with a WARNING; the lock is released at the end of the transaction.
---  * With check_set_config = true, SELECT/WITH/VALUES statements are inspected too (every such
---    statement of a guarded client then enters Lua): set_config(name, value, false) with literal
+--  * With check_set_config = true, statements that call set_config or SELECT ... INTO are inspected
+--    too (the pseudo-kinds "set_config" and "select_into"; other SELECTs stay in C): set_config(name, value, false) with literal
 --    arguments is tracked (rejected when strict), with non-literal arguments rejected;
 --    SELECT ... INTO TEMP is rejected like CREATE TEMP TABLE.
 -- Statements hidden in DO blocks or functions are not seen.
@@ -137,9 +137,9 @@ return function(cfg)
   need("load", cfg.allow_load)
   need("advisory_lock", cfg.allow_advisory_locks)
   if check_set_config then
-    kinds[#kinds + 1] = "select"
-    kinds[#kinds + 1] = "with"
-    kinds[#kinds + 1] = "values"
+    -- the core's scan marks the statements worth a look: a plain SELECT never enters Lua
+    kinds[#kinds + 1] = "set_config"
+    kinds[#kinds + 1] = "select_into"
   end
 
   local P = { name = "transaction_guard", query_kinds = kinds }

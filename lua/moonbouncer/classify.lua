@@ -1121,9 +1121,14 @@ function M.read_only(sql, opts)
 end
 
 -- Kinds as the C core's scan reports them: each statement's first keyword in order, without
--- duplicates, and "advisory_lock" after the first statement calling a session advisory lock.
+-- duplicates, then the pseudo-kinds "advisory_lock" (a session advisory lock is taken), "set_config"
+-- (set_config is called) and "select_into" (SELECT ... INTO makes a table), each once. Policies can
+-- list a pseudo-kind in query_kinds instead of every SELECT. The core's scan is lexical: it also
+-- reports set_config and select_into for statements that only mention them (a column named
+-- set_config, INSERT INTO inside a WITH), so a hook checks q.statements before acting.
 function M.kinds_of(stmts)
   local out, seen = {}, {}
+  local advisory, set_config, into = false, false, false
   for i = 1, #stmts do
     local st = stmts[i]
     local kind = st.kind
@@ -1131,10 +1136,18 @@ function M.kinds_of(stmts)
       seen[kind] = true
       out[#out + 1] = kind
     end
-    if st.advisory_lock == "session" and not seen.advisory_lock then
-      seen.advisory_lock = true
-      out[#out + 1] = "advisory_lock"
-    end
+    advisory = advisory or st.advisory_lock == "session"
+    set_config = set_config or st.set_config ~= nil
+    into = into or st.into == true
+  end
+  if advisory then
+    out[#out + 1] = "advisory_lock"
+  end
+  if set_config then
+    out[#out + 1] = "set_config"
+  end
+  if into then
+    out[#out + 1] = "select_into"
   end
   return out
 end

@@ -29,7 +29,8 @@ describe("transaction_guard", function()
       .. "allow_hold_cursors = true, allow_advisory_locks = true }")
     assert.are.same({ set = true, reset = true, discard = true }, relaxed.kinds)
     local sc = guard("{ check_set_config = true }")
-    assert.is_true(sc.kinds.select and sc.kinds.with and sc.kinds.values)
+    assert.is_true(sc.kinds.set_config and sc.kinds.select_into)
+    assert.is_nil(sc.kinds.select) -- a plain SELECT stays in C
   end)
 
   it("leaves session-mode clients alone", function()

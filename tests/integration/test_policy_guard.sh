@@ -190,6 +190,20 @@ mb_is "$out" $'CMD BEGIN\n\n1\nCMD COMMIT' "transaction mode: pg_advisory_lock i
 left=$(pg_super_psql -d "$MB_DB" -c "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 78")
 mb_is "$left" 0 "transaction mode: the rewritten lock is released at COMMIT (none left on the pooled server)"
 
+# --- check_set_config: set_config(..., false) is tracked and SELECT INTO TEMP rejected, by the pseudo-kinds
+mb_stop
+policy_install guard_check.lua 30-guard.lua
+mb_start_or_bail -v
+out=$(pt "$c" "Q:SELECT set_config('work_mem', '7777kB', false)" "Q:SELECT 1 AS x INTO TEMP guard_into" \
+	"Q:SELECT count(*) FROM (SELECT 1) s")
+mb_like "$(tr '\n' '|' <<<"$out")" '^7777kB\|ERROR 0A000 [^|]*TEMP[^|]*\|1\|$' \
+	"check_set_config: set_config passes, SELECT INTO TEMP is rejected, a plain SELECT passes"
+# the tracked value follows the client to whichever server runs its next transactions
+seen=$(for i in 1 2 3 4 5 6; do
+	pt "$c" "Q:SELECT set_config('work_mem', '7777kB', false)" "Q:SELECT current_setting('work_mem'), pg_sleep(0.02)" &
+done | grep -c $'^7777kB\t')
+mb_is "$seen" 6 "check_set_config: a tracked set_config is in force on the client's later transactions"
+
 # --- strict mode: a session SET is rejected, SET LOCAL passes, session mode is untouched
 mb_stop
 policy_install guard_strict.lua 30-guard.lua

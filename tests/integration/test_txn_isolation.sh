@@ -116,6 +116,10 @@ dirty "set_config(..., false)" "SHOW work_mem" 4MB "q a SELECT set_config('work_
 dirty "LISTEN" "SELECT count(*) FROM pg_listening_channels()" 0 "q a LISTEN txn_chan"
 dirty "SET ROLE" "SELECT current_user" "$su" "q a SET ROLE mb_txn_other"
 dirty "CREATE TEMP TABLE" "SELECT to_regclass('pg_temp.txn_tmp') IS NULL" t "q a CREATE TEMP TABLE txn_tmp (x int)"
+DIRTY_STAY=1 dirty "SELECT INTO TEMP" "SELECT to_regclass('pg_temp.txn_into') IS NULL" t \
+	"q a SELECT 1 AS x INTO TEMP txn_into"
+DIRTY_STAY=1 dirty "CREATE TABLE pg_temp.x" "SELECT to_regclass('pg_temp.txn_qual') IS NULL" t \
+	"q a CREATE TABLE pg_temp.txn_qual (x int)"
 dirty "SQL PREPARE" "SELECT count(*) FROM pg_prepared_statements" 0 "q a PREPARE txn_p AS SELECT 1"
 dirty "advisory lock" "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'" 0 \
 	"q a SELECT pg_advisory_lock(4242)"

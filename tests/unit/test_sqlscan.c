@@ -12,6 +12,8 @@
 #define TMP SQL_TEMP_TABLE
 #define ADV SQL_ADVISORY_LOCK
 #define LOD SQL_LOAD
+#define SC (SQL_SETS_SESSION | SQL_SET_CONFIG)
+#define INTO SQL_SELECT_INTO
 
 /* name NULL: the name is not part of what the case asserts */
 struct one_case {
@@ -126,8 +128,22 @@ static const struct one_case one_cases[] = {
 	{ "SELECT pg_advisory_xact_lock(1)", "select", 0, "" },
 	{ "SELECT pg_try_advisory_xact_lock_shared(1)", "select", 0, "" },
 	{ "SELECT pg_advisory_unlock(1)", "select", 0, "" },
-	{ "select set_config('a','b',false)", "select", S, "" },
-	{ "SELECT pg_catalog.set_config('search_path', 'x', false)", "select", S, "" },
+	{ "select set_config('a','b',false)", "select", SC, "" },
+	{ "SELECT pg_catalog.set_config('search_path', 'x', false)", "select", SC, "" },
+	/* SELECT INTO makes a table; into a temporary one it is session state */
+	{ "SELECT * INTO TEMP t FROM x", "select", TMP | INTO, "" },
+	{ "select a into temporary table t from x", "select", TMP | INTO, "" },
+	{ "SELECT 1 AS a INTO LOCAL TEMP t", "select", TMP | INTO, "" },
+	{ "SELECT a INTO t FROM x", "select", INTO, "" },
+	{ "SELECT a INTO pg_temp.t FROM x", "select", TMP | INTO, "" },
+	{ "WITH q AS (SELECT 1) SELECT * INTO TEMP t FROM q", "with", TMP | INTO, "" },
+	{ "SELECT 'into temp' FROM x", "select", 0, "" },
+	{ "SELECT intotal FROM x", "select", 0, "" },
+	/* a temporary table named by its schema */
+	{ "CREATE TABLE pg_temp.t (a int)", "create", TMP, "" },
+	{ "CREATE TABLE PG_TEMP.t (a int) ON COMMIT DROP", "create", 0, "" },
+	{ "INSERT INTO pg_temp_3.t VALUES (1)", "insert", TMP, "" },
+	{ "SELECT * FROM pg_temporary", "select", 0, "" },
 	{ "SELECT current_setting('search_path')", "select", 0, "" },
 	/* words inside strings, comments, dollar quotes and quoted identifiers */
 	{ "SELECT 'SET x'", "select", 0, "" },
@@ -163,7 +179,7 @@ static const struct one_case one_cases[] = {
 };
 
 static const char *flag_names[] = { "SETS_SESSION", "RESETS", "LISTEN", "PREPARE", "DEALLOCATE",
-				    "HOLD_CURSOR", "TEMP_TABLE", "ADVISORY_LOCK", "LOAD" };
+				    "HOLD_CURSOR", "TEMP_TABLE", "ADVISORY_LOCK", "LOAD", "SET_CONFIG", "SELECT_INTO" };
 
 static void print_flags(const char *label, unsigned f)
 {
@@ -259,6 +275,7 @@ static void test_plain(void)
 		"", "   ", ";", "SET a = 1", "SELECT pg_advisory_lock(1)", "select PG_TRY_ADVISORY_LOCK(1)",
 		"SELECT set_config('a', 'b', false)", "SELECT SET_CONFIG('a', 'b', false)", "SELECT 1; SET a = 1",
 		"SELECT 1; SELECT 2", "LISTEN x", "selectx 1", "select$1", "\"select\" 1", "E'x'", "explain select 1",
+		"SELECT * INTO TEMP t FROM x", "select a Into t", "CREATE TABLE pg_temp.t (a int)", "insert into pg_temp.t values (1)",
 	};
 	for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
 		size_t len;
@@ -449,7 +466,7 @@ static const struct multi_case multi_cases[] = {
 	{ "set x.y to default;load 'a';select set_config('a','b',false)",
 	  3,
 	  { "set", "load", "select" },
-	  { S | R, LOD, S },
+	  { S | R, LOD, SC },
 	  { "x.y", "", "" } },
 	{ "DECLARE c CURSOR WITH HOLD FOR SELECT 1; DECLARE d CURSOR FOR SELECT hold FROM t",
 	  2,
