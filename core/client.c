@@ -754,12 +754,15 @@ static void note_session_changes(struct client *c, struct server *s, const struc
 	size_t len = offset < msg->avail ? msg->avail - offset : 0;
 	struct sql_stmt st;
 	size_t pos = 0;
+	bool plain;
 
 	if (len && sql[len - 1] == 0)
 		len--;
 	if (msg->avail < msg->len)
 		s->dirty = true;
-	if (sqlscan_plain(sql, len, NULL))
+	plain = c->plain_text == sql && c->plain_len == len ? c->plain : sqlscan_plain(sql, len, NULL);
+	c->plain_text = NULL;
+	if (plain)
 		return;	/* nothing of session interest: the common case, without tokenizing */
 	while (sqlscan_next(sql, len, &pos, &st)) {
 		st.flags &= ~(unsigned)SQL_HINTS;	/* about statement kinds, not session state */

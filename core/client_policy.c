@@ -216,8 +216,8 @@ static bool message_text(const struct client *c, const struct sbuf_msg *msg, str
  * "set_config" and "select_into" where a statement calls or does that, from
  * the core's keyword scan.
  */
-static int scan_kinds(const struct sbuf_msg *msg, const struct msg_text *t, char kinds[][SQL_KIND_MAX],
-		      const char **ptrs)
+static int scan_kinds(struct client *c, const struct sbuf_msg *msg, const struct msg_text *t,
+		      char kinds[][SQL_KIND_MAX], const char **ptrs)
 {
 	struct sql_stmt st;
 	size_t pos = 0;
@@ -235,9 +235,15 @@ static int scan_kinds(const struct sbuf_msg *msg, const struct msg_text *t, char
 		for (size_t i = 0; i < sizeof(ADVISORY_OIDS) / sizeof(ADVISORY_OIDS[0]); i++)
 			advisory = advisory || oid == ADVISORY_OIDS[i];
 	}
-	if (n == 0 && t->sql && sqlscan_plain(t->sql, t->len, kinds[0])) {
-		ptrs[0] = kinds[0];
-		return 1;	/* one plain statement: its kind, without tokenizing */
+	if (n == 0 && t->sql && t->len <= UINT32_MAX) {
+		/* the session scan of the same text (note_session_changes) reuses the answer */
+		c->plain = sqlscan_plain(t->sql, t->len, kinds[0]);
+		c->plain_text = t->sql;
+		c->plain_len = (uint32_t)t->len;
+		if (c->plain) {
+			ptrs[0] = kinds[0];
+			return 1;	/* one plain statement: its kind, without tokenizing */
+		}
 	}
 	while (t->sql && sqlscan_next(t->sql, t->len, &pos, &st)) {
 		bool seen = false;
@@ -279,11 +285,11 @@ static int scan_kinds(const struct sbuf_msg *msg, const struct msg_text *t, char
 	return n;
 }
 
-static void fill_query(const struct sbuf_msg *msg, const struct msg_text *t, struct policy_query *q,
-		       char kinds[][SQL_KIND_MAX], const char **ptrs)
+static void fill_query(struct client *c, const struct sbuf_msg *msg, const struct msg_text *t,
+		       struct policy_query *q, char kinds[][SQL_KIND_MAX], const char **ptrs)
 {
 	memset(q, 0, sizeof(*q));
-	q->n_kinds = scan_kinds(msg, t, kinds, ptrs);
+	q->n_kinds = scan_kinds(c, msg, t, kinds, ptrs);
 	q->kinds = ptrs;
 	q->kind = ptrs[0];
 	q->protocol = t->protocol;
@@ -348,7 +354,7 @@ struct hook_call {
 
 static void prepare_call(struct client *c, const struct sbuf_msg *msg, struct hook_call *h)
 {
-	fill_query(msg, &h->t, &h->q, h->kinds, h->ptrs);
+	fill_query(c, msg, &h->t, &h->q, h->kinds, h->ptrs);
 	memset(&h->d, 0, sizeof(h->d));
 	fill_view(c, &h->v);
 }
@@ -359,11 +365,12 @@ void cpol_query(struct client *c, const struct sbuf_msg *msg)
 	enum policy_result r;
 
 	c->msg_tracked = false;
+	c->plain_text = NULL;
 	if (!policy_active() || (msg->type != 'Q' && msg->type != 'P' && msg->type != 'F'))
 		return;
 	if (!message_text(c, msg, &h.t))
 		return;
-	fill_query(msg, &h.t, &h.q, h.kinds, h.ptrs);
+	fill_query(c, msg, &h.t, &h.q, h.kinds, h.ptrs);
 	if (!policy_wants_query(h.q.kinds, h.q.n_kinds))
 		return;	/* decided before the client's view is built: most statements end here */
 	memset(&h.d, 0, sizeof(h.d));
