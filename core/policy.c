@@ -782,41 +782,59 @@ static void set_str_field(lua_State *L, int idx, const char *name, const char *v
 	lua_setfield(L, idx, name);
 }
 
-/* __index of client tables: params is built from the current call's client on first access. */
-static int client_index(lua_State *L)
-{
-	const struct policy_client *c = E.cur_client;
-	const char *key = lua_tostring(L, 2);
-
-	if (c == NULL || key == NULL || strcmp(key, "params") != 0)
-		return 0;
-	lua_getfield(L, 1, "id");
-	if (lua_tonumber(L, -1) != (lua_Number)c->id)
-		return 0;
-	lua_createtable(L, 0, c->params ? c->params->n : 0);
-	for (int i = 0; c->params && i < c->params->n; i++) {
-		lua_pushstring(L, c->params->items[i].value);
-		lua_setfield(L, -2, c->params->items[i].name);
-	}
-	lua_pushliteral(L, "params");
-	lua_pushvalue(L, -2);
-	lua_rawset(L, 1);
-	return 1;
-}
-
 /*
  * Field names of client tables, interned once at start: lua_setfield would
  * hash each name again on every call.
  */
 enum client_key {
 	CK_ID = 1, CK_USER, CK_DATABASE, CK_APPLICATION_NAME, CK_ADDR, CK_PORT, CK_TLS, CK_IN_TRANSACTION,
-	CK_TENANT, CK_POOL_MODE, CK_COUNT
+	CK_TENANT, CK_POOL_MODE,
+	QK_KIND, QK_PROTOCOL, QK_NAME, QK_TRUNCATED, QK_SQL, QK_KINDS, /* q tables */
+	CK_COUNT
 };
 static const char *const client_keys[CK_COUNT] = {
 	[CK_ID] = "id", [CK_USER] = "user", [CK_DATABASE] = "database",
 	[CK_APPLICATION_NAME] = "application_name", [CK_ADDR] = "addr", [CK_PORT] = "port", [CK_TLS] = "tls",
 	[CK_IN_TRANSACTION] = "in_transaction", [CK_TENANT] = "tenant", [CK_POOL_MODE] = "pool_mode",
+	[QK_KIND] = "kind", [QK_PROTOCOL] = "protocol", [QK_NAME] = "name", [QK_TRUNCATED] = "truncated",
+	[QK_SQL] = "sql", [QK_KINDS] = "kinds",
 };
+
+/*
+ * __index of client tables: params, and addr when the core left it to
+ * format_addr, are built from the current call's client on first access
+ * (formatting an address costs more than a whole hook call).
+ */
+static int client_index(lua_State *L)
+{
+	const struct policy_client *c = E.cur_client;
+	const char *key = lua_tostring(L, 2);
+	bool params;
+
+	if (c == NULL || key == NULL)
+		return 0;
+	params = strcmp(key, "params") == 0;
+	if (!params && (strcmp(key, "addr") != 0 || c->addr != NULL || c->format_addr == NULL))
+		return 0;
+	lua_getfield(L, 1, "id");
+	if (lua_tonumber(L, -1) != (lua_Number)c->id)
+		return 0;	/* a table kept past its call */
+	if (params) {
+		lua_createtable(L, 0, c->params ? c->params->n : 0);
+		for (int i = 0; c->params && i < c->params->n; i++) {
+			lua_pushstring(L, c->params->items[i].value);
+			lua_setfield(L, -2, c->params->items[i].name);
+		}
+	} else {
+		char addr[64] = "";
+		c->format_addr(c, addr, sizeof(addr));
+		lua_pushstring(L, addr);
+	}
+	lua_pushvalue(L, 2);
+	lua_pushvalue(L, -2);
+	lua_rawset(L, 1);
+	return 1;
+}
 
 /* t[key] = the value on top of the stack (popped); keys is the index of the interned names. */
 static void set_key(lua_State *L, int t, int keys, enum client_key key)
@@ -824,6 +842,16 @@ static void set_key(lua_State *L, int t, int keys, enum client_key key)
 	lua_rawgeti(L, keys, key);
 	lua_insert(L, -2);
 	lua_rawset(L, t);
+}
+
+/* t[key] = value, or nil for NULL (a reused table must lose the previous call's value). */
+static void set_key_value(lua_State *L, int t, int keys, enum client_key key, const char *value)
+{
+	if (value == NULL)
+		lua_pushnil(L);
+	else
+		lua_pushstring(L, value);
+	set_key(L, t, keys, key);
 }
 
 static void set_key_str(lua_State *L, int t, int keys, enum client_key key, const char *value)
@@ -852,13 +880,7 @@ static void push_client(lua_State *L, const struct policy_client *c)
 	set_key_str(L, t, keys, CK_USER, c->user);
 	set_key_str(L, t, keys, CK_DATABASE, c->database);
 	set_key_str(L, t, keys, CK_APPLICATION_NAME, c->application_name);
-	if (c->addr == NULL && c->format_addr) {
-		char addr[64] = "";
-		c->format_addr(c, addr, sizeof(addr));
-		set_key_str(L, t, keys, CK_ADDR, addr);
-	} else {
-		set_key_str(L, t, keys, CK_ADDR, c->addr);
-	}
+	set_key_str(L, t, keys, CK_ADDR, c->addr);	/* NULL: made by client_index when read */
 	lua_pushinteger(L, c->port);
 	set_key(L, t, keys, CK_PORT);
 	lua_pushboolean(L, c->tls);
@@ -888,18 +910,21 @@ static int q_index(lua_State *L)
 
 static void push_q(lua_State *L, int which, const struct policy_query *q, bool truncated)
 {
-	int t, kt, old_n, new_n;
+	int t, kt, old_n, new_n, keys;
 
+	lua_rawgeti(L, LUA_REGISTRYINDEX, E.ref_keys);
+	keys = lua_gettop(L);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, E.ref_q[which]);
 	t = lua_gettop(L);
-	set_str_field(L, t, "kind", q->kind);
-	set_str_field(L, t, "protocol", q->protocol);
-	set_str_field(L, t, "name", q->name);
+	set_key_value(L, t, keys, QK_KIND, q->kind);
+	set_key_value(L, t, keys, QK_PROTOCOL, q->protocol);
+	set_key_value(L, t, keys, QK_NAME, q->name);
 	lua_pushboolean(L, truncated);
-	lua_setfield(L, t, "truncated");
+	set_key(L, t, keys, QK_TRUNCATED);
 	lua_pushnil(L);
-	lua_setfield(L, t, "sql");
-	lua_getfield(L, t, "kinds");
+	set_key(L, t, keys, QK_SQL);
+	lua_rawgeti(L, keys, QK_KINDS);
+	lua_rawget(L, t);
 	kt = lua_gettop(L);
 	old_n = (int)lua_objlen(L, kt);
 	for (int i = 0; i < q->n_kinds; i++) {
@@ -916,6 +941,7 @@ static void push_q(lua_State *L, int which, const struct policy_query *q, bool t
 		lua_rawseti(L, kt, i);
 	}
 	lua_pop(L, 1);
+	lua_remove(L, keys);
 }
 
 /* ---------------------------------------------------------------------------------------------- */

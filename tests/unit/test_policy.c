@@ -251,6 +251,12 @@ static void test_load_errors(void)
 	free_config(cfg);
 }
 
+static void format_test_addr(const struct policy_client *v, char *buf, size_t len)
+{
+	(void)v;
+	snprintf(buf, len, "192.0.2.9");
+}
+
 static void test_connect(void)
 {
 	struct policy_client c;
@@ -269,7 +275,7 @@ static void test_connect(void)
 	UNIT_EQ_STR(d.sqlstate, "28000", "connect: the policy's sqlstate");
 	policy_decision_clear(&d);
 
-	/* the client's table lives until disconnect: the same id then starts afresh */
+	/* a client's ctx lives until disconnect: the same id then starts afresh */
 	policy_on_disconnect(&c);
 	c = client(1, "nobody");
 	UNIT_EQ_INT(policy_on_connect(&c, &d), POLICY_DECIDED, "connect: reject without sqlstate");
@@ -310,17 +316,19 @@ static void test_connect(void)
 		    "mode=session tenant=t1",
 		    "client view: every field");
 	policy_decision_clear(&d);
-	/* the view is cached per client; changing values must show on the next call */
+	/* each call sees the core's values of that moment; the address may be made only when read */
 	if (!params_set(&params, "search_path", "other", false))
 		abort();
 	c.in_transaction = false;
 	c.tenant = NULL;
 	c.pool_mode = "transaction";
+	c.addr = NULL;
+	c.format_addr = format_test_addr;
 	UNIT_EQ_INT(policy_on_connect(&c, &d), POLICY_DECIDED, "client view again");
 	UNIT_EQ_STR(d.message,
-		    "search_path=other app=psql addr=10.0.0.7:41000 tls=true tx=false "
+		    "search_path=other app=psql addr=192.0.2.9:41000 tls=true tx=false "
 		    "mode=transaction tenant=nil",
-		    "client view: cached view follows the core's values");
+		    "client view: the next call follows the core's values, addr formatted on access");
 	policy_decision_clear(&d);
 	params_clear(&params);
 	policy_on_disconnect(&c);
