@@ -89,13 +89,29 @@ void client_change_state(struct client *c, enum client_state state)
 	c->state = state;
 }
 
+/*
+ * Cancel keys come from OpenSSL's generator in blocks: one RAND_bytes call
+ * costs about as much as the rest of a client's login, and a connection
+ * needs eight bytes. Bytes handed out are wiped from the block.
+ */
 static void new_cancel_key(struct client *c)
 {
+	static uint8_t block[1024];
+	static size_t used = sizeof(block);
 	uint32_t r[2];
-	if (RAND_bytes((unsigned char *)r, sizeof(r)) != 1) {
-		r[0] = (uint32_t)random();
-		r[1] = (uint32_t)random();
+
+	if (used + sizeof(r) > sizeof(block)) {
+		if (RAND_bytes(block, sizeof(block)) == 1) {
+			used = 0;
+		} else {
+			for (size_t i = 0; i < sizeof(block); i++)
+				block[i] = (uint8_t)random();
+			used = 0;
+		}
 	}
+	memcpy(r, block + used, sizeof(r));
+	memset(block + used, 0, sizeof(r));
+	used += sizeof(r);
 	c->cancel_pid = r[0] & 0x7fffffff;	/* shown as a positive backend pid */
 	c->cancel_key = r[1];
 }
@@ -310,7 +326,8 @@ void client_send_welcome(struct client *c)
 	pktbuf_init(&b);
 	for (int i = 0; i < pool->welcome.n; i++) {
 		const struct param *w = &pool->welcome.items[i];
-		const char *own = params_get(&c->params, w->name);
+		const struct param *mine = params_find_same(&c->params, w);
+		const char *own = mine ? mine->value : NULL;
 		const char *value = own ? own : w->value;
 		pkt_parameter_status(&b, w->name, value);
 		/* only what differs from the pool's welcome is kept per client: idle clients stay small */

@@ -211,6 +211,13 @@ static bool message_text(const struct client *c, const struct sbuf_msg *msg, str
 	}
 }
 
+static void add_kind(char kinds[][SQL_KIND_MAX], const char **ptrs, int *n, const char *kind)
+{
+	snprintf(kinds[*n], SQL_KIND_MAX, "%s", kind);
+	ptrs[*n] = kinds[*n];
+	(*n)++;
+}
+
 /*
  * Kinds of every statement in the text, then the pseudo-kinds "advisory_lock",
  * "set_config" and "select_into" where a statement calls or does that, from
@@ -229,9 +236,7 @@ static int scan_kinds(struct client *c, const struct sbuf_msg *msg, const struct
 		unsigned oid;
 		pkt_reader_init(&r, msg->data + 5, msg->avail - 5);
 		oid = pkt_get_u32(&r);
-		snprintf(kinds[n], SQL_KIND_MAX, "function");
-		ptrs[n] = kinds[n];
-		n++;
+		add_kind(kinds, ptrs, &n, "function");
 		for (size_t i = 0; i < sizeof(ADVISORY_OIDS) / sizeof(ADVISORY_OIDS[0]); i++)
 			advisory = advisory || oid == ADVISORY_OIDS[i];
 	}
@@ -255,28 +260,16 @@ static int scan_kinds(struct client *c, const struct sbuf_msg *msg, const struct
 		/* each kind once, in order of first appearance, as the testing helper gives them */
 		for (int i = 0; i < n && !seen; i++)
 			seen = strcmp(kinds[i], st.kind) == 0;
-		if (seen)
-			continue;
-		memcpy(kinds[n], st.kind, strlen(st.kind) + 1);
-		ptrs[n] = kinds[n];
-		n++;
+		if (!seen)
+			add_kind(kinds, ptrs, &n, st.kind);
 	}
 	/* pseudo-kinds, after the statement kinds: prefilters can ask for these instead of every SELECT */
-	if (advisory) {
-		snprintf(kinds[n], SQL_KIND_MAX, "advisory_lock");
-		ptrs[n] = kinds[n];
-		n++;
-	}
-	if (set_config) {
-		snprintf(kinds[n], SQL_KIND_MAX, "set_config");
-		ptrs[n] = kinds[n];
-		n++;
-	}
-	if (select_into) {
-		snprintf(kinds[n], SQL_KIND_MAX, "select_into");
-		ptrs[n] = kinds[n];
-		n++;
-	}
+	if (advisory)
+		add_kind(kinds, ptrs, &n, "advisory_lock");
+	if (set_config)
+		add_kind(kinds, ptrs, &n, "set_config");
+	if (select_into)
+		add_kind(kinds, ptrs, &n, "select_into");
 	if (n == 0) {
 		kinds[0][0] = 0;
 		ptrs[0] = kinds[0];

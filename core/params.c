@@ -37,6 +37,11 @@ const struct param *params_find(const struct param_set *set, const char *name)
 	return find_hashed(set, name, name_hash(name));
 }
 
+const struct param *params_find_same(const struct param_set *set, const struct param *p)
+{
+	return find_hashed(set, p->name, p->hash);
+}
+
 const char *params_get(const struct param_set *set, const char *name)
 {
 	const struct param *p = params_find(set, name);

@@ -35,6 +35,8 @@ struct param_memo {
 
 /* Names compare case-insensitively, as GUC names do. */
 const struct param *params_find(const struct param_set *set, const char *name);
+/* The entry of set with p's name (p from another set: its hash is reused). */
+const struct param *params_find_same(const struct param_set *set, const struct param *p);
 const char *params_get(const struct param_set *set, const char *name);
 bool params_set(struct param_set *set, const char *name, const char *value, bool reported)
 	__attribute__((warn_unused_result));

@@ -380,12 +380,27 @@ void pkt_auth_sasl_mechanisms(struct pktbuf *b)
 	pkt_end(b);
 }
 
+/* Written in one piece: a login sends a dozen of these, and each put would check the room again. */
 void pkt_parameter_status(struct pktbuf *b, const char *name, const char *value)
 {
-	pkt_begin(b, 'S');
-	pkt_put_string(b, name);
-	pkt_put_string(b, value);
-	pkt_end(b);
+	size_t nl = strlen(name) + 1, vl = strlen(value) + 1, n = 4 + nl + vl;
+	uint8_t *p;
+
+	if (n > PROTO_MAX_MSG_LEN) {
+		b->failed = true;
+		return;
+	}
+	if (!reserve(b, 1 + n))
+		return;
+	p = b->data + b->len;
+	p[0] = 'S';
+	p[1] = (uint8_t)(n >> 24);
+	p[2] = (uint8_t)(n >> 16);
+	p[3] = (uint8_t)(n >> 8);
+	p[4] = (uint8_t)n;
+	memcpy(p + 5, name, nl);
+	memcpy(p + 5 + nl, value, vl);
+	b->len += (uint32_t)(1 + n);
 }
 
 void pkt_backend_key(struct pktbuf *b, uint32_t pid, uint32_t key)

@@ -235,24 +235,13 @@ static void scan_set(struct lexer *lx, struct sql_stmt *st, struct token *t)
 }
 
 /* Statements whose only session effects come from the functions they call. */
+static const char *const PLAIN_KINDS[] = { "select", "insert", "update", "delete", "with", "values", "table" };
+
 static bool plain_statement(const char *kind)
 {
-	switch (kind[0]) {
-	case 's':
-		return strcmp(kind, "select") == 0;
-	case 'i':
-		return strcmp(kind, "insert") == 0;
-	case 'u':
-		return strcmp(kind, "update") == 0;
-	case 'd':
-		return strcmp(kind, "delete") == 0;
-	case 'w':
-		return strcmp(kind, "with") == 0;
-	case 'v':
-		return strcmp(kind, "values") == 0;
-	case 't':
-		return strcmp(kind, "table") == 0;
-	}
+	for (size_t i = 0; i < sizeof(PLAIN_KINDS) / sizeof(PLAIN_KINDS[0]); i++)
+		if (kind[0] == PLAIN_KINDS[i][0] && strcmp(kind, PLAIN_KINDS[i]) == 0)
+			return true;
 	return false;
 }
 
@@ -319,7 +308,6 @@ static inline bool word_eq(const char *p, size_t n, const char *w)
 
 bool sqlscan_plain(const char *sql, size_t len, char *kind)
 {
-	static const char *const kinds[] = { "select", "insert", "update", "delete", "with", "values", "table" };
 	struct lexer lx = { sql, len, 0 };
 	const char *word = NULL;
 	size_t start, n;
@@ -331,9 +319,9 @@ bool sqlscan_plain(const char *sql, size_t len, char *kind)
 	while (lx.pos < len && ident_char(sql[lx.pos]))
 		lx.pos++;
 	n = lx.pos - start;
-	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]) && !word; i++)
-		if (lower(sql[start]) == kinds[i][0] && word_eq(sql + start, n, kinds[i]))
-			word = kinds[i];
+	for (size_t i = 0; i < sizeof(PLAIN_KINDS) / sizeof(PLAIN_KINDS[0]) && !word; i++)
+		if (lower(sql[start]) == PLAIN_KINDS[i][0] && word_eq(sql + start, n, PLAIN_KINDS[i]))
+			word = PLAIN_KINDS[i];
 	if (!word || may_change_session(sql + lx.pos, len - lx.pos, word[0] == 's' || word[0] == 'w'))
 		return false;
 	if (kind)
