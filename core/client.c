@@ -769,12 +769,13 @@ static void note_session_changes(struct client *c, struct server *s, const struc
 {
 	const char *sql = (const char *)msg->data + offset;
 	size_t len = offset < msg->avail ? msg->avail - offset : 0;
+	const char *nul = memchr(sql, 0, len);
 	struct sql_stmt st;
 	size_t pos = 0;
 	bool plain;
 
-	if (len && sql[len - 1] == 0)
-		len--;
+	if (nul)
+		len = (size_t)(nul - sql);	/* the text ends there; a Parse's parameter types follow */
 	if (msg->avail < msg->len)
 		s->dirty = true;
 	plain = c->plain_text == sql && c->plain_len == len ? c->plain : sqlscan_plain(sql, len, NULL);
