@@ -441,6 +441,27 @@ mb_connstr() {
 }
 
 # pqtool with a time limit.
+# mb_tool NAME VAR: build/NAME from tests/integration/NAME.c (a libpq client of the tests), built when
+# missing or older than its source; VAR gets its path. A failed build ends the test.
+mb_tool() {
+	local name=$1 src=$MB_REPO/tests/integration/$1.c bin=$MB_REPO/build/$1
+	if [ ! -x "$bin" ] || [ "$src" -nt "$bin" ]; then
+		mkdir -p "$MB_REPO/build"
+		# shellcheck disable=SC2046
+		if ! cc -O1 -g -Wall -Wextra -Werror $(pkg-config --cflags libpq) "$src" $(pkg-config --libs libpq) \
+			-o "$bin.tmp.$$" 2>"$T_DIR/cc-$name.log" || ! mv -f "$bin.tmp.$$" "$bin"; then
+			mb_not_ok "build $name" "$(cat "$T_DIR/cc-$name.log")"
+			mb_test_done
+		fi
+	fi
+	printf -v "$2" '%s' "$bin"
+}
+
+# txn_tool (mb_tool txn_tool TXN_TOOL first): tt runs the script on stdin, lines_of OUT CLIENT picks that
+# client's lines of its transcript.
+tt() { timeout 120 "$TXN_TOOL" script; }
+lines_of() { sed -n "s/^$2: //p" <<<"$1"; }
+
 pqt() { timeout 60 "$PQTOOL" "$@"; }
 
 # psql through the pooler: mb_psql USER PASSWORD DB [psql args]; unaligned, tuples only.

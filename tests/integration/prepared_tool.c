@@ -137,86 +137,55 @@ struct def {
 
 #define NDEFS 9
 
+/* One statement: its name and text, what it computes, and the type of $1 and of the result. */
+static void def(struct def *d, const char *name, const char *text, enum kind kind, Oid type, int nparams)
+{
+	snprintf(d->name, sizeof(d->name), "%s", name);
+	snprintf(d->text, sizeof(d->text), "%s", text);
+	d->kind = kind;
+	d->param_type = d->result_type = type;
+	d->nparams = nparams;
+}
+
 static void mix_defs(struct def *d, int k)
 {
 	static const Oid typeof_oids[] = { 23, 20, 25, 1700 };
+	static const char *const add1 = "SELECT $1::int + 1", *const catx = "SELECT $1::text || 'x'";
+	char name[32], text[128];
 	int i = 0;
 
 	memset(d, 0, NDEFS * sizeof(*d));
 	/* the same name, a different text depending on the client */
-	strcpy(d[i].name, "q");
-	if (k % 2) {
-		strcpy(d[i].text, "SELECT $1::text || 'x'");
-		d[i].kind = K_CATX;
-		d[i].param_type = d[i].result_type = 25;
-	} else {
-		strcpy(d[i].text, "SELECT $1::int + 1");
-		d[i].kind = K_ADD1;
-		d[i].param_type = d[i].result_type = 23;
-	}
-	d[i++].nparams = 1;
+	if (k % 2)
+		def(&d[i++], "q", catx, K_CATX, 25, 1);
+	else
+		def(&d[i++], "q", add1, K_ADD1, 23, 1);
 	/* a text of this client only, under a name all clients use */
-	strcpy(d[i].name, "own");
-	snprintf(d[i].text, sizeof(d[i].text), "SELECT $1::int * 1000 + %d", k);
-	d[i].kind = K_OWN;
-	d[i].param_type = d[i].result_type = 23;
-	d[i++].nparams = 1;
+	snprintf(text, sizeof(text), "SELECT $1::int * 1000 + %d", k);
+	def(&d[i++], "own", text, K_OWN, 23, 1);
 	/* one text under a name of each client */
-	snprintf(d[i].name, sizeof(d[i].name), "shared_%d", k);
-	strcpy(d[i].text, "SELECT $1::int * 2");
-	d[i].kind = K_DOUBLE;
-	d[i].param_type = d[i].result_type = 23;
-	d[i++].nparams = 1;
+	snprintf(name, sizeof(name), "shared_%d", k);
+	def(&d[i++], name, "SELECT $1::int * 2", K_DOUBLE, 23, 1);
 	/* a driver-style name with three meanings */
-	strcpy(d[i].name, "S_1");
-	if (k % 3 == 0) {
-		strcpy(d[i].text, "SELECT $1::int - 1");
-		d[i].kind = K_MINUS1;
-		d[i].param_type = d[i].result_type = 23;
-	} else if (k % 3 == 1) {
-		strcpy(d[i].text, "SELECT $1::int * 3");
-		d[i].kind = K_TIMES3;
-		d[i].param_type = d[i].result_type = 23;
-	} else {
-		strcpy(d[i].text, "SELECT 'c' || $1::text");
-		d[i].kind = K_PREFIXC;
-		d[i].param_type = d[i].result_type = 25;
-	}
-	d[i++].nparams = 1;
+	if (k % 3 == 0)
+		def(&d[i++], "S_1", "SELECT $1::int - 1", K_MINUS1, 23, 1);
+	else if (k % 3 == 1)
+		def(&d[i++], "S_1", "SELECT $1::int * 3", K_TIMES3, 23, 1);
+	else
+		def(&d[i++], "S_1", "SELECT 'c' || $1::text", K_PREFIXC, 25, 1);
 	/* one text, four parameter types: four statements */
-	strcpy(d[i].name, "typ");
-	strcpy(d[i].text, "SELECT pg_typeof($1)::text");
-	d[i].kind = K_TYPEOF;
-	d[i].types[0] = d[i].param_type = typeof_oids[k % 4];
-	d[i].result_type = 25;
-	d[i++].nparams = 1;
-	strcpy(d[i].name, "two");
-	strcpy(d[i].text, "SELECT $1::int + $2::int");
-	d[i].kind = K_TWO;
-	d[i].param_type = d[i].result_type = 23;
-	d[i++].nparams = 2;
-	strcpy(d[i].name, "rows");
-	strcpy(d[i].text, "SELECT g FROM generate_series(1, $1::int) g");
-	d[i].kind = K_ROWS;
-	d[i].param_type = d[i].result_type = 23;
-	d[i++].nparams = 1;
+	def(&d[i], "typ", "SELECT pg_typeof($1)::text", K_TYPEOF, typeof_oids[k % 4], 1);
+	d[i].types[0] = typeof_oids[k % 4];
+	d[i++].result_type = 25;
+	def(&d[i++], "two", "SELECT $1::int + $2::int", K_TWO, 23, 2);
+	def(&d[i++], "rows", "SELECT g FROM generate_series(1, $1::int) g", K_ROWS, 23, 1);
 	/* the same text as "q" of the other parity, under a name of its own */
-	strcpy(d[i].name, "other_q");
-	if (k % 2) {
-		strcpy(d[i].text, "SELECT $1::int + 1");
-		d[i].kind = K_ADD1;
-		d[i].param_type = d[i].result_type = 23;
-	} else {
-		strcpy(d[i].text, "SELECT $1::text || 'x'");
-		d[i].kind = K_CATX;
-		d[i].param_type = d[i].result_type = 25;
-	}
-	d[i++].nparams = 1;
-	strcpy(d[i].name, "ins");
-	strcpy(d[i].text, "INSERT INTO prep_mix(client, v) VALUES ($1::int, $2::int)");
-	d[i].kind = K_INS;
-	d[i].param_type = 23;
-	d[i++].nparams = 2;
+	if (k % 2)
+		def(&d[i++], "other_q", add1, K_ADD1, 23, 1);
+	else
+		def(&d[i++], "other_q", catx, K_CATX, 25, 1);
+	def(&d[i], "ins", "INSERT INTO prep_mix(client, v) VALUES ($1::int, $2::int)", K_INS, 23, 2);
+	d[i].result_type = 0;	/* no result column */
 }
 
 static const char *typeof_name(Oid oid)

@@ -5,16 +5,7 @@ set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 mb_test_init policy_reload
 
-PTOOL=$MB_REPO/build/policy_tool
-ptool_build() {
-	local src=$MB_REPO/tests/integration/policy_tool.c
-	if [ ! -x "$PTOOL" ] || [ "$src" -nt "$PTOOL" ]; then
-		mkdir -p "$MB_REPO/build"
-		cc -O1 -g -Wall -Wextra -Werror $(pkg-config --cflags libpq) "$src" $(pkg-config --libs libpq) \
-			-o "$PTOOL.tmp.$$" && mv "$PTOOL.tmp.$$" "$PTOOL"
-	fi
-}
-ptool_build || { mb_not_ok "build policy_tool"; mb_test_done; }
+mb_tool policy_tool PTOOL
 pt() { timeout 60 "$PTOOL" "$@" 2>&1; }
 PSRC=$MB_REPO/tests/integration/policies
 PDIR=$T_DIR/policy.d

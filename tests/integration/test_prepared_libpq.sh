@@ -9,16 +9,7 @@ source "$(dirname "$0")/lib.sh"
 mb_test_init prepared_libpq
 
 # prepared_tool (tests/integration/prepared_tool.c), rebuilt when its source is newer
-PTOOL=$MB_REPO/build/prepared_tool
-if [ ! -x "$PTOOL" ] || [ "$MB_REPO/tests/integration/prepared_tool.c" -nt "$PTOOL" ]; then
-	mkdir -p "$MB_REPO/build"
-	# shellcheck disable=SC2046
-	if ! cc -O1 -g -Wall -Wextra -Werror $(pkg-config --cflags libpq) "$MB_REPO/tests/integration/prepared_tool.c" \
-		$(pkg-config --libs libpq) -o "$PTOOL.tmp" 2>"$T_DIR/cc.log" || ! mv "$PTOOL.tmp" "$PTOOL"; then
-		mb_not_ok "build prepared_tool" "$(cat "$T_DIR/cc.log")"
-		mb_test_done
-	fi
-fi
+mb_tool prepared_tool PTOOL
 pt() { timeout 60 "$PTOOL" "$@"; }
 # a script's transcript on one line
 pts() { pt script "$@" 2>&1 | tr '\n' ' ' | sed 's/ $//'; }

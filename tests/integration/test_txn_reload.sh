@@ -5,20 +5,7 @@ set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 mb_test_init txn_reload
 
-# ---- txn_tool (tests/integration/txn_tool.c): built into build/ when missing or older than its source
-TXN_TOOL=$MB_REPO/build/txn_tool
-txn_build() {
-	local src=$MB_REPO/tests/integration/txn_tool.c
-	if [ ! -x "$TXN_TOOL" ] || [ "$src" -nt "$TXN_TOOL" ]; then
-		mkdir -p "$MB_REPO/build"
-		# shellcheck disable=SC2046
-		cc -O1 -g -Wall -Wextra -Werror $(pkg-config --cflags libpq) "$src" $(pkg-config --libs libpq) \
-			-o "$TXN_TOOL.$$" && mv -f "$TXN_TOOL.$$" "$TXN_TOOL"
-	fi
-}
-txn_build || { mb_not_ok "build txn_tool"; mb_test_done; }
-tt() { timeout 120 "$TXN_TOOL" script; }
-lines_of() { sed -n "s/^$2: //p" <<<"$1"; }
+mb_tool txn_tool TXN_TOOL
 
 su=$MB_SCRAM_USER sp=$MB_SCRAM_PASS
 mb_pgdb "$MB_DB"
