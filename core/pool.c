@@ -75,6 +75,7 @@ struct pool *pool_get(const char *db_name, const struct db_entry *db, const char
 		return NULL;
 	}
 	pool->db = db;
+	pool->user = config_find_user(rt.cfg, user_name);
 	list_init(&pool->login_servers);
 	list_init(&pool->idle_servers);
 	list_init(&pool->active_servers);
@@ -89,22 +90,22 @@ struct pool *pool_get(const char *db_name, const struct db_entry *db, const char
 	return pool;
 }
 
+/* Servers that still do work: the closing ones only wait for PostgreSQL to hang up. */
+static int working_servers(const struct pool *pool)
+{
+	return pool->n_login + pool->n_idle + pool->n_active + pool->n_used;
+}
+
 /* Closing servers count too: PostgreSQL still has them until they hang up. */
 int pool_server_count(const struct pool *pool)
 {
-	return pool->n_login + pool->n_idle + pool->n_active + pool->n_used + pool->n_closing;
+	return working_servers(pool) + pool->n_closing;
 }
 
-/* The lookup by name would otherwise run for every pool-size decision, i.e. per transaction. */
+/* Looked up where db is (pool_get, pool_reconfigure), not by name on every pool-size decision. */
 static const struct user_entry *pool_user(const struct pool *pool)
 {
-	struct pool *p = (struct pool *)pool;	/* a cache only */
-
-	if (p->user_cfg != rt.cfg) {
-		p->user = config_find_user(rt.cfg, p->user_name);
-		p->user_cfg = rt.cfg;
-	}
-	return p->user;
+	return pool->user;
 }
 
 enum pool_mode pool_mode_of(const struct pool *pool)
@@ -284,7 +285,7 @@ void pool_janitor(struct pool *pool)
 		double idle = rt.cfg->server_idle_timeout;
 		if (server_past_lifetime(s))
 			server_close(s, "server_lifetime");
-		else if (pool_server_count(pool) - pool->n_closing > current_size(pool))
+		else if (working_servers(pool) > current_size(pool))
 			server_close(s, "pool size lowered");
 		else if (idle > 0 && now - s->last_used >= idle && pool_server_count(pool) > min)
 			server_close(s, "server_idle_timeout");
@@ -385,7 +386,7 @@ void pool_server_ready(struct server *server)
 		server_close(server, "database entry changed by reload");
 		return;
 	}
-	if (list_empty(&pool->waiting_clients) && pool_server_count(pool) - pool->n_closing > current_size(pool)) {
+	if (list_empty(&pool->waiting_clients) && working_servers(pool) > current_size(pool)) {
 		server_close(server, "pool size lowered");
 		return;
 	}
@@ -472,7 +473,7 @@ void pool_reconfigure(void)
 		const struct db_entry *db = config_find_db(rt.cfg, pool->db_name);
 		bool changed = !same_connection(pool->db, db);
 		pool->db = db;
-		pool->user_cfg = NULL;	/* look the [users] entry up again */
+		pool->user = config_find_user(rt.cfg, pool->user_name);
 		refresh_credentials(pool);
 		if (changed) {
 			/* new host, database or credentials: servers go as soon as they are free */

@@ -18,8 +18,7 @@ struct pool {
 	char *db_name;			/* the name clients use (key) */
 	char *user_name;		/* the server-side user (key) */
 	const struct db_entry *db;	/* refreshed on reload */
-	const struct user_entry *user;	/* [users] entry of user_name, looked up once per configuration */
-	const struct config *user_cfg;	/* the configuration user was looked up in */
+	const struct user_entry *user;	/* [users] entry of user_name, or NULL; refreshed on reload */
 	char *server_dbname;		/* database on the server */
 
 	/* credentials for server logins */
