@@ -772,15 +772,15 @@ static void note_session_changes(struct client *c, struct server *s, const struc
 	const char *nul = memchr(sql, 0, len);
 	struct sql_stmt st;
 	size_t pos = 0;
-	bool plain;
+	bool stateless;
 
 	if (nul)
 		len = (size_t)(nul - sql);	/* the text ends there; a Parse's parameter types follow */
 	if (msg->avail < msg->len)
 		s->dirty = true;
-	plain = c->plain_text == sql && c->plain_len == len ? c->plain : sqlscan_plain(sql, len, NULL);
-	c->plain_text = NULL;
-	if (plain)
+	stateless = c->scanned_text == sql && c->scanned_len == len ? c->stateless : sqlscan_plain(sql, len, NULL);
+	c->scanned_text = NULL;
+	if (stateless)
 		return;	/* nothing of session interest: the common case, without tokenizing */
 	while (sqlscan_next(sql, len, &pos, &st)) {
 		st.flags &= ~(unsigned)SQL_HINTS;	/* about statement kinds, not session state */
@@ -898,6 +898,7 @@ static enum sbuf_action handle_active(struct client *c, const struct sbuf_msg *m
 
 	c->last_activity = rt_now();
 	if (msg->type == 'X') {
+		c->sb.input_done = true;
 		client_close(c, "client close request");
 		return SBUF_CLOSED;
 	}

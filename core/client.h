@@ -65,9 +65,10 @@ struct client {
 	bool began;			/* on_transaction_begin ran for this transaction */
 	bool skip_to_sync;		/* a rejected Parse: drop messages until Sync, as PostgreSQL does */
 	bool msg_tracked;		/* the message's SETs are tracked by a policy: they leave the server clean */
-	bool plain;			/* sqlscan_plain's answer for plain_text (policy kinds, then session scan) */
-	uint32_t plain_len;
-	const char *plain_text;		/* the text of the message at hand last scanned, or NULL */
+	bool stateless;			/* scanned_text changes no session state (the policy's kinds scan found so;
+					 * the session scan reuses the answer instead of tokenizing again) */
+	uint32_t scanned_len;
+	const char *scanned_text;	/* the text of the message at hand last scanned, or NULL */
 	struct pktbuf replacement;	/* rewritten message to send instead */
 	struct pktbuf reject_msg;	/* ErrorResponse for a rejected request */
 	struct policy_track *track;	/* tracked SETs waiting for their transaction to commit */

@@ -230,6 +230,7 @@ static int scan_kinds(struct client *c, const struct sbuf_msg *msg, const struct
 	size_t pos = 0;
 	int n = 0;
 	bool advisory = false, set_config = false, select_into = false;
+	unsigned session_flags = 0;
 
 	if (msg->type == 'F') {
 		struct pkt_reader r;
@@ -242,16 +243,17 @@ static int scan_kinds(struct client *c, const struct sbuf_msg *msg, const struct
 	}
 	if (n == 0 && t->sql && t->len <= UINT32_MAX) {
 		/* the session scan of the same text (note_session_changes) reuses the answer */
-		c->plain = sqlscan_plain(t->sql, t->len, kinds[0]);
-		c->plain_text = t->sql;
-		c->plain_len = (uint32_t)t->len;
-		if (c->plain) {
+		c->stateless = sqlscan_plain(t->sql, t->len, kinds[0]);
+		c->scanned_text = t->sql;
+		c->scanned_len = (uint32_t)t->len;
+		if (c->stateless) {
 			ptrs[0] = kinds[0];
 			return 1;	/* one plain statement: its kind, without tokenizing */
 		}
 	}
 	while (t->sql && sqlscan_next(t->sql, t->len, &pos, &st)) {
 		bool seen = false;
+		session_flags |= st.flags & ~(unsigned)SQL_HINTS;
 		advisory = advisory || (st.flags & SQL_ADVISORY_LOCK);
 		set_config = set_config || (st.flags & SQL_SET_CONFIG);
 		select_into = select_into || (st.flags & SQL_SELECT_INTO);
@@ -263,6 +265,8 @@ static int scan_kinds(struct client *c, const struct sbuf_msg *msg, const struct
 		if (!seen)
 			add_kind(kinds, ptrs, &n, st.kind);
 	}
+	if (t->sql && c->scanned_text == t->sql)
+		c->stateless = session_flags == 0;	/* the whole text was tokenized: no second pass */
 	/* pseudo-kinds, after the statement kinds: prefilters can ask for these instead of every SELECT */
 	if (advisory)
 		add_kind(kinds, ptrs, &n, "advisory_lock");
@@ -358,7 +362,7 @@ void cpol_query(struct client *c, const struct sbuf_msg *msg)
 	enum policy_result r;
 
 	c->msg_tracked = false;
-	c->plain_text = NULL;
+	c->scanned_text = NULL;
 	if (!policy_active() || (msg->type != 'Q' && msg->type != 'P' && msg->type != 'F'))
 		return;
 	if (!message_text(c, msg, &h.t))

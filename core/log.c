@@ -21,6 +21,7 @@
 int log_verbose;	/* read by log_enabled() in log.h */
 static bool log_quiet;
 static bool log_detached;
+static int log_pid;		/* cached getpid(); 0 until the first line */
 static int log_fd = -1;
 
 static bool syslog_enabled;
@@ -57,6 +58,14 @@ static const struct {
 };
 /* clang-format on */
 
+/* The pid in every line, asked of the kernel once (getpid is a system call): two per connection otherwise. */
+static int current_pid(void)
+{
+	if (!log_pid)
+		log_pid = (int)getpid();
+	return log_pid;
+}
+
 void log_setup(int verbose, bool quiet)
 {
 	log_verbose = verbose < 0 ? 0 : verbose;
@@ -66,6 +75,7 @@ void log_setup(int verbose, bool quiet)
 void log_detach_stderr(void)
 {
 	log_detached = true;
+	log_pid = 0;	/* called in the daemon's child: a new process */
 }
 
 bool log_open_file(const char *path)
@@ -175,7 +185,7 @@ static void syslog_send(enum log_level level, const char *msg)
 	localtime_r(&now, &tm);
 	len = snprintf(buf, sizeof(buf), "<%d>%s %2d %02d:%02d:%02d %s[%d]: %s %s",
 		       syslog_facility | syslog_severity[level], months[tm.tm_mon % 12], tm.tm_mday,
-		       tm.tm_hour, tm.tm_min, tm.tm_sec, syslog_ident, (int)getpid(), level_names[level],
+		       tm.tm_hour, tm.tm_min, tm.tm_sec, syslog_ident, current_pid(), level_names[level],
 		       msg);
 	if (len < 0)
 		return;
@@ -224,7 +234,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	gmtime_r(&ts.tv_sec, &tm);
 	len = snprintf(line, sizeof(line), "%04d-%02d-%02d %02d:%02d:%02d.%03ld UTC [%d] %s %s\n",
 		       tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-		       ts.tv_nsec / 1000000, (int)getpid(), level_names[level], msg);
+		       ts.tv_nsec / 1000000, current_pid(), level_names[level], msg);
 	if (len < 0)
 		len = 0;
 	if ((size_t)len >= sizeof(line)) {

@@ -105,7 +105,9 @@ static void update_events(struct sbuf *sb)
 	want_read = !sb->paused && !sb->blocked && !sb->connecting && !sb->wait_forwarded;
 	if (want_read && sb->io && sb->io->recv == sb->io->size && sb->io->done == 0)
 		want_read = false;
-	want_write = sb->connecting || sb->write_error || sb->blocked_src || sb->out_sent < sb->out.len;
+	/* corked output is sent when the handling ends (uncork), not from a write event */
+	want_write = sb->connecting || sb->write_error || sb->blocked_src ||
+		     (sb->out_sent < sb->out.len && g_corked != sb);
 
 	if (want_read != sb->read_armed) {
 		if (want_read)
@@ -126,6 +128,7 @@ static void update_events(struct sbuf *sb)
 static bool attach(struct sbuf *sb, int fd)
 {
 	sb->fd = fd;
+	sb->input_done = false;
 	if (event_assign(&sb->ev_read, g_base, fd, EV_READ | EV_PERSIST, on_read, sb) < 0 ||
 	    event_assign(&sb->ev_write, g_base, fd, EV_WRITE | EV_PERSIST, on_write, sb) < 0) {
 		sb->fd = -1;
@@ -164,7 +167,8 @@ void sbuf_resume(struct sbuf *sb)
 	if (sb->busy)
 		return;	/* resumed from inside its own message handler: the loop goes on by itself */
 	update_events(sb);
-	/* buffered input is handled from the read event, never from inside another socket's callback */
+	/* buffered input is handled from the read event, never from inside another socket's callback;
+	 * its recv() comes first, so a client that left while paused is closed before its request runs */
 	if (sb->io && sb->io->parse < sb->io->recv && sb->read_armed)
 		event_active(&sb->ev_read, EV_READ, 0);
 }
@@ -281,10 +285,12 @@ bool sbuf_send(struct sbuf *sb, const void *data, size_t len)
 		return false;
 	}
 	if (!sb->blocked_src) {
-		if (sb->peer && sb->peer->busy && sb->peer->peer == sb && (!g_corked || g_corked == sb)) {
+		if ((!g_corked || g_corked == sb) &&
+		    (sb->busy || (sb->peer && sb->peer->busy && sb->peer->peer == sb))) {
 			/*
-			 * Written while its peer's messages are being handled: the bytes go out with the
-			 * ones relayed next (flush_relay), or when that handling ends (uncork), in one call.
+			 * Written while its own messages or its peer's are being handled: the bytes go out
+			 * with the ones relayed next (flush_relay), or when that handling ends (uncork), in
+			 * one call. A login's AuthenticationOk and welcome leave in one piece this way.
 			 */
 			g_corked = sb;
 			return true;
@@ -549,6 +555,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 	if (io->recv < io->size) {
 		n = recv(fd, io->data + io->recv, io->size - io->recv, 0);
 		if (n == 0) {
+			sb->input_done = true;
 			fail(sb, 0);
 			return;
 		}
@@ -647,8 +654,9 @@ void sbuf_close(struct sbuf *sb)
 		event_del(&sb->ev_read);
 		event_del(&sb->ev_write);
 		/* unread input would make close() send a reset, which can destroy our last message (an
-		 * ErrorResponse) before the peer reads it: read what is there first */
-		for (int i = 0; i < 16 && recv(sb->fd, drain, sizeof(drain), MSG_DONTWAIT) > 0; i++)
+		 * ErrorResponse) before the peer reads it: read what is there first, unless the peer has
+		 * said it sends no more */
+		for (int i = 0; !sb->input_done && i < 16 && recv(sb->fd, drain, sizeof(drain), MSG_DONTWAIT) > 0; i++)
 			;
 		close(sb->fd);
 		sb->fd = -1;

@@ -67,6 +67,7 @@ struct sbuf {
 	bool busy;		/* inside process(): a resume needs no wake-up */
 	bool read_armed;
 	bool write_armed;
+	bool input_done;	/* the peer sent its last byte (EOF, or a Terminate): nothing to drain at close */
 	int write_error;	/* deferred socket error, reported from the write event */
 	struct event ev_read;
 	struct event ev_write;

@@ -172,4 +172,27 @@ mb_is "$(logged_since "$pid" "$mark" | tr '\n' ';')" \
 	"SET statement_timeout = '4321ms';RESET ALL;SHOW statement_timeout;SELECT 'clean';SELECT 'clean again';" \
 	"server_reset_query = RESET ALL runs once, on the dirty server only"
 
+# ---- with a policy that sees every statement: its kinds scan and the session scan share one tokenizing
+# pass, and the answer must stay the same (multi-statement texts are the ones tokenized)
+cp "$MB_REPO/tests/integration/policies/hook_counter.lua" "$T_DIR/" && mb_chown_pg "$T_DIR/hook_counter.lua"
+mb_unset server_reset_query
+mb_set policy_file "$T_DIR/hook_counter.lua"
+mb_start_or_bail
+pid=$(pqt backend-pid "$c" 2>&1)
+dirty "policy loaded: SET after another statement in one Query" "SHOW search_path" '"$user", public' \
+	"q a SELECT 1; SET search_path = pg_catalog"
+dirty "policy loaded: SET via extended protocol" "SHOW statement_timeout" 0 "x a SET statement_timeout = '3456ms'"
+dirty "policy loaded: CREATE TEMP TABLE after a SELECT" "SELECT to_regclass('pg_temp.txn_tmp3') IS NULL" t \
+	"q a SELECT 1; CREATE TEMP TABLE txn_tmp3 (x int)"
+mark=$(log_lines)
+out=$(tt <<EOF 2>&1
+open a $c
+open b $c
+q a SELECT 'm1'; SELECT 'm2'
+q b SELECT 'b1'
+EOF
+)
+mb_is "$(logged_since "$pid" "$mark" | tr '\n' ';')" "SELECT 'm1'; SELECT 'm2';SELECT 'b1';" \
+	"policy loaded: a clean text of two statements hands the server on with no reset"
+
 mb_test_done
