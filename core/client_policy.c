@@ -231,6 +231,7 @@ static int scan_kinds(struct client *c, const struct sbuf_msg *msg, const struct
 	int n = 0;
 	bool advisory = false, set_config = false, select_into = false;
 	unsigned session_flags = 0;
+	bool shared = false;	/* the session scan will reuse this scan's answer */
 
 	if (msg->type == 'F') {
 		struct pkt_reader r;
@@ -246,6 +247,7 @@ static int scan_kinds(struct client *c, const struct sbuf_msg *msg, const struct
 		c->stateless = sqlscan_plain(t->sql, t->len, kinds[0]);
 		c->scanned_text = t->sql;
 		c->scanned_len = (uint32_t)t->len;
+		shared = true;
 		if (c->stateless) {
 			ptrs[0] = kinds[0];
 			return 1;	/* one plain statement: its kind, without tokenizing */
@@ -265,7 +267,7 @@ static int scan_kinds(struct client *c, const struct sbuf_msg *msg, const struct
 		if (!seen)
 			add_kind(kinds, ptrs, &n, st.kind);
 	}
-	if (t->sql && c->scanned_text == t->sql)
+	if (shared)
 		c->stateless = session_flags == 0;	/* the whole text was tokenized: no second pass */
 	/* pseudo-kinds, after the statement kinds: prefilters can ask for these instead of every SELECT */
 	if (advisory)

@@ -102,20 +102,14 @@ int pool_server_count(const struct pool *pool)
 	return working_servers(pool) + pool->n_closing;
 }
 
-/* Looked up where db is (pool_get, pool_reconfigure), not by name on every pool-size decision. */
-static const struct user_entry *pool_user(const struct pool *pool)
-{
-	return pool->user;
-}
-
 enum pool_mode pool_mode_of(const struct pool *pool)
 {
-	return config_pool_mode(rt.cfg, pool->db, pool_user(pool));
+	return config_pool_mode(rt.cfg, pool->db, pool->user);
 }
 
 static int pool_size(const struct pool *pool)
 {
-	return config_pool_size(rt.cfg, pool->db, pool_user(pool));
+	return config_pool_size(rt.cfg, pool->db, pool->user);
 }
 
 /* Inside server_login_retry after a failure, with nothing else alive, new logins would only fail again. */
@@ -136,13 +130,13 @@ int pool_max_db_connections(const struct pool *pool)
 
 int pool_max_user_connections(const struct pool *pool)
 {
-	const struct user_entry *u = pool_user(pool);
+	const struct user_entry *u = pool->user;
 	return pick(u ? u->max_user_connections : -1, rt.cfg->max_user_connections);
 }
 
 static int reserve_size(const struct pool *pool)
 {
-	const struct user_entry *u = pool_user(pool);
+	const struct user_entry *u = pool->user;
 	if (u && u->reserve_pool_size >= 0)
 		return u->reserve_pool_size;
 	return pool->db ? pick(pool->db->reserve_pool_size, rt.cfg->reserve_pool_size) : 0;

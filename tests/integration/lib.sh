@@ -53,6 +53,15 @@ mb_chown_pg() {
 	fi
 }
 
+# mb_policy_copy NAME [DIR]: a test policy from tests/integration/policies into DIR (default $T_DIR),
+# readable by the pooler's user
+mb_policy_copy() {
+	local dir=${2:-$T_DIR} own
+	own=$dir
+	[ "$dir" = "$T_DIR" ] && own=$dir/$1	# the test dir itself keeps its owner
+	mkdir -p "$dir" && cp "$MB_REPO/tests/integration/policies/$1" "$dir/$1" && mb_chown_pg "$own"
+}
+
 # A free TCP port in 20000-32767 (never the ephemeral range 32768-60999), not handed out before in this run.
 mb_free_port() {
 	local p i used=${MB_IT_ROOT:-/tmp}/ports

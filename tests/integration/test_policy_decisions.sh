@@ -8,7 +8,6 @@ mb_test_init policy_decisions
 
 mb_tool policy_tool PTOOL
 pt() { timeout 60 "$PTOOL" "$@" 2>&1; }
-policy_copy() { cp "$MB_REPO/tests/integration/policies/$1" "$T_DIR/$1" && mb_chown_pg "$T_DIR/$1"; }
 
 su=$MB_SCRAM_USER sp=$MB_SCRAM_PASS
 pg_super_psql -d postgres -c "DROP DATABASE IF EXISTS mb_rw" >/dev/null 2>&1
@@ -19,7 +18,7 @@ pg_super_psql -d mb_rw >/dev/null <<-SQL
 	CREATE TABLE rw_side (note text, at timestamptz DEFAULT now());
 	GRANT ALL ON dec_t, rw_side TO PUBLIC;
 SQL
-policy_copy decide.lua
+mb_policy_copy decide.lua
 mb_pgdb "$MB_DB"
 mb_pgdb mb_rw "" mb_rw
 mb_pgdb mb_rw_sess "pool_mode=session" mb_rw

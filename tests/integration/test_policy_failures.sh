@@ -8,8 +8,6 @@ mb_test_init policy_failures
 
 mb_tool policy_tool PTOOL
 pt() { timeout 60 "$PTOOL" "$@" 2>&1; }
-policy_copy() { mkdir -p "$T_DIR/policy.d" && cp "$MB_REPO/tests/integration/policies/$1" "$T_DIR/policy.d/$1" &&
-	mb_chown_pg "$T_DIR/policy.d"; }
 now() { date +%s.%N; }
 # secs_between START END MIN MAX: is END - START within [MIN, MAX]?
 secs_between() { [ "$(echo "$2 - $1 >= $3 && $2 - $1 <= $4" | bc)" = 1 ]; }
@@ -17,9 +15,9 @@ secs_between() { [ "$(echo "$2 - $1 >= $3 && $2 - $1 <= $4" | bc)" = 1 ]; }
 su=$MB_SCRAM_USER sp=$MB_SCRAM_PASS
 pg_super_psql -d "$MB_DB" -c "DROP TABLE IF EXISTS fail_t; CREATE TABLE fail_t (note text); GRANT ALL ON fail_t TO PUBLIC" \
 	>/dev/null 2>&1
-policy_copy fail_error.lua
-policy_copy fail_loop.lua
-policy_copy fail_alloc.lua
+mb_policy_copy fail_error.lua "$T_DIR/policy.d"
+mb_policy_copy fail_loop.lua "$T_DIR/policy.d"
+mb_policy_copy fail_alloc.lua "$T_DIR/policy.d"
 mb_pgdb "$MB_DB"
 mb_user "$su" "$sp"
 mb_set auth_type scram-sha-256

@@ -6,11 +6,9 @@ mb_test_init policy_hooks
 
 mb_tool policy_tool PTOOL
 pt() { timeout 60 "$PTOOL" "$@" 2>&1; }
-# copy a test policy into the test dir (readable by the pooler's user)
-policy_copy() { cp "$MB_REPO/tests/integration/policies/$1" "$T_DIR/$1" && mb_chown_pg "$T_DIR/$1"; }
 
 su=$MB_SCRAM_USER sp=$MB_SCRAM_PASS
-policy_copy hook_counter.lua
+mb_policy_copy hook_counter.lua
 mb_pgdb "$MB_DB"
 mb_pgdb mb_session "pool_mode=session"
 mb_user "$su" "$sp"

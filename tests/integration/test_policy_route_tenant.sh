@@ -5,8 +5,6 @@ set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 mb_test_init policy_route_tenant
 
-policy_copy() { mkdir -p "$T_DIR/policy.d" && cp "$MB_REPO/tests/integration/policies/$1" "$T_DIR/policy.d/$1" &&
-	mb_chown_pg "$T_DIR/policy.d"; }
 
 su=$MB_SCRAM_USER sp=$MB_SCRAM_PASS
 mu=$MB_MD5_USER mp=$MB_MD5_PASS
@@ -31,8 +29,8 @@ pg_super_psql -d mb_route_a >/dev/null <<-SQL
 	CREATE TABLE conc_log (app text, slot int, at timestamptz DEFAULT clock_timestamp());
 	GRANT ALL ON slots, conc_log TO PUBLIC;
 SQL
-policy_copy 10-route.lua
-policy_copy 20-tenants.lua
+mb_policy_copy 10-route.lua "$T_DIR/policy.d"
+mb_policy_copy 20-tenants.lua "$T_DIR/policy.d"
 mb_pgdb "$MB_DB"
 mb_pgdb db_a "" mb_route_a
 mb_pgdb db_b "" mb_route_b

@@ -174,7 +174,7 @@ mb_is "$(logged_since "$pid" "$mark" | tr '\n' ';')" \
 
 # ---- with a policy that sees every statement: its kinds scan and the session scan share one tokenizing
 # pass, and the answer must stay the same (multi-statement texts are the ones tokenized)
-cp "$MB_REPO/tests/integration/policies/hook_counter.lua" "$T_DIR/" && mb_chown_pg "$T_DIR/hook_counter.lua"
+mb_policy_copy hook_counter.lua
 mb_unset server_reset_query
 mb_set policy_file "$T_DIR/hook_counter.lua"
 mb_start_or_bail
