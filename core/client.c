@@ -9,6 +9,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include "config.h"
@@ -123,10 +124,32 @@ const char *client_addr(const struct client *c, char buf[64])
 	return net_addr_str(&c->addr.sa, buf, 64);
 }
 
+/*
+ * max_client_conn counts every connection, logged in or not, as in PgBouncer. So that sockets that never
+ * send a startup packet cannot lock real clients out until client_login_timeout, a connection accepted at
+ * the limit closes the oldest one still waiting for its startup packet.
+ */
+static void make_room(void)
+{
+	struct list *it, *tmp;
+
+	if (rt.n_clients < rt.cfg->max_client_conn)
+		return;
+	LIST_FOREACH_SAFE(it, tmp, &g_login) {
+		struct client *old = container_of(it, struct client, head);
+		if (old->auth_step == AUTH_STEP_STARTUP && old->sb.startup_mode) {
+			client_fatal(old, "08P01", "no startup packet before max_client_conn was reached");
+			return;
+		}
+	}
+}
+
 void client_accept(int fd, const struct sockaddr *addr, socklen_t addrlen, bool is_unix, void *arg)
 {
 	struct client *c;
 	(void)arg;
+
+	make_room();
 
 	c = calloc(1, sizeof(*c));
 	if (!c) {
@@ -213,7 +236,7 @@ void client_close(struct client *c, const char *reason)
 
 	if (c->state == CL_CLOSED)
 		return;
-	if (rt.cfg->log_disconnections && c->state != CL_LOGIN)
+	if (rt.cfg->log_disconnections)
 		log_info("C-%llu %s/%s@%s closing because: %s (age=%.0fs)", c->id, c->database ? c->database : "?",
 			 c->user ? c->user : "?", client_addr(c, abuf), reason, rt_now() - c->connect_time);
 	else
@@ -289,20 +312,23 @@ struct client *client_find_by_cancel(uint32_t pid, uint32_t key)
 	return NULL;
 }
 
-static void handle_cancel(uint32_t pid, uint32_t key)
+/* Returns why the cancel connection closes, in PgBouncer's words. */
+static const char *handle_cancel(uint32_t pid, uint32_t key)
 {
 	struct client *target = client_find_by_cancel(pid, key);
 
 	if (!target) {
 		log_debug("cancel request for an unknown key ignored");
-		return;
+		return "failed cancel request";
 	}
 	/* only while a request runs: PostgreSQL ignores a cancel between statements, and a late one must not
 	 * land on whatever the server runs next */
-	if (target->server && target->server->phase == PHASE_RELAY && target->server->pending_ready > 0)
+	if (target->server && target->server->phase == PHASE_RELAY && target->server->pending_ready > 0) {
 		server_send_cancel(target->server);
-	else
-		log_debug("C-%llu: cancel request with no query running ignored", target->id);
+		return "successfully sent cancel request";
+	}
+	log_debug("C-%llu: cancel request with no query running ignored", target->id);
+	return "cancel request for idle client";
 }
 
 /* ---- welcome ---- */
@@ -335,6 +361,8 @@ void client_send_welcome(struct client *c)
 			b.failed = true;
 	}
 	pkt_backend_key(&b, c->cancel_pid, c->cancel_key);
+	if (rt.cfg->login_notify_message && rt.cfg->login_notify_message[0])
+		pkt_notice(&b, "00000", "%s", rt.cfg->login_notify_message);
 	pkt_ready_for_query(&b, 'I');
 	if (b.failed) {
 		pktbuf_free(&b);
@@ -347,16 +375,33 @@ void client_send_welcome(struct client *c)
 	sbuf_resume(&c->sb);
 }
 
-/* Tracked parameters follow the client from server to server. */
-static bool tracked_param(const struct client *c, const char *name)
+static bool always_tracked(const char *name)
 {
 	static const char *const always[] = { "client_encoding", "DateStyle", "TimeZone", "IntervalStyle",
 					      "standard_conforming_strings", "application_name" };
 	for (size_t i = 0; i < sizeof(always) / sizeof(always[0]); i++)
 		if (strcasecmp(always[i], name) == 0)
 			return true;
-	return params_find(&c->params, name) != NULL ||
-	       config_list_contains(rt.cfg->track_extra_parameters, name);
+	return config_list_contains(rt.cfg->track_extra_parameters, name);
+}
+
+/* Tracked parameters follow the client from server to server. */
+static bool tracked_param(const struct client *c, const char *name)
+{
+	return always_tracked(name) || params_find(&c->params, name) != NULL;
+}
+
+/*
+ * ignore_startup_parameters, as PgBouncer reads it: a listed parameter is dropped (never sent to a server)
+ * unless it is one the pooler tracks itself; listing "options" drops every untracked setting in options.
+ */
+static bool startup_param_ignored(const char *name, void *in_options)
+{
+	const char *list = rt.cfg->ignore_startup_parameters;
+
+	if (!list || !list[0] || always_tracked(name))
+		return false;
+	return config_list_contains(list, name) || (in_options && config_list_contains(list, "options"));
 }
 
 void client_param_from_server(struct client *c, const char *name, const char *value, bool forward)
@@ -386,10 +431,23 @@ void client_param_from_server(struct client *c, const char *name, const char *va
 
 /* ---- authentication ---- */
 
+static bool add_param(struct client *c, const char *name, const char *value);
+
+/* Login failures in PgBouncer 1.25's words and SQLSTATE, so that log alerts written for it keep matching. */
+static enum sbuf_action login_failed(struct client *c, const char *reason)
+{
+	if (rt.cfg->log_connections) {
+		char abuf[64];
+		log_info("C-%llu %s/%s@%s login failed: db=%s user=%s", c->id, c->database, c->user,
+			 client_addr(c, abuf), c->database, c->user);
+	}
+	client_fatal(c, "08P01", "%s", reason);
+	return SBUF_CLOSED;
+}
+
 static enum sbuf_action auth_failed(struct client *c)
 {
-	client_fatal(c, "28P01", "password authentication failed for user \"%s\"", c->user);
-	return SBUF_CLOSED;
+	return login_failed(c, c->scram ? "SASL authentication failed" : "password authentication failed");
 }
 
 /* Logged-in clients of one database (by_db) or of one user, across pools. */
@@ -414,30 +472,61 @@ static bool client_limits_ok(struct client *c, const struct db_entry *db, const 
 								 : rt.cfg->max_user_client_connections;
 	(void)pool;
 	if (max_db > 0 && clients_where(true, c->database) >= max_db) {
-		client_fatal(c, "53300", "too many client connections for database \"%s\" (max_db_client_connections)",
-			     c->database);
+		client_fatal(c, "08P01", "client connections exceeded (max_db_client_connections)");
 		return false;
 	}
 	if (max_user > 0 && clients_where(false, c->user) >= max_user) {
-		client_fatal(c, "53300", "too many client connections for user \"%s\" (max_user_client_connections)",
-			     c->user);
+		client_fatal(c, "08P01", "client connections exceeded (max_user_client_connections)");
 		return false;
 	}
 	return true;
 }
 
-/* Authenticated: pick the pool, then welcome the client (now, or once a server announced its parameters). */
-static enum sbuf_action auth_ok(struct client *c, const struct db_entry *db)
+/* A database reached through "*" that has no pool yet is new, as PgBouncer registers it. */
+static void note_auto_database(const struct client *c, const struct db_entry *db)
 {
+	char abuf[64];
+
+	if (strcmp(db->name, "*") != 0)
+		return;
+	for (struct list *it = pool_list()->next; it != pool_list(); it = it->next)
+		if (strcmp(container_of(it, struct pool, head)->db_name, c->database) == 0)
+			return;
+	log_info("C-%llu %s/%s@%s registered new auto-database: %s", c->id, c->database, c->user,
+		 client_addr(c, abuf), c->database);
+}
+
+/*
+ * Authenticated: only now is the database looked up (a client without credentials learns nothing about
+ * which databases exist), then the pool is picked and the client welcomed (now, or once a server announced
+ * its parameters).
+ */
+static enum sbuf_action auth_ok(struct client *c)
+{
+	const struct db_entry *db = config_find_db(rt.cfg, c->database);
 	struct connect_choice choice = {
 		.db = db,
 		.db_name = c->database,
-		.server_user = db->user && db->user[0] ? db->user : c->user,
 		.pool_mode = POOL_MODE_UNSET,
 	};
 	const char *server_user;
 	struct pool *pool;
 
+	if (!db) {
+		char reason[300];
+		snprintf(reason, sizeof(reason), "no such database: %s", c->database);
+		return login_failed(c, reason);
+	}
+	if (rt.shutdown != SHUTDOWN_NONE) {
+		client_fatal(c, "08P01", "pooler is shutting down");
+		return SBUF_CLOSED;
+	}
+	note_auto_database(c, db);
+	choice.server_user = db->user && db->user[0] ? db->user : c->user;
+	for (size_t i = 0; i < db->n_params; i++)
+		if (!params_find(&c->params, db->params[i].name) &&
+		    !add_param(c, db->params[i].name, db->params[i].value))
+			return SBUF_CLOSED;
 	if (!send_auth(c, AUTH_REQ_OK, NULL, 0))
 		return SBUF_CLOSED;
 	c->auth_step = AUTH_STEP_DONE;
@@ -485,18 +574,52 @@ static enum sbuf_action auth_ok(struct client *c, const struct db_entry *db)
 	return c->state == CL_CLOSED ? SBUF_CLOSED : SBUF_DROP;
 }
 
+/*
+ * A secret no password matches, for a user that cannot log in with SCRAM (unknown, or with an md5 secret):
+ * the exchange runs to its end as for anyone else, so a client without credentials cannot tell which users
+ * exist. The salt is the same on every attempt for a user, as a real one would be.
+ */
+static void mock_scram_secret(const char *user, struct scram_secret *sec)
+{
+	static uint8_t key[32];
+	static bool have_key;
+	uint8_t digest[EVP_MAX_MD_SIZE];
+	unsigned int dlen = 0;
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+
+	if (!have_key) {
+		if (RAND_bytes(key, sizeof(key)) != 1)
+			for (size_t i = 0; i < sizeof(key); i++)
+				key[i] = (uint8_t)random();
+		have_key = true;
+	}
+	memset(sec, 0, sizeof(*sec));
+	sec->iterations = rt.cfg->scram_iterations > 0 ? rt.cfg->scram_iterations : 4096;
+	if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 || EVP_DigestUpdate(md, key, sizeof(key)) != 1 ||
+	    EVP_DigestUpdate(md, user, strlen(user)) != 1 || EVP_DigestFinal_ex(md, digest, &dlen) != 1 || dlen < 16)
+		memcpy(digest, key, 16);
+	EVP_MD_CTX_free(md);
+	memcpy(sec->salt, digest, 16);
+	sec->salt_len = 16;
+	if (RAND_bytes(sec->stored_key, sizeof(sec->stored_key)) != 1 ||
+	    RAND_bytes(sec->server_key, sizeof(sec->server_key)) != 1)
+		memset(sec->stored_key, 0xa5, sizeof(sec->stored_key));
+}
+
 static enum sbuf_action start_scram(struct client *c, const char *secret)
 {
 	struct scram_secret sec;
-	bool ok;
+	bool ok = true;
 
-	if (authfile_secret_kind(secret) == SECRET_SCRAM)
+	if (!secret)
+		mock_scram_secret(c->user, &sec);
+	else if (authfile_secret_kind(secret) == SECRET_SCRAM)
 		ok = auth_scram_parse_secret(secret, &sec);
 	else
 		ok = auth_scram_secret_from_password(secret, rt.cfg->scram_iterations, &sec);
 	if (!ok) {
 		log_warning("C-%llu: unusable SCRAM secret for user %s", c->id, c->user);
-		return auth_failed(c);
+		mock_scram_secret(c->user, &sec);
 	}
 	c->scram = malloc(sizeof(*c->scram));
 	if (!c->scram) {
@@ -515,7 +638,7 @@ static enum sbuf_action start_scram(struct client *c, const char *secret)
 	return SBUF_DROP;
 }
 
-static enum sbuf_action start_auth(struct client *c, const struct db_entry *db)
+static enum sbuf_action start_auth(struct client *c)
 {
 	const struct auth_entry *ae = rt.auth ? authfile_find(rt.auth, c->user) : NULL;
 	enum auth_type type = rt.cfg->auth_type;
@@ -529,13 +652,11 @@ static enum sbuf_action start_auth(struct client *c, const struct db_entry *db)
 	}
 	switch (type) {
 	case AUTH_TYPE_ANY:
-		return auth_ok(c, db);
+		return auth_ok(c);
 	case AUTH_TYPE_TRUST:
-		if (!ae) {
-			client_fatal(c, "28000", "no such user: \"%s\"", c->user);
-			return SBUF_CLOSED;
-		}
-		return auth_ok(c, db);
+		if (!ae)
+			return login_failed(c, "\"trust\" authentication failed");
+		return auth_ok(c);
 	case AUTH_TYPE_PLAIN:
 		c->auth_step = AUTH_STEP_PASSWORD;
 		return send_auth(c, AUTH_REQ_CLEARTEXT, NULL, 0) ? SBUF_DROP : SBUF_CLOSED;
@@ -551,8 +672,8 @@ static enum sbuf_action start_auth(struct client *c, const struct db_entry *db)
 	case AUTH_TYPE_SCRAM:
 		if (!ae || ae->kind == SECRET_MD5) {
 			if (ae)
-				log_warning("C-%llu: user %s has an md5 secret, which SCRAM cannot use", c->id, c->user);
-			return auth_failed(c);
+				log_warning("C-%llu: SCRAM authentication failed: user has MD5 secret", c->id);
+			return start_scram(c, NULL);
 		}
 		return start_scram(c, ae->secret);
 	default:
@@ -564,7 +685,6 @@ static enum sbuf_action start_auth(struct client *c, const struct db_entry *db)
 
 static enum sbuf_action handle_password(struct client *c, const struct sbuf_msg *msg)
 {
-	const struct db_entry *db;
 	struct pkt_reader r;
 	char err[256];
 
@@ -574,11 +694,6 @@ static enum sbuf_action handle_password(struct client *c, const struct sbuf_msg 
 	}
 	if (msg->avail < msg->len)
 		return SBUF_WAIT_FULL;
-	db = config_find_db(rt.cfg, c->database);
-	if (!db) {
-		client_fatal(c, "3D000", "no such database: %s", c->database);
-		return SBUF_CLOSED;
-	}
 	pkt_reader_init(&r, msg->data + 5, msg->len - 5);
 	switch (c->auth_step) {
 	case AUTH_STEP_PASSWORD: {
@@ -588,8 +703,10 @@ static enum sbuf_action handle_password(struct client *c, const struct sbuf_msg 
 			client_fatal(c, "08P01", "invalid password packet");
 			return SBUF_CLOSED;
 		}
-		if (!c->secret || !c->secret[0] || !pw[0])
-			return auth_failed(c);	/* an empty password never matches, as in PostgreSQL */
+		if (!pw[0])
+			return login_failed(c, "empty password returned by client");
+		if (!c->secret || !c->secret[0])
+			return auth_failed(c);
 		if (rt.cfg->auth_type == AUTH_TYPE_MD5) {
 			char md5secret[36], expect[36];
 			if (authfile_secret_kind(c->secret) == SECRET_MD5)
@@ -601,7 +718,7 @@ static enum sbuf_action handle_password(struct client *c, const struct sbuf_msg 
 		} else {
 			ok = auth_check_password(c->user, c->secret, pw);
 		}
-		return ok ? auth_ok(c, db) : auth_failed(c);
+		return ok ? auth_ok(c) : auth_failed(c);
 	}
 	case AUTH_STEP_SASL_INIT: {
 		const char *mech = pkt_get_string(&r);
@@ -613,7 +730,7 @@ static enum sbuf_action handle_password(struct client *c, const struct sbuf_msg 
 			return SBUF_CLOSED;
 		}
 		if (strcmp(mech, "SCRAM-SHA-256") != 0) {
-			client_fatal(c, "28000", "unsupported SASL mechanism \"%s\"", mech);
+			client_fatal(c, "08P01", "client selected an invalid SASL authentication mechanism");
 			return SBUF_CLOSED;
 		}
 		reply = auth_scram_server_first(c->scram, (const char *)data, len, err, sizeof(err));
@@ -635,7 +752,7 @@ static enum sbuf_action handle_password(struct client *c, const struct sbuf_msg 
 		}
 		send_auth(c, AUTH_REQ_SASL_FINAL, reply, strlen(reply));
 		free(reply);
-		return auth_ok(c, db);
+		return auth_ok(c);
 	}
 	default:
 		client_fatal(c, "08P01", "unexpected authentication message");
@@ -657,7 +774,6 @@ static bool add_param(struct client *c, const char *name, const char *value)
 static enum sbuf_action handle_startup(struct client *c, const struct sbuf_msg *msg)
 {
 	struct startup_packet sp;
-	const struct db_entry *db;
 	const char *unknown_opts[PROTO_MAX_PARAMS];
 	int n_unknown = 0;
 	int r;
@@ -674,8 +790,7 @@ static enum sbuf_action handle_startup(struct client *c, const struct sbuf_msg *
 		return SBUF_DROP;
 	}
 	if (sp.code == PROTO_CANCEL_CODE) {
-		handle_cancel(sp.cancel_pid, sp.cancel_key);
-		client_close(c, "cancel request handled");
+		client_close(c, handle_cancel(sp.cancel_pid, sp.cancel_key));
 		return SBUF_CLOSED;
 	}
 	c->sb.startup_mode = false;
@@ -692,14 +807,15 @@ static enum sbuf_action handle_startup(struct client *c, const struct sbuf_msg *
 			return SBUF_CLOSED;
 		} else if (strncmp(name, "_pq_.", 5) == 0) {
 			unknown_opts[n_unknown++] = name;
-		} else if (config_list_contains(rt.cfg->ignore_startup_parameters, name)) {
-			continue;
 		} else if (strcmp(name, "options") == 0) {
 			char err[256];
-			if (!params_parse_options(&c->params, value, err, sizeof(err))) {
+			if (!params_parse_options_skip(&c->params, value, startup_param_ignored, c, err,
+						       sizeof(err))) {
 				client_fatal(c, "08P01", "%s", err);
 				return SBUF_CLOSED;
 			}
+		} else if (startup_param_ignored(name, NULL)) {
+			log_debug("C-%llu: ignoring startup parameter: %s", c->id, name);
 		} else if (!params_name_ok(name)) {
 			client_fatal(c, "08P01", "invalid startup parameter name \"%s\"", name);
 			return SBUF_CLOSED;
@@ -708,7 +824,7 @@ static enum sbuf_action handle_startup(struct client *c, const struct sbuf_msg *
 		}
 	}
 	if (!c->user || !c->user[0]) {
-		client_fatal(c, "28000", "no PostgreSQL user name specified in startup packet");
+		client_fatal(c, "08P01", "no username supplied");
 		return SBUF_CLOSED;
 	}
 	if (!c->database || !c->database[0]) {
@@ -730,15 +846,6 @@ static enum sbuf_action handle_startup(struct client *c, const struct sbuf_msg *
 		client_fatal(c, "53300", "no more connections allowed (max_client_conn)");
 		return SBUF_CLOSED;
 	}
-	db = config_find_db(rt.cfg, c->database);
-	if (!db) {
-		client_fatal(c, "3D000", "no such database: %s", c->database);
-		return SBUF_CLOSED;
-	}
-	for (size_t i = 0; i < db->n_params; i++)
-		if (!params_find(&c->params, db->params[i].name) &&
-		    !add_param(c, db->params[i].name, db->params[i].value))
-			return SBUF_CLOSED;
 	if (rt.cfg->application_name_add_host) {
 		const char *app = params_get(&c->params, "application_name");
 		char buf[512];
@@ -747,7 +854,7 @@ static enum sbuf_action handle_startup(struct client *c, const struct sbuf_msg *
 		if (!add_param(c, "application_name", buf))
 			return SBUF_CLOSED;
 	}
-	return start_auth(c, db);
+	return start_auth(c);
 }
 
 /* ---- logged in ---- */
@@ -868,6 +975,10 @@ static enum sbuf_action skip_to_sync(struct client *c, const struct sbuf_msg *ms
 /* A message that needs a server: transaction hooks, tenant limits, then the pool. */
 static enum sbuf_action take_server(struct client *c, const struct sbuf_msg *msg)
 {
+	if (rt.shutdown == SHUTDOWN_WAIT_SERVERS) {
+		client_fatal(c, "08P01", "server shutting down");
+		return SBUF_CLOSED;
+	}
 	if (!c->began) {
 		cpol_begin(c, msg);
 		if (c->reject_msg.len)
@@ -1073,7 +1184,7 @@ void client_janitor(void)
 		LIST_FOREACH_SAFE(it, tmp, &g_login) {
 			struct client *c = container_of(it, struct client, head);
 			if (now - c->connect_time >= limit)
-				client_fatal(c, "08P01", "client_login_timeout (%gs) exceeded", limit);
+				client_fatal(c, "08P01", "client_login_timeout");
 		}
 	}
 	LIST_FOREACH_SAFE(it, tmp, &g_all) {
@@ -1091,6 +1202,16 @@ void client_janitor(void)
 		}
 		if (idle > 0 && now - c->last_activity >= idle)
 			client_fatal(c, "08P01", "client_idle_timeout");
+	}
+}
+
+void client_shutdown_waiting(void)
+{
+	struct list *it, *tmp;
+	LIST_FOREACH_SAFE(it, tmp, &g_all) {
+		struct client *c = container_of(it, struct client, all);
+		if (c->state == CL_WAITING || c->state == CL_TENANT_WAIT || c->state == CL_WELCOME)
+			client_fatal(c, "08P01", "server shutting down");
 	}
 }
 

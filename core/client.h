@@ -140,6 +140,8 @@ void client_free_closed(void);
 /* Periodic checks: login timeouts. */
 void client_janitor(void);
 /* Close every client (shutdown). */
+/* SIGINT: clients waiting for a server will not get one; they are closed ("server shutting down"). */
+void client_shutdown_waiting(void);
 void client_close_all(const char *reason);
 
 #endif

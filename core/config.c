@@ -113,6 +113,7 @@ static const struct key_def main_keys[] = {
 	BOOL(log_pooler_errors, "1"),
 	BOOL(log_stats, "1"),
 	STR(logfile, ""),
+	STR(login_notify_message, ""),
 	INT(max_client_conn, "100", 0, INT_MAX),
 	INT(max_db_client_connections, "0", 0, INT_MAX),
 	INT(max_db_connections, "0", 0, INT_MAX),

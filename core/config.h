@@ -99,6 +99,7 @@ struct config {
 	char *job_name;			/* also "service_name" (Windows service name in PgBouncer) */
 	int peer_id;
 	char *logfile;
+	char *login_notify_message;	/* NOTICE sent with every welcome when non-empty */
 	char *pidfile;
 	bool syslog;
 	char *syslog_ident;

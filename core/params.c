@@ -283,44 +283,50 @@ bool params_build_apply(const struct param_set *want, const struct param_set *ha
 	return !out->failed;
 }
 
+/* One word of an options value into word (backslash escapes a character); *long_word if it did not fit. */
+static const char *options_word(const char *p, char *word, size_t size, size_t *len, bool *long_word)
+{
+	size_t n = 0;
+
+	while (*p && !isspace((unsigned char)*p)) {
+		if (*p == '\\' && p[1])
+			p++;
+		if (n + 1 < size)
+			word[n++] = *p;
+		else
+			*long_word = true;
+		p++;
+	}
+	word[n] = 0;
+	*len = n;
+	return p;
+}
+
 bool params_parse_options(struct param_set *set, const char *options, char *err, size_t errlen)
+{
+	return params_parse_options_skip(set, options, NULL, NULL, err, errlen);
+}
+
+bool params_parse_options_skip(struct param_set *set, const char *options, bool (*skip)(const char *, void *),
+			       void *arg, char *err, size_t errlen)
 {
 	const char *p = options;
 	char word[8192];
 
 	while (*p) {
 		size_t n = 0;
-		bool is_c = false;
+		bool is_c = false, long_word = false;
 		while (isspace((unsigned char)*p))
 			p++;
 		if (!*p)
 			break;
 		/* one word, backslash escapes a character (libpq's PGOPTIONS convention) */
-		while (*p && !isspace((unsigned char)*p)) {
-			if (*p == '\\' && p[1])
-				p++;
-			if (n + 1 >= sizeof(word)) {
-				snprintf(err, errlen, "startup option too long");
-				return false;
-			}
-			word[n++] = *p++;
-		}
-		word[n] = 0;
+		p = options_word(p, word, sizeof(word), &n, &long_word);
 		if (strcmp(word, "-c") == 0) {
 			is_c = true;
 			while (isspace((unsigned char)*p))
 				p++;
-			n = 0;
-			while (*p && !isspace((unsigned char)*p)) {
-				if (*p == '\\' && p[1])
-					p++;
-				if (n + 1 >= sizeof(word)) {
-					snprintf(err, errlen, "startup option too long");
-					return false;
-				}
-				word[n++] = *p++;
-			}
-			word[n] = 0;
+			p = options_word(p, word, sizeof(word), &n, &long_word);
 		} else if (strncmp(word, "-c", 2) == 0) {
 			memmove(word, word + 2, n - 1);
 			is_c = true;
@@ -330,6 +336,10 @@ bool params_parse_options(struct param_set *set, const char *options, char *err,
 		}
 		char *eq = strchr(word, '=');
 		if (!is_c || !eq || eq == word) {
+			if (long_word) {
+				snprintf(err, errlen, "startup option too long");
+				return false;
+			}
 			snprintf(err, errlen, "unsupported startup option \"%s\" (only -c name=value is supported)", word);
 			return false;
 		}
@@ -339,6 +349,12 @@ bool params_parse_options(struct param_set *set, const char *options, char *err,
 				*q = '_';	/* --statement-timeout=5 means statement_timeout */
 		if (!params_name_ok(word)) {
 			snprintf(err, errlen, "invalid parameter name \"%s\" in startup options", word);
+			return false;
+		}
+		if (skip && skip(word, arg))
+			continue;	/* ignored: its value is never looked at, whatever its length */
+		if (long_word) {
+			snprintf(err, errlen, "startup option too long");
 			return false;
 		}
 		if (!params_set(set, word, eq + 1, false)) {

@@ -70,5 +70,8 @@ bool params_differ(const struct param_set *want, const struct param_set *have, c
  * not a -c/-- setting.
  */
 bool params_parse_options(struct param_set *set, const char *options, char *err, size_t errlen);
+/* The same, leaving out the settings skip(name, arg) says to ignore (their values may be of any length). */
+bool params_parse_options_skip(struct param_set *set, const char *options, bool (*skip)(const char *, void *),
+			       void *arg, char *err, size_t errlen);
 
 #endif

@@ -302,7 +302,7 @@ void pool_janitor(struct pool *pool)
 		}
 		if (!c->wait_notified && rt.cfg->query_wait_notify > 0 &&
 		    now - c->request_time >= rt.cfg->query_wait_notify) {
-			client_notice(c, "01000", "no server connection is free yet: waiting (query_wait_notify)");
+			client_notice(c, "00000", "No server connection available in postgres backend, client being queued");
 			c->wait_notified = true;
 		}
 	}

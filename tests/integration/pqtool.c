@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,7 +44,10 @@ static void usage(void)
 		"  hold CONNSTR SECONDS            log in, print 'connected', stay idle; print 'closed'\n"
 		"                                  if the other side closes, else 'done' at the end\n"
 		"  raw HOST PORT DATA...           send bytes (hex, or random:N) on a TCP connection,\n"
-		"                                  print what comes back (ERROR/AUTH/BYTE/CLOSED/TIMEOUT)\n");
+		"                                  print what comes back (ERROR/AUTH/BYTE/CLOSED/TIMEOUT)\n"
+		"  idle HOST|SOCKET PORT N SECONDS open N connections (TCP, or to a unix socket file) that\n"
+		"                                  send nothing; print 'opened N', hold them SECONDS, then\n"
+		"                                  'closed K' (K closed by the other side)\n");
 	exit(2);
 }
 
@@ -502,6 +506,67 @@ static int cmd_raw(int argc, char **argv)
 	return describe_reply(reply, got, closed, reply_complete(reply, got, one_byte_answer));
 }
 
+static int idle_connect(const char *target, const char *port)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *ai;
+	int fd;
+
+	if (target[0] == '/') {
+		struct sockaddr_un un = { .sun_family = AF_UNIX };
+
+		snprintf(un.sun_path, sizeof(un.sun_path), "%s", target);
+		fd = socket(AF_UNIX, SOCK_STREAM, 0);
+		if (fd >= 0 && connect(fd, (struct sockaddr *)&un, sizeof(un)) != 0) {
+			close(fd);
+			fd = -1;
+		}
+		return fd;
+	}
+	if (getaddrinfo(target, port, &hints, &ai) != 0)
+		return -1;
+	fd = socket(ai->ai_family, SOCK_STREAM, 0);
+	if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(ai);
+	return fd;
+}
+
+static int cmd_idle(int argc, char **argv)
+{
+	int n, opened = 0, closed = 0, *fds;
+	double secs, end;
+
+	if (argc < 4)
+		usage();
+	n = atoi(argv[2]);
+	secs = atof(argv[3]);
+	fds = calloc((size_t)(n > 0 ? n : 1), sizeof(int));
+	for (int i = 0; i < n; i++) {
+		fds[i] = idle_connect(argv[0], argv[1]);
+		if (fds[i] >= 0)
+			opened++;
+	}
+	printf("opened %d\n", opened);
+	end = now_sec() + secs;
+	while (now_sec() < end)
+		usleep(100000);
+	for (int i = 0; i < n; i++) {
+		struct pollfd pfd = { .fd = fds[i], .events = POLLIN };
+		char b[256];
+
+		if (fds[i] < 0)
+			continue;
+		if (poll(&pfd, 1, 0) > 0 && (recv(fds[i], b, sizeof(b), MSG_DONTWAIT) >= 0 || errno != EAGAIN))
+			closed++;
+		close(fds[i]);
+	}
+	free(fds);
+	printf("closed %d\n", closed);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2)
@@ -521,6 +586,8 @@ int main(int argc, char **argv)
 		return cmd_hold(argc - 2, argv + 2);
 	if (strcmp(argv[1], "raw") == 0)
 		return cmd_raw(argc - 2, argv + 2);
+	if (strcmp(argv[1], "idle") == 0)
+		return cmd_idle(argc - 2, argv + 2);
 	usage();
 	return 2;
 }

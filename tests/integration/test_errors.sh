@@ -17,12 +17,12 @@ mb_start_or_bail
 
 # --- unknown database
 out=$(pqt connect "$(mb_connstr "$su" "$sp" no_such_db)" 2>&1)
-mb_is "$(sqlstate "$out")" 3D000 "unknown database: 3D000 ($out)"
+mb_is "$(sqlstate "$out")" 08P01 "unknown database: 08P01, as in PgBouncer ($out)"
 mb_check_healthy "unknown database: next client fine"
 
 # --- wrong password
 out=$(pqt connect "$(mb_connstr "$su" not-the-password "$MB_DB")" 2>&1)
-mb_is "$(sqlstate "$out")" 28P01 "wrong password: 28P01 ($out)"
+mb_is "$(sqlstate "$out")" 08P01 "wrong password: 08P01, as in PgBouncer ($out)"
 mb_check_healthy "wrong password: next client fine"
 
 # --- server unreachable (db entry pointing at a closed port)

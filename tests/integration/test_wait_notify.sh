@@ -19,7 +19,7 @@ mb_bg "$T_DIR/a.out" env PGPASSWORD="$sp" timeout 30 "$PG_BINDIR/psql" -X -q -A 
 	-U "$su" mb_one -c "BEGIN" -c "SELECT pg_sleep(2)" -c "COMMIT"
 sleep 0.5
 out=$(hold -c "SELECT 'b got its server'" 2>&1)
-mb_like "$out" 'NOTICE: +no server connection is free yet' "a client waiting past query_wait_notify gets a NOTICE"
+mb_like "$out" 'NOTICE: +No server connection available in postgres backend, client being queued' "a client waiting past query_wait_notify gets a NOTICE"
 mb_like "$out" 'b got its server' "and then runs its query"
 mb_is "$(echo "$out" | grep -c NOTICE)" 1 "the notice is sent once per wait"
 out=$(hold -c "SELECT 'no wait'" 2>&1)
