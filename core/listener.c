@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <signal.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -48,6 +49,17 @@ static bool paused;	     /* listener_pause() */
 static bool fd_limited;	     /* out of file descriptors: waiting for fd_limit_timer */
 static bool fd_limit_logged; /* logged once per episode, cleared by the next successful accept */
 static unsigned accept_gen;  /* bumped by pause/close so an accept loop sees what its callback did */
+
+/*
+ * The unix socket file, readable from a signal handler (SIGQUIT removes it and exits at once): a fixed
+ * buffer written before `known` is set, and cleared before the file goes.
+ */
+static struct {
+	volatile sig_atomic_t known;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	dev_t dev;
+	ino_t ino;
+} unix_file;
 
 /* tcp_* values for accepted sockets; a private copy because the caller's config is freed on reload */
 static struct config tune;
@@ -150,6 +162,9 @@ static void on_accept(evutil_socket_t fd, short what, void *arg)
 static void listener_free(struct listener *l, bool unlink_file)
 {
 	struct stat st;
+
+	if (l->unix_path != NULL && unix_file.known && strcmp(unix_file.path, l->unix_path) == 0)
+		unix_file.known = 0;
 
 	if (l->ev != NULL)
 		event_free(l->ev);
@@ -445,6 +460,11 @@ static bool open_unix(const struct config *cfg, struct list *opened, char *err, 
 		}
 		l->unix_dev = st.st_dev;
 		l->unix_ino = st.st_ino;
+		unix_file.known = 0;
+		memcpy(unix_file.path, path, plen + 1);
+		unix_file.dev = st.st_dev;
+		unix_file.ino = st.st_ino;
+		unix_file.known = 1;
 	}
 	list_append(opened, &l->node); /* from here on a failure unlinks the file with the rest */
 
@@ -539,6 +559,31 @@ void listener_resume(void)
 	paused = false;
 	if (!fd_limited)
 		set_events(true);
+}
+
+void listener_close_tcp(void)
+{
+	struct list *pos, *tmp;
+
+	accept_gen++;
+	LIST_FOREACH_SAFE (pos, tmp, &listeners) {
+		struct listener *l = container_of(pos, struct listener, node);
+
+		if (l->is_unix)
+			continue;
+		log_info("closed listening socket %s", l->name);
+		list_remove(&l->node);
+		listener_free(l, false);
+	}
+}
+
+void listener_unlink_unix_now(void)
+{
+	struct stat st;
+
+	if (unix_file.known && lstat(unix_file.path, &st) == 0 && st.st_dev == unix_file.dev &&
+	    st.st_ino == unix_file.ino)
+		unlink(unix_file.path);
 }
 
 void listener_close_all(void)

@@ -31,6 +31,11 @@ bool listener_open_all(struct event_base *base, const struct config *cfg, listen
 void listener_pause(void); /* stop accepting (shutdown), sockets stay open */
 void listener_resume(void);
 void listener_close_all(void); /* close and unlink the unix socket file */
+/* Shutdown (SIGINT, SIGTERM): close the TCP sockets at once, so that new connections are refused or go to
+ * another process on the same port (so_reuseport); the unix socket stays open. */
+void listener_close_tcp(void);
+/* Async-signal-safe: remove the unix socket file this process created (if it is still ours). */
+void listener_unlink_unix_now(void);
 /* After listener_open_all and before dropping privileges nothing else needed. */
 
 /* On reload: take the new tcp_* values for sockets accepted from now on (addresses are not reopened). */

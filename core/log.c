@@ -251,3 +251,73 @@ void log_msg(enum log_level level, const char *fmt, ...)
 
 	errno = saved_errno;
 }
+
+/* Digits of v, zero-padded to width, at p; returns the end. */
+static char *put_num(char *p, long v, int width)
+{
+	char tmp[24];
+	int n = 0;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v > 0 && n < (int)sizeof(tmp));
+	while (n < width && n < (int)sizeof(tmp))
+		tmp[n++] = '0';
+	while (n > 0)
+		*p++ = tmp[--n];
+	return p;
+}
+
+void log_signal_safe(const char *msg)
+{
+	char line[512], *p = line;
+	struct timespec ts;
+	long days, secs, y, m, d, era, doe, yoe, doy, mp;
+	size_t mlen = strlen(msg);
+	int saved_errno = errno;
+
+	if (mlen > sizeof(line) - 80)
+		mlen = sizeof(line) - 80;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	days = (long)(ts.tv_sec / 86400);
+	secs = (long)(ts.tv_sec % 86400);
+	/* civil date from days since 1970-01-01 (Howard Hinnant's algorithm): gmtime_r is not signal-safe */
+	days += 719468;
+	era = days / 146097;
+	doe = days - era * 146097;
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	y = yoe + era * 400;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	d = doy - (153 * mp + 2) / 5 + 1;
+	m = mp < 10 ? mp + 3 : mp - 9;
+	if (m <= 2)
+		y++;
+	p = put_num(p, y, 4);
+	*p++ = '-';
+	p = put_num(p, m, 2);
+	*p++ = '-';
+	p = put_num(p, d, 2);
+	*p++ = ' ';
+	p = put_num(p, secs / 3600, 2);
+	*p++ = ':';
+	p = put_num(p, secs / 60 % 60, 2);
+	*p++ = ':';
+	p = put_num(p, secs % 60, 2);
+	*p++ = '.';
+	p = put_num(p, ts.tv_nsec / 1000000, 3);
+	memcpy(p, " UTC [", 6);
+	p += 6;
+	p = put_num(p, (long)getpid(), 1);
+	memcpy(p, "] LOG ", 6);
+	p += 6;
+	memcpy(p, msg, mlen);
+	p += mlen;
+	*p++ = '\n';
+	if (!log_quiet && !log_detached)
+		write_all(STDERR_FILENO, line, (size_t)(p - line));
+	if (log_fd >= 0)
+		write_all(log_fd, line, (size_t)(p - line));
+	errno = saved_errno;
+}

@@ -22,6 +22,8 @@ void log_set_syslog(bool enabled, const char *ident, const char *facility);
 void log_detach_stderr(void);
 
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* One LOG line to stderr and the log file from a signal handler (no formatting, no syslog). */
+void log_signal_safe(const char *msg);
 
 /* Inline: debug and noise lines are asked for on every state change, and are almost always off. */
 extern int log_verbose;

@@ -52,11 +52,11 @@ void rt_check_shutdown(void)
 	if (said)
 		return;
 	if (rt.shutdown == SHUTDOWN_WAIT_SERVERS && pool_servers_in_use() == 0) {
-		log_info("all servers released, shutting down");
+		log_info("server connections dropped, exiting");
 		said = true;
 		event_base_loopbreak(rt.base);
 	} else if (rt.shutdown == SHUTDOWN_WAIT_CLIENTS && rt.n_clients == 0) {
-		log_info("all clients gone, shutting down");
+		log_info("client connections dropped, exiting");
 		said = true;
 		event_base_loopbreak(rt.base);
 	}
@@ -141,6 +141,33 @@ static void reload(void)
 	log_info("configuration reloaded");
 }
 
+/*
+ * SIGQUIT ends the process at once, whatever the loop is doing (a policy stuck in a C library call
+ * included): a plain handler, not a loop event. It only removes the pidfile and the unix socket file; the
+ * kernel closes every socket.
+ */
+static void on_sigquit(int sig)
+{
+	(void)sig;
+	log_signal_safe("got SIGQUIT, fast exit");
+	if (g_pidfile)
+		unlink(g_pidfile);
+	listener_unlink_unix_now();
+	_exit(0);
+}
+
+/* SIGINT and SIGTERM: the TCP listeners close at once (the unix socket stays), as in PgBouncer 1.25. */
+static void start_shutdown(enum shutdown_mode mode)
+{
+	rt.shutdown = mode;
+	listener_close_tcp();
+	if (mode == SHUTDOWN_WAIT_SERVERS) {
+		client_shutdown_waiting();
+		pool_close_idle();
+	}
+	rt_check_shutdown();
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	(void)what;
@@ -151,36 +178,31 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 		break;
 	case SIGINT:
 		if (rt.shutdown != SHUTDOWN_NONE) {
-			log_info("got SIGINT again, shutting down now");
+			log_info("got SIGINT while shutting down, fast exit");
 			event_base_loopbreak(rt.base);
 			break;
 		}
-		log_info("got SIGINT, shutting down once all servers are released");
-		rt.shutdown = SHUTDOWN_WAIT_SERVERS;
-		listener_pause();
-		pool_close_idle();
-		rt_check_shutdown();
+		log_info("got SIGINT, shutting down, waiting for all servers connections to be released");
+		start_shutdown(SHUTDOWN_WAIT_SERVERS);
 		break;
 	case SIGTERM:
 		if (rt.shutdown != SHUTDOWN_NONE) {
-			log_info("got SIGTERM again, shutting down now");
+			log_info("got SIGTERM while shutting down, fast exit");
 			event_base_loopbreak(rt.base);
 			break;
 		}
-		log_info("got SIGTERM, shutting down once all clients have disconnected");
-		rt.shutdown = SHUTDOWN_WAIT_CLIENTS;
-		listener_pause();
-		rt_check_shutdown();
-		break;
-	case SIGQUIT:
-		log_info("got SIGQUIT, shutting down immediately");
-		event_base_loopbreak(rt.base);
+		log_info("got SIGTERM, shutting down, waiting for all clients disconnect");
+		start_shutdown(SHUTDOWN_WAIT_CLIENTS);
 		break;
 	case SIGUSR1:
 		log_info("got SIGUSR1, pausing: transactions wait for SIGUSR2 (or query_wait_timeout)");
 		rt.paused = true;
 		break;
 	case SIGUSR2:
+		if (rt.shutdown != SHUTDOWN_NONE) {
+			log_info("got SIGUSR2 while shutting down, ignoring");
+			break;
+		}
 		log_info("got SIGUSR2, resuming");
 		rt.paused = false;
 		pool_resume_all();
@@ -301,7 +323,7 @@ int main(int argc, char **argv)
 	};
 	bool daemon = false, check = false;
 	const char *user_opt = NULL, *user;
-	static const int sigs[] = { SIGHUP, SIGINT, SIGTERM, SIGQUIT, SIGUSR1, SIGUSR2 };
+	static const int sigs[] = { SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2 };
 	enum { N_SIGS = sizeof(sigs) / sizeof(sigs[0]) };
 	struct event *sig_ev[N_SIGS], *janitor;
 	struct timeval period = { 0, JANITOR_PERIOD_MS * 1000 };
@@ -371,6 +393,14 @@ int main(int argc, char **argv)
 	for (int i = 0; i < N_SIGS; i++) {
 		sig_ev[i] = evsignal_new(rt.base, sigs[i], on_signal, NULL);
 		event_add(sig_ev[i], NULL);
+	}
+	{
+		struct sigaction sa;
+
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = on_sigquit;
+		sigfillset(&sa.sa_mask);
+		sigaction(SIGQUIT, &sa, NULL);
 	}
 	g_reap_ev = event_new(rt.base, -1, 0, on_reap, NULL);
 	janitor = event_new(rt.base, -1, EV_PERSIST, on_janitor, NULL);
