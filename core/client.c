@@ -160,6 +160,7 @@ void client_accept(int fd, const struct sockaddr *addr, socklen_t addrlen, bool 
 	sbuf_init(&c->sb, &client_ops, c);
 	pktbuf_init(&c->replacement);
 	pktbuf_init(&c->reject_msg);
+	pktbuf_init(&c->session_msg);
 	c->sb.startup_mode = true;
 	c->sb.max_whole = 64 * 1024;
 	c->id = ++rt.total_clients;
@@ -291,6 +292,8 @@ void client_free_closed(void)
 		params_clear(&c->reported);
 		params_clear(&c->startup);
 		params_clear(&c->pending_resets);
+		session_clear(&c->hidden);
+		pktbuf_free(&c->session_msg);
 		ps_relay_client_forget(c);
 		cpol_forget(c);
 		drop_scram(c);
@@ -404,9 +407,25 @@ static bool startup_param_ignored(const char *name, void *in_options)
 	return config_list_contains(list, name) || (in_options && config_list_contains(list, "options"));
 }
 
+/* Reported settings that never follow a client to another server: it hears their values again there. */
+static const char *const ROLE_PARAMS[] = { "session_authorization", "is_superuser" };
+
+void client_resync_roles(struct client *c, const struct param_set *server_params)
+{
+	for (size_t i = 0; i < sizeof(ROLE_PARAMS) / sizeof(ROLE_PARAMS[0]); i++) {
+		const char *now = params_get(server_params, ROLE_PARAMS[i]);
+		if (now)
+			client_param_from_server(c, ROLE_PARAMS[i], now, true);
+	}
+}
+
 void client_param_from_server(struct client *c, const char *name, const char *value, bool forward)
 {
 	const char *seen, *welcome;
+
+	for (size_t i = 0; i < sizeof(ROLE_PARAMS) / sizeof(ROLE_PARAMS[0]); i++)
+		if (strcasecmp(ROLE_PARAMS[i], name) == 0)
+			c->role_told = true;
 
 	if (tracked_param(c, name) && !params_set(&c->params, name, value, true))
 		log_warning("C-%llu: out of memory tracking parameter %s", c->id, name);
@@ -867,10 +886,43 @@ static uint32_t statement_name_len(const struct sbuf_msg *msg)
 	return nul ? (uint32_t)(nul - p) + 1 : (uint32_t)(end - p);
 }
 
+/* The client's startup value of name would be set again after a RESET of it ("all": any). */
+static bool has_own_value(const struct client *c, const char *name)
+{
+	if (strcmp(name, "all") != 0)
+		return params_find(&c->startup, name) != NULL;
+	for (int i = 0; i < c->startup.n; i++)
+		if (!session_not_reset_by_all(c->startup.items[i].name))
+			return true;
+	return false;
+}
+
+/* Settings that a plain SET changes for the session but the core never carries to another server. */
+static bool role_setting(const char *name)
+{
+	return strcmp(name, "role") == 0 || strcmp(name, "session_authorization") == 0;
+}
+
+/* The Query with added statements: the text up to `upto` is copied first (once: the message begins). */
+static void copy_text(struct client *c, const char *sql, size_t *copied, size_t upto)
+{
+	struct pktbuf *out = &c->session_msg;
+
+	if (!out->len)
+		pkt_begin(out, 'Q');
+	pkt_put_bytes(out, sql + *copied, upto - *copied);
+	*copied = upto;
+}
+
 /*
  * The keyword scan: a server whose session a statement changed is reset
- * before another client gets it, and RESET is noted so that it can return to
- * this client's own values. Text beyond the buffer counts as changing state.
+ * before another client gets it. In a simple Query, a RESET is followed by
+ * a statement that sets the client's startup values again and a session SET
+ * (transaction and statement mode, track_session_set) by one that reads the
+ * value the server took, so that the core keeps it for the client
+ * (session.c); such a Query goes out as c->session_msg. Elsewhere RESET is
+ * noted so that it returns to the client's values before its ReadyForQuery.
+ * Text beyond the buffer counts as changing state.
  */
 static void note_session_changes(struct client *c, struct server *s, const struct sbuf_msg *msg, uint32_t offset)
 {
@@ -878,8 +930,9 @@ static void note_session_changes(struct client *c, struct server *s, const struc
 	size_t len = offset < msg->avail ? msg->avail - offset : 0;
 	const char *nul = memchr(sql, 0, len);
 	struct sql_stmt st;
-	size_t pos = 0;
-	bool stateless;
+	size_t pos = 0, copied = 0;
+	bool stateless, whole_query, core_track;
+	int added = 0;
 
 	if (nul)
 		len = (size_t)(nul - sql);	/* the text ends there; a Parse's parameter types follow */
@@ -889,27 +942,84 @@ static void note_session_changes(struct client *c, struct server *s, const struc
 	c->scanned_text = NULL;
 	if (stateless)
 		return;	/* nothing of session interest: the common case, without tokenizing */
+	whole_query = msg->type == 'Q' && msg->avail >= msg->len && nul;
+	/* a policy's decision on the message (track, rewrite) wins over the core's own tracking */
+	core_track = c->pool_mode != POOL_MODE_SESSION && rt.cfg->track_session_set && !c->msg_tracked &&
+		     !c->replacement.len;
+	pktbuf_reset(&c->session_msg);
 	while (sqlscan_next(sql, len, &pos, &st)) {
+		unsigned rest;
+		bool followed = false;	/* the core keeps what the statement changed */
 		st.flags &= ~(unsigned)SQL_HINTS;	/* about statement kinds, not session state */
 		if (!st.flags)
 			continue;
-		if (!c->msg_tracked || (st.flags & ~(unsigned)(SQL_SETS_SESSION | SQL_RESETS)))
+		rest = st.flags & ~(unsigned)(SQL_SETS_SESSION | SQL_RESETS);
+		if ((st.flags & SQL_RESETS) && st.name[0] && strcmp(st.kind, "discard") != 0 && whole_query &&
+		    (core_track || has_own_value(c, st.name))) {
+			copy_text(c, sql, &copied, pos);
+			if (session_add_reset(&c->hidden, &c->startup, st.name, core_track, &c->session_msg))
+				added++;
+			followed = core_track;
+		} else if ((st.flags & SQL_RESETS) && st.name[0]) {
+			/* DISCARD ALL (never in a multi-statement Query), a Parse, a Query too long to rewrite */
+			if (!params_set(&c->pending_resets, st.name, has_own_value(c, st.name) ? "r" : "", false))
+				log_warning("C-%llu: out of memory noting RESET %s", c->id, st.name);
+			followed = core_track && strcmp(st.kind, "discard") != 0;
+		} else if ((st.flags & SQL_SETS_SESSION) && strcmp(st.kind, "set") == 0 && core_track) {
+			if (role_setting(st.name) || !whole_query) {
+				client_notice(c, "00000", "%s lasts only until the end of the transaction in %s pooling mode",
+					      role_setting(st.name) ? (strcmp(st.name, "role") == 0 ? "SET ROLE"
+									       : "SET SESSION AUTHORIZATION")
+								    : "this SET (sent with the extended query protocol)",
+					      config_pool_mode_name(c->pool_mode));
+			} else {
+				static const char *const characteristics[] = { "default_transaction_isolation",
+										"default_transaction_read_only",
+										"default_transaction_deferrable" };
+				copy_text(c, sql, &copied, pos);
+				if (st.name[0]) {
+					added += session_add_capture(&c->hidden, st.name, &c->session_msg);
+				} else {	/* SET SESSION CHARACTERISTICS AS TRANSACTION ... */
+					for (size_t i = 0; i < 3; i++)
+						added += session_add_capture(&c->hidden, characteristics[i], &c->session_msg);
+				}
+				followed = true;
+			}
+		}
+		if (rest || role_setting(st.name) || (!followed && !c->msg_tracked))
 			s->dirty = true;
-		if ((st.flags & SQL_RESETS) && st.name[0] &&
-		    !params_set(&c->pending_resets, st.name, "", false))
-			log_warning("C-%llu: out of memory noting RESET %s", c->id, st.name);
 	}
+	if (c->session_msg.len) {
+		copy_text(c, sql, &copied, len);
+		pkt_put_u8(&c->session_msg, 0);
+		pkt_end(&c->session_msg);
+		if (c->session_msg.failed || !session_end_query(&c->hidden, s->pending_ready)) {
+			/* out of memory: the Query goes as it came, the server is reset afterwards */
+			log_warning("C-%llu: out of memory following session settings", c->id);
+			pktbuf_reset(&c->session_msg);
+			s->dirty = true;
+		}
+	}
+	(void)added;
 }
 
-bool client_apply_resets(struct client *c, struct param_set *server_params)
+bool client_apply_resets(struct client *c, struct param_set *server_params, struct pktbuf *restore)
 {
+	int n_restore = 0;
+
 	if (!c->pending_resets.n)
 		return false;
+	pkt_begin(restore, 'Q');
 	if (params_find(&c->pending_resets, "all")) {
 		params_clear(&c->params);
 		if (!params_copy(&c->params, &c->startup))
 			log_warning("C-%llu: out of memory restoring parameters", c->id);
 		params_drop_unreported(server_params);
+		n_restore = params_put_restore(restore, &c->startup, NULL, session_not_reset_by_all, NULL);
+		for (int i = 0; i < c->startup.n; i++)
+			if (!session_not_reset_by_all(c->startup.items[i].name) &&
+			    !params_set(server_params, c->startup.items[i].name, c->startup.items[i].value, false))
+				log_warning("C-%llu: out of memory restoring parameters", c->id);
 	} else {
 		for (int i = 0; i < c->pending_resets.n; i++) {
 			const char *name = c->pending_resets.items[i].name;
@@ -921,12 +1031,26 @@ bool client_apply_resets(struct client *c, struct param_set *server_params)
 			} else {
 				params_remove(&c->params, name);
 			}
-			if (sp && !sp->reported)
+			if (own && strcmp(c->pending_resets.items[i].value, "r") == 0 &&
+			    params_put_restore(restore, &c->startup, name, NULL, NULL) > 0) {
+				pkt_put_u8(restore, ';');
+				if (!params_set(server_params, name, own, false))
+					params_remove(server_params, name);
+				n_restore++;
+			} else if (sp && !sp->reported) {
 				params_remove(server_params, name);
+			}
 		}
 	}
 	params_clear(&c->pending_resets);
-	return true;
+	if (!n_restore) {
+		pktbuf_reset(restore);
+		restore->failed = false;
+		return false;
+	}
+	pkt_put_u8(restore, 0);
+	pkt_end(restore);
+	return !restore->failed;
 }
 
 void client_request_sent(struct server *s)
@@ -942,8 +1066,12 @@ static enum sbuf_action done(struct client *c, enum sbuf_action act)
 {
 	if (act == SBUF_FORWARD || act == SBUF_FORWARD_PAUSE || act == SBUF_DROP || act == SBUF_CLOSED) {
 		c->checked = false;
-		if (act != SBUF_CLOSED)
+		c->noted = false;
+		if (act != SBUF_CLOSED) {
 			pktbuf_reset(&c->replacement);
+			if (c->session_msg.len)
+				pktbuf_reset(&c->session_msg);
+		}
 	}
 	return act;
 }
@@ -1048,14 +1176,20 @@ static enum sbuf_action handle_active(struct client *c, const struct sbuf_msg *m
 	s = c->server;
 	if (s->phase != PHASE_RELAY)
 		return SBUF_PAUSE;
-	switch (cur.type) {
-	case 'Q':
-		note_session_changes(c, s, &cur, 5);
-		break;
-	case 'P':
-		note_session_changes(c, s, &cur, 5 + statement_name_len(&cur));
-		break;
+	if (!c->noted) {
+		c->noted = true;
+		if (cur.type == 'Q')
+			note_session_changes(c, s, &cur, 5);
+		else if (cur.type == 'P')
+			note_session_changes(c, s, &cur, 5 + statement_name_len(&cur));
 	}
+	if (c->session_msg.len) {
+		cur.data = c->session_msg.data;
+		cur.len = cur.avail = (uint32_t)c->session_msg.len;
+	}
+	/* bytes of ours go after what was relayed before them (checked before anything is counted as sent) */
+	if (cur.data != msg->data && !sbuf_flush_pending(&c->sb))
+		return SBUF_RETRY;
 	/* until its Sync, an extended-protocol batch keeps the server even between ReadyForQuery answers */
 	if (cur.type == 'P' || cur.type == 'B' || cur.type == 'D' || cur.type == 'E' || cur.type == 'C' ||
 	    cur.type == 'H')
@@ -1075,10 +1209,9 @@ static enum sbuf_action handle_active(struct client *c, const struct sbuf_msg *m
 		client_request_sent(s);
 		break;
 	}
-	if (c->replacement.len) {
-		if (!sbuf_flush_pending(&c->sb))
-			return SBUF_RETRY;
-		sbuf_send(&s->sb, c->replacement.data, c->replacement.len);
+	if (cur.data != msg->data) {
+		/* a policy's rewrite, or the Query with the core's added statements */
+		sbuf_send(&s->sb, cur.data, cur.len);
 		return done(c, SBUF_DROP);
 	}
 	return done(c, SBUF_FORWARD);

@@ -14,6 +14,7 @@
 #include "params.h"
 #include "prepared.h"
 #include "sbuf.h"
+#include "session.h"
 
 struct pool;
 struct server;
@@ -51,7 +52,12 @@ struct client {
 	struct param_set params;	/* what this client's session should have on any server */
 	struct param_set reported;	/* what the client has been told with ParameterStatus */
 	struct param_set startup;	/* its startup values: what RESET returns to */
-	struct param_set pending_resets; /* names RESET in the running request ("all" for RESET ALL) */
+	struct param_set pending_resets; /* names RESET in the running request ("all" for RESET ALL); value "r":
+					  * its startup value is set again before the ReadyForQuery */
+	struct session_hidden hidden;	/* statements the core added to its Queries, answers in flight */
+	struct pktbuf session_msg;	/* the Query with those statements added */
+	bool noted;			/* the message at hand went through the session scan */
+	bool role_told;			/* has heard of session_authorization or is_superuser from a server */
 	enum pool_mode pool_mode;	/* fixed at login: a reload changes it for new clients only */
 	struct ps_client ps;		/* its named prepared statements (transaction pooling) */
 
@@ -112,8 +118,14 @@ void client_linked(struct client *client);
 void client_send_welcome(struct client *client);
 /* Server-side ParameterStatus while linked: update what the client wants and has seen. */
 void client_param_from_server(struct client *client, const char *name, const char *value, bool forward);
-/* At the end of a request: make RESET return to the client's own values. True if params changed. */
-bool client_apply_resets(struct client *client, struct param_set *server_params);
+/* Linked to a server (transaction, statement mode): tell it the role settings there if they differ. */
+void client_resync_roles(struct client *client, const struct param_set *server_params);
+/*
+ * At the end of a request: the RESETs the session scan noted return to the
+ * client's own values. True when restore holds a query that sets them on the
+ * server again (its values are recorded in server_params already).
+ */
+bool client_apply_resets(struct client *client, struct param_set *server_params, struct pktbuf *restore);
 /* Timeouts that [users] (and for query_wait_timeout [databases]) entries may override. */
 enum client_timeout {
 	TIMEOUT_QUERY,

@@ -14,6 +14,7 @@
 #include "proto.h"
 #include "runtime.h"
 #include "server.h"
+#include "session.h"
 #include "sqlscan.h"
 #include "tenant.h"
 
@@ -320,25 +321,43 @@ static bool build_rewrite(struct client *c, const struct sbuf_msg *msg, const st
 	return !b->failed;
 }
 
+static bool track_room(struct client *c)
+{
+	if (c->n_track == c->cap_track) {
+		int cap = c->cap_track ? c->cap_track * 2 : 4;
+		struct policy_track *a = realloc(c->track, (size_t)cap * sizeof(*a));
+		if (!a)
+			return false;
+		c->track = a;
+		c->cap_track = cap;
+	}
+	return true;
+}
+
 static void keep_tracks(struct client *c, struct policy_decision *d)
 {
 	for (int i = 0; i < d->n_track; i++) {
-		struct policy_track *tr;
-		if (c->n_track == c->cap_track) {
-			int cap = c->cap_track ? c->cap_track * 2 : 4;
-			struct policy_track *a = realloc(c->track, (size_t)cap * sizeof(*a));
-			if (!a) {
-				log_warning("C-%llu: out of memory keeping tracked settings", c->id);
-				return;
-			}
-			c->track = a;
-			c->cap_track = cap;
+		if (!track_room(c)) {
+			log_warning("C-%llu: out of memory keeping tracked settings", c->id);
+			return;
 		}
-		tr = &c->track[c->n_track++];
-		*tr = d->track[i];
+		c->track[c->n_track++] = d->track[i];
 		d->track[i].name = d->track[i].value = NULL;	/* moved */
 	}
 	c->msg_tracked = d->n_track > 0;
+}
+
+bool cpol_track_add(struct client *c, const char *name, const char *value, bool reset_all)
+{
+	struct policy_track tr = { NULL, NULL, !reset_all && !value, reset_all };
+
+	if ((name && !(tr.name = strdup(name))) || (value && !(tr.value = strdup(value))) || !track_room(c)) {
+		free(tr.name);
+		free(tr.value);
+		return false;
+	}
+	c->track[c->n_track++] = tr;
+	return true;
 }
 
 /* Scratch space of one hook call: the views Lua gets, and what it decided. */
@@ -524,11 +543,18 @@ void cpol_note_server_msg(struct client *c, const struct sbuf_msg *msg)
 
 static void apply_track(struct client *c, struct server *s, const struct policy_track *tr)
 {
+	/* a RESET in a Query was followed by the client's startup values (session.c), a RESET elsewhere by a
+	 * restoring query before its ReadyForQuery (client_apply_resets): the server has those values now */
 	if (tr->reset_all) {
 		params_clear(&c->params);
-		if (!params_copy(&c->params, &c->startup))
-			log_warning("C-%llu: out of memory restoring settings", c->id);
 		params_drop_unreported(&s->params);
+		for (int i = 0; i < c->startup.n; i++) {
+			const struct param *p = &c->startup.items[i];
+			bool kept = session_not_reset_by_all(p->name);
+			if ((!kept && !params_set(&s->params, p->name, p->value, false)) ||
+			    !params_set(&c->params, p->name, p->value, false))
+				log_warning("C-%llu: out of memory restoring settings", c->id);
+		}
 		return;
 	}
 	if (!tr->name)
@@ -536,12 +562,14 @@ static void apply_track(struct client *c, struct server *s, const struct policy_
 	if (tr->reset) {
 		const char *own = params_get(&c->startup, tr->name);
 		const struct param *sp = params_find(&s->params, tr->name);
-		if (!own)
+		if (!own) {
 			params_remove(&c->params, tr->name);
-		else if (!params_set(&c->params, tr->name, own, false))
+			if (sp && !sp->reported)
+				params_remove(&s->params, tr->name);
+		} else if (!params_set(&c->params, tr->name, own, false) ||
+			   !params_set(&s->params, tr->name, own, false)) {
 			log_warning("C-%llu: out of memory restoring %s", c->id, tr->name);
-		if (sp && !sp->reported)
-			params_remove(&s->params, tr->name);
+		}
 		return;
 	}
 	if (tr->value && (!params_set(&c->params, tr->name, tr->value, false) ||

@@ -174,6 +174,7 @@ static const struct key_def main_keys[] = {
 	INT(tcp_socket_buffer, "0", 0, INT_MAX),
 	INT(tcp_user_timeout, "0", 0, INT_MAX),
 	STR(track_extra_parameters, "IntervalStyle"),
+	BOOL(track_session_set, "1"),
 	TIME(transaction_timeout, "0"),
 	STR(unix_socket_dir, "/tmp"),
 	STR(unix_socket_group, ""),

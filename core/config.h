@@ -138,6 +138,7 @@ struct config {
 	bool server_round_robin;
 	char *ignore_startup_parameters;	/* comma-separated */
 	char *track_extra_parameters;		/* comma-separated */
+	bool track_session_set;			/* plain session SET/RESET follow the client in transaction mode */
 	bool application_name_add_host;
 	int max_prepared_statements;
 	bool disable_pqexec;

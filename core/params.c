@@ -147,8 +147,19 @@ bool params_name_ok(const char *name)
 	return true;
 }
 
+bool params_read_only(const char *name)
+{
+	static const char *const fixed[] = { "is_superuser", "server_version", "server_version_num", "server_encoding",
+					     "integer_datetimes", "in_hot_standby", "lc_collate", "lc_ctype",
+					     "block_size", "segment_size", "wal_block_size", "max_identifier_length" };
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		if (strcasecmp(fixed[i], name) == 0)
+			return true;
+	return false;
+}
+
 /* Append s as an SQL string literal: E'...' with quotes and backslashes doubled, whatever standard_conforming_strings says. */
-static void put_literal(struct pktbuf *b, const char *s)
+void params_put_literal(struct pktbuf *b, const char *s)
 {
 	pkt_put_bytes(b, "E'", 2);
 	for (; *s; s++) {
@@ -171,6 +182,11 @@ static bool wanted_missing(const struct param *w, const struct param_set *have)
 	return !(cur && strcmp(cur->value, w->value) == 0) && params_name_ok(w->name);
 }
 
+static bool resettable(const struct param *h)
+{
+	return params_name_ok(h->name) && (!params_read_only(h->name) || strcasecmp(h->name, "is_superuser") == 0);
+}
+
 /* At its login value, or announced by the server and never ours to change. */
 static bool at_login_value(const struct param *h, const struct param_set *defaults)
 {
@@ -178,12 +194,28 @@ static bool at_login_value(const struct param *h, const struct param_set *defaul
 	return def ? strcmp(def->value, h->value) == 0 : h->reported;
 }
 
-/* A value left behind (by an earlier client) that differs from the login default. */
+/*
+ * A value left behind (by an earlier client) that differs from the login
+ * default. Read-only values are never RESET (PostgreSQL refuses with 55P02):
+ * a changed is_superuser means a role was set, which RESET ROLE undoes.
+ */
 static bool leftover(const struct param *h, const struct param_set *want, const struct param_set *defaults)
 {
 	if (at_login_value(h, defaults))
 		return false;
-	return !find_hashed(want, h->name, h->hash) && params_name_ok(h->name);
+	return !find_hashed(want, h->name, h->hash) && resettable(h);
+}
+
+/* The statement that undoes a leftover. */
+static void put_reset(struct pktbuf *out, const struct param *h)
+{
+	if (strcasecmp(h->name, "is_superuser") == 0) {
+		put_str(out, "RESET ROLE;");
+		return;
+	}
+	put_str(out, "RESET ");
+	put_str(out, h->name);
+	put_str(out, ";");
 }
 
 static void memo_refresh(struct param_memo *memo, const struct param_set *have, const struct param_set *defaults)
@@ -216,7 +248,7 @@ bool params_differ(const struct param_set *want, const struct param_set *have, c
 			/* only the values off their login value can be leftovers */
 			for (int k = 0; k < memo->n; k++) {
 				const struct param *h = &have->items[memo->idx[k]];
-				if (!find_hashed(want, h->name, h->hash) && params_name_ok(h->name))
+				if (!find_hashed(want, h->name, h->hash) && resettable(h))
 					return true;
 			}
 			return false;
@@ -257,9 +289,9 @@ bool params_build_apply(const struct param_set *want, const struct param_set *ha
 			continue;
 		put_str(out, n_set ? ", " : "SELECT ");
 		put_str(out, "pg_catalog.set_config(");
-		put_literal(out, w->name);
+		params_put_literal(out, w->name);
 		put_str(out, ", ");
-		put_literal(out, w->value);
+		params_put_literal(out, w->value);
 		put_str(out, ", false)");
 		n_set++;
 	}
@@ -269,9 +301,7 @@ bool params_build_apply(const struct param_set *want, const struct param_set *ha
 		const struct param *h = &have->items[i];
 		if (!leftover(h, want, defaults))
 			continue;
-		put_str(out, "RESET ");
-		put_str(out, h->name);
-		put_str(out, ";");
+		put_reset(out, h);
 		n_reset++;
 	}
 	if (!n_set && !n_reset) {
@@ -281,6 +311,33 @@ bool params_build_apply(const struct param_set *want, const struct param_set *ha
 	pkt_put_u8(out, 0);
 	pkt_end(out);
 	return !out->failed;
+}
+
+int params_put_restore(struct pktbuf *out, const struct param_set *from, const char *name,
+		       bool (*skip)(const char *name), const char *alias)
+{
+	int n = 0;
+
+	for (int i = 0; i < from->n; i++) {
+		const struct param *p = &from->items[i];
+		if (name ? strcasecmp(p->name, name) != 0 : skip && skip(p->name))
+			continue;
+		if (!params_name_ok(p->name) || params_read_only(p->name))
+			continue;
+		put_str(out, n ? ", " : "SELECT ");
+		put_str(out, "pg_catalog.set_config(");
+		params_put_literal(out, p->name);
+		put_str(out, ", ");
+		params_put_literal(out, p->value);
+		put_str(out, ", false)");
+		if (!n && alias) {
+			put_str(out, " AS \"");
+			put_str(out, alias);
+			put_str(out, "\"");
+		}
+		n++;
+	}
+	return n;
 }
 
 /* One word of an options value into word (backslash escapes a character); *long_word if it did not fit. */

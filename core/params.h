@@ -48,6 +48,19 @@ bool params_copy(struct param_set *dst, const struct param_set *src) __attribute
 
 /* A parameter name we are willing to put into SQL: letters, digits, '_' and '.'. */
 bool params_name_ok(const char *name);
+/* Parameters PostgreSQL reports but no SET or RESET may change (is_superuser, server_version, ...). */
+bool params_read_only(const char *name);
+/* s as an SQL string literal (E'...'), whatever standard_conforming_strings says. */
+void params_put_literal(struct pktbuf *out, const char *s);
+
+/*
+ * Append "SELECT set_config(name, value, false), ..." for the entries of
+ * from that skip() does not refuse (skip may be NULL), or only for `name`
+ * when name is not NULL; the first column gets the alias when it is not
+ * NULL. Returns how many were written (0: nothing appended).
+ */
+int params_put_restore(struct pktbuf *out, const struct param_set *from, const char *name,
+		       bool (*skip)(const char *name), const char *alias);
 
 /*
  * Build one simple Query that makes a server whose values are `have` (and

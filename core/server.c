@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -466,9 +467,7 @@ static enum sbuf_action finish_internal(struct server *s)
 		if (s->internal_failed) {
 			log_warning("S-%llu: restoring client parameters after RESET failed: %s", s->id,
 				    s->internal_error);
-			s->dirty = true;
-		} else if (c) {
-			params_applied(&c->params, &s->params, &s->defaults);
+			s->dirty = true;	/* what it holds is not what we recorded */
 		}
 		if (c && c->sb.paused)
 			sbuf_resume(&c->sb);
@@ -553,6 +552,8 @@ static enum sbuf_action relay_msg(struct server *s, const struct sbuf_msg *msg)
 	const char *name, *value;
 	enum sbuf_action act;
 
+	if (s->client && s->client->hidden.n && session_server_msg(s->client, msg, &act))
+		return act;
 	if (ps_relay_server(s, msg, &act))
 		return act;
 	if (s->client && s->client->n_track) {
@@ -573,13 +574,14 @@ static enum sbuf_action relay_msg(struct server *s, const struct sbuf_msg *msg)
 			s->query_start = rt_now();	/* the next pipelined request is running now */
 		else if (s->client)
 			cpol_settle_tracks(s->client, s, s->txn_status);
-		if (s->pending_ready == 0 && s->client && s->txn_status != 'E' &&
-		    client_apply_resets(s->client, &s->params)) {
+		if (s->pending_ready == 0 && s->client && s->client->pending_resets.n) {
 			struct pktbuf b;
 			pktbuf_init(&b);
-			if (params_build_apply(&s->client->params, &s->params, &s->defaults, &s->params_memo, &b)) {
+			if (s->txn_status == 'E')
+				params_clear(&s->client->pending_resets);	/* they failed with the transaction */
+			else if (client_apply_resets(s->client, &s->params, &b)) {
 				/* this ReadyForQuery waits; the one answering our query goes to the client */
-				start_internal(s, INTERNAL_REAPPLY, &b);
+				start_internal(s, INTERNAL_REAPPLY, &b);	/* sends and frees b */
 				return SBUF_DROP;
 			}
 			pktbuf_free(&b);
@@ -589,6 +591,9 @@ static enum sbuf_action relay_msg(struct server *s, const struct sbuf_msg *msg)
 		if (msg->avail < msg->len)
 			return msg->len > MAX_STATUS_LEN ? SBUF_FORWARD : SBUF_WAIT_FULL;
 		if (read_status(msg, &name, &value)) {
+			/* a role or session user set where the scan could not see it (DO, a function): reset afterwards */
+			if (strcasecmp(name, "is_superuser") == 0 || strcasecmp(name, "session_authorization") == 0)
+				s->dirty = true;
 			if (!params_set(&s->params, name, value, true))
 				log_warning("S-%llu: out of memory tracking %s", s->id, name);
 			if (s->client)
@@ -715,6 +720,8 @@ void server_link(struct server *s, struct client *c)
 	s->last_used = rt_now();
 	sbuf_set_peer(&c->sb, &s->sb);
 	sbuf_set_peer(&s->sb, &c->sb);
+	if (c->role_told && c->pool_mode != POOL_MODE_SESSION)
+		client_resync_roles(c, &s->params);
 	pktbuf_init(&b);
 	if (params_build_apply(&c->params, &s->params, &s->defaults, &s->params_memo, &b)) {
 		start_internal(s, INTERNAL_APPLY, &b);

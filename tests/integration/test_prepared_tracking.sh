@@ -154,8 +154,8 @@ mb_bg "$T_DIR/keeper.out" "$PTOOL" script "$c" P keep 'SELECT $1::int + 800' - B
 	MARK ready SLEEP 1500 B keep 2 E S
 keeper=$MB_BG_PID
 mb_wait_line "$T_DIR/keeper.out" '^ready' 10
-out=$(pts "$c" Q "SET work_mem = '7MB'")
-mb_is "$out" "C:SET Z:I" "a client changes the session (SET)"
+out=$(pts "$c" Q "SET work_mem = '7MB'; LISTEN mb_reset_chan")
+mb_is "$out" "C:SET C:LISTEN Z:I" "a client changes the session (SET, LISTEN)"
 out=$(pqt query "$c" "SHOW work_mem" "SELECT count(*) FROM pg_prepared_statements" 2>&1)
 mb_is "$out" $'4MB\n0' "the server was reset with DISCARD ALL: no statements left"
 mb_wait_exit "$keeper" 10

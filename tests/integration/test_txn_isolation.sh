@@ -28,6 +28,7 @@ mb_pgdb "$iso_db" "pool_size=1" "$iso_db"
 mb_user "$su" "$sp"
 mb_set auth_type scram-sha-256
 mb_set pool_mode transaction
+mb_set track_session_set 0	# plain SETs dirty the server too (the default, tracking them, is checked at the end)
 mb_start_or_bail
 c=$(mb_connstr "$su" "$sp" "$iso_db")
 
@@ -194,5 +195,26 @@ EOF
 )
 mb_is "$(logged_since "$pid" "$mark" | tr '\n' ';')" "SELECT 'm1'; SELECT 'm2';SELECT 'b1';" \
 	"policy loaded: a clean text of two statements hands the server on with no reset"
+
+# ---- track_session_set = 1 (the default): a plain session SET follows its client, the server is not reset;
+# the value it left behind is RESET when the next client gets the server, and set again for its owner
+mb_unset policy_file
+mb_unset track_session_set
+mb_start_or_bail
+pid=$(pqt backend-pid "$c" 2>&1)
+mark=$(log_lines)
+out=$(tt <<EOF 2>&1
+open a $c
+open b $c
+q a SET statement_timeout = '1234ms'
+q b SHOW statement_timeout
+q a SHOW statement_timeout
+EOF
+)
+mb_is "$(grep -v connected <<<"$out" | tr '\n' ';')" "a: SET;b: 0;a: 1234ms;" \
+	"track_session_set: the SET follows its client, the next client on the server sees the default"
+mb_is "$(logged_since "$pid" "$mark" | tr '\n' ';')" \
+	"SET statement_timeout = '1234ms';RESET statement_timeout;;SHOW statement_timeout;SELECT pg_catalog.set_config(E'statement_timeout', E'1234ms', false);;SHOW statement_timeout;" \
+	"track_session_set: no DISCARD ALL, the value left behind is RESET for the next client only"
 
 mb_test_done

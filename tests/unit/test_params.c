@@ -292,6 +292,59 @@ static void test_apply(void)
 	pktbuf_free(&out);
 }
 
+/* ---- read-only values, restore queries ---- */
+
+static void test_read_only(void)
+{
+	struct param_set want = { 0 }, have = { 0 }, defs = { 0 }, startup = { 0 };
+	struct pktbuf out;
+
+	pktbuf_init(&out);
+	UNIT_CHECK(params_read_only("is_superuser") && params_read_only("Server_Version") &&
+			   params_read_only("server_encoding") && params_read_only("in_hot_standby"),
+		   "read-only: reported values no SET may change");
+	UNIT_CHECK(!params_read_only("session_authorization") && !params_read_only("DateStyle"),
+		   "read-only: session_authorization and DateStyle can be set");
+
+	/* a role left behind (is_superuser changed) is undone with RESET ROLE, never RESET is_superuser (55P02) */
+	must_set(&defs, "is_superuser", "on", true);
+	must_set(&defs, "server_version", "15.0", true);
+	must_set(&defs, "session_authorization", "postgres", true);
+	must_set(&have, "is_superuser", "off", true);
+	must_set(&have, "server_version", "15.1", true);	/* cannot be changed: never touched */
+	UNIT_CHECK(params_build_apply(&want, &have, &defs, NULL, &out), "read-only: changed is_superuser: true");
+	check_query(&out, "RESET ROLE;", "read-only: is_superuser left behind: RESET ROLE only");
+	pktbuf_reset(&out);
+	must_set(&have, "session_authorization", "r_sa", true);
+	UNIT_CHECK(params_build_apply(&want, &have, &defs, NULL, &out), "read-only: session user left behind: true");
+	check_query(&out, "RESET ROLE;RESET session_authorization;", "read-only: RESET ROLE and the session user");
+	pktbuf_reset(&out);
+	params_clear(&have);
+	must_set(&have, "server_version", "15.1", true);
+	UNIT_CHECK(!params_build_apply(&want, &have, &defs, NULL, &out), "read-only: only read-only values: false");
+	UNIT_CHECK(params_differ(&want, &have, &defs, NULL) == false, "read-only: differ agrees");
+
+	/* restore: the startup values, all of them or one, read-only names never */
+	must_set(&startup, "DateStyle", "Postgres, MDY", false);
+	must_set(&startup, "role", "r_x", false);
+	must_set(&startup, "is_superuser", "on", false);
+	UNIT_EQ_INT(params_put_restore(&out, &startup, "datestyle", NULL, "m"), 1, "restore: one name");
+	pkt_put_u8(&out, 0);
+	UNIT_EQ_STR((const char *)out.data, "SELECT pg_catalog.set_config(E'DateStyle', E'Postgres, MDY', false) AS \"m\"",
+		    "restore: one name, with the alias on the first column");
+	pktbuf_reset(&out);
+	UNIT_EQ_INT(params_put_restore(&out, &startup, NULL, NULL, NULL), 2, "restore: all but read-only names");
+	pktbuf_reset(&out);
+	UNIT_EQ_INT(params_put_restore(&out, &startup, "work_mem", NULL, NULL), 0, "restore: no startup value: nothing");
+	UNIT_EQ_INT(out.len, 0, "restore: nothing written");
+
+	params_clear(&want);
+	params_clear(&have);
+	params_clear(&defs);
+	params_clear(&startup);
+	pktbuf_free(&out);
+}
+
 /* ---- params_differ with a memo ---- */
 
 /* The memo must never change the answer: every step compares it with the plain look-up. */
@@ -506,6 +559,7 @@ int main(void)
 	test_copy();
 	test_name_ok();
 	test_apply();
+	test_read_only();
 	test_differ_memo();
 	test_options();
 	return unit_done();
