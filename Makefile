@@ -34,12 +34,17 @@ PQTOOL = build/pqtool
 
 FORMAT_FILES = $(wildcard core/*.c core/*.h tests/unit/*.c tests/unit/*.h tests/integration/*.c tests/bench/*.c)
 
-# Debian packages the build and the tests need (checked with dpkg -s; installed only when missing).
-DEB_PKGS = build-essential pkg-config libevent-dev libssl-dev libluajit-5.1-dev luajit libpq-dev \
-	postgresql postgresql-contrib lua-busted pgbouncer procps util-linux valgrind \
+# Debian packages (checked with dpkg -s; installed only when missing): what the build and `make demo` need,
+# then what the tests and benchmarks add (`make deps`, run by check and bench).
+DEMO_DEB_PKGS = build-essential pkg-config libevent-dev libssl-dev libluajit-5.1-dev postgresql procps \
+	util-linux
+TEST_DEB_PKGS = luajit libpq-dev postgresql-contrib lua-busted pgbouncer valgrind \
 	nodejs openjdk-17-jdk-headless libpostgresql-jdbc-java
 
-.PHONY: FORCE all deps check unit spec integration demo install uninstall format format-check clean
+# make demo PORT=7432: the port moonbouncer listens on (default 6432, or a free one if that is taken)
+PORT =
+
+.PHONY: FORCE all deps deps-demo check unit spec integration demo install uninstall format format-check clean
 
 all: moonbouncer
 
@@ -75,9 +80,10 @@ $(PQTOOL): tests/integration/pqtool.c | build
 	$(CC) -std=gnu11 -O2 -g $(WARN) $(shell $(PKG_CONFIG) --cflags libpq) -o $@ $< \
 		$(shell $(PKG_CONFIG) --libs libpq)
 
-deps:
+# $(call install_missing,PACKAGES)
+define install_missing
 	@missing=""; \
-	for p in $(DEB_PKGS); do \
+	for p in $(1); do \
 		dpkg -s "$$p" >/dev/null 2>&1 || missing="$$missing $$p"; \
 	done; \
 	if [ -z "$$missing" ]; then \
@@ -91,6 +97,13 @@ deps:
 		export DEBIAN_FRONTEND=noninteractive; \
 		apt-get update && apt-get install -y --no-install-recommends $$missing; \
 	fi
+endef
+
+deps-demo:
+	$(call install_missing,$(DEMO_DEB_PKGS))
+
+deps:
+	$(call install_missing,$(DEMO_DEB_PKGS) $(TEST_DEB_PKGS))
 	@# npm comes with some nodejs builds and separately with Debian's
 	@command -v npm >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y \
 		--no-install-recommends npm; } || { echo "deps: npm is missing" >&2; exit 1; }
@@ -113,9 +126,9 @@ spec:
 integration: all $(PQTOOL)
 	tests/integration/run.sh
 
-demo: deps
+demo: deps-demo
 	$(MAKE) all
-	tests/demo.sh
+	tests/demo.sh $(if $(PORT),--port $(PORT))
 
 install: moonbouncer
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)

@@ -1,16 +1,36 @@
 #!/usr/bin/env bash
 # make demo: a throwaway PostgreSQL 15 with moonbouncer in front; prints how to connect, stops both on Ctrl-C.
 #
-#   tests/demo.sh          run until Ctrl-C (or SIGTERM)
-#   tests/demo.sh --once   start, run one query through the pooler, stop (a smoke test of the demo itself)
+#   tests/demo.sh            run until Ctrl-C (or SIGTERM)
+#   tests/demo.sh --once     start, run one query through the pooler, stop (a smoke test of the demo itself)
+#   tests/demo.sh --port N   moonbouncer listens on port N (make demo PORT=N); without it 6432, or a free
+#                            port if 6432 is taken
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=integration/lib.sh
 source "$here/integration/lib.sh"
 
-once=
-[ "${1:-}" = --once ] && once=1
+once= port=
+while [ $# -gt 0 ]; do
+	case $1 in
+	--once) once=1 ;;
+	--port)
+		port=${2:-}
+		shift
+		;;
+	--port=*) port=${1#--port=} ;;
+	*)
+		echo "usage: tests/demo.sh [--once] [--port N]" >&2
+		exit 2
+		;;
+	esac
+	shift
+done
+if [ -n "$port" ] && ! [[ $port =~ ^[0-9]+$ && $port -ge 1 && $port -le 65535 ]]; then
+	echo "demo: invalid port '$port' (expected 1-65535)" >&2
+	exit 2
+fi
 
 [ -x "$MB_BIN" ] || { echo "demo: $MB_BIN is not built (run make)" >&2; exit 1; }
 [ -x "$PG_BINDIR/initdb" ] || { echo "demo: PostgreSQL binaries not found (make deps)" >&2; exit 1; }
@@ -85,8 +105,13 @@ super -d postgres -c "CREATE ROLE $DEMO_USER LOGIN PASSWORD '$DEMO_PASS'" -c "CR
 secret=$(super -d postgres -c "SELECT rolpassword FROM pg_authid WHERE rolname = '$DEMO_USER'") || exit 1
 
 # --- moonbouncer: the auth_file holds the SCRAM secret only; the server login reuses the client's proof
-MB_PORT=6432
-port_free "$MB_PORT" || MB_PORT=$(MB_IT_ROOT=$DEMO_DIR mb_free_port) || exit 1
+if [ -n "$port" ]; then
+	MB_PORT=$port
+	port_free "$MB_PORT" || { echo "demo: port $MB_PORT is already in use" >&2; exit 1; }
+else
+	MB_PORT=6432
+	port_free "$MB_PORT" || MB_PORT=$(MB_IT_ROOT=$DEMO_DIR mb_free_port) || exit 1
+fi
 # the default policy for transaction pooling: the guard from examples/policies
 mkdir -p "$DEMO_DIR/policy.d" && cp "$MB_REPO/examples/policies/30-guard.lua" "$DEMO_DIR/policy.d/" || exit 1
 policy_line="policy_dir = $DEMO_DIR/policy.d"
