@@ -455,11 +455,6 @@ static bool add_param(struct client *c, const char *name, const char *value);
 /* Login failures in PgBouncer 1.25's words and SQLSTATE, so that log alerts written for it keep matching. */
 static enum sbuf_action login_failed(struct client *c, const char *reason)
 {
-	if (rt.cfg->log_connections) {
-		char abuf[64];
-		log_info("C-%llu %s/%s@%s login failed: db=%s user=%s", c->id, c->database, c->user,
-			 client_addr(c, abuf), c->database, c->user);
-	}
 	client_fatal(c, "08P01", "%s", reason);
 	return SBUF_CLOSED;
 }
@@ -532,7 +527,10 @@ static enum sbuf_action auth_ok(struct client *c)
 	struct pool *pool;
 
 	if (!db) {
-		char reason[300];
+		char reason[300], abuf[64];
+		if (rt.cfg->log_connections)
+			log_info("C-%llu %s/%s@%s login failed: db=%s user=%s", c->id, c->database, c->user,
+				 client_addr(c, abuf), c->database, c->user);
 		snprintf(reason, sizeof(reason), "no such database: %s", c->database);
 		return login_failed(c, reason);
 	}

@@ -78,6 +78,16 @@ out=$(pqt connect "$(mb_connstr "$mu" x "$MB_DB")" 2>&1)
 mb_is "$out" "ERROR 08P01 client connections exceeded (max_db_client_connections)" "max_db_client_connections: PgBouncer's message"
 mb_stop
 
+# --- a server that asks for SCRAM when the auth_file holds only an md5 secret: PgBouncer's words
+mb_reset
+mb_pgdb "$MB_DB"
+mb_user "$su" "$(mb_md5_secret "$su" "$sp")"
+mb_set auth_type md5
+mb_start_or_bail
+out=$(pqt query "$(mb_connstr "$su" "$sp" "$MB_DB")" "select 1" 2>&1)
+mb_like "$out" '^ERROR .*wrong password type' "server login with a secret of the other kind: wrong password type ($out)"
+mb_stop
+
 # --- ignore_startup_parameters: dropped, never sent to the server, whatever their length
 mb_reset
 mb_pgdb "$MB_DB"
