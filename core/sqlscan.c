@@ -5,7 +5,12 @@
 #include <string.h>
 #include <strings.h>
 
-enum tok_type { TOK_END, TOK_SEMI, TOK_WORD, TOK_OTHER };
+/*
+ * TOK_WORD is a bare word (a keyword or an identifier); TOK_QUOTED a "quoted
+ * identifier", which names something but is never a keyword; TOK_UNICODE a
+ * U&"..." identifier, whose name the scan does not decode.
+ */
+enum tok_type { TOK_END, TOK_SEMI, TOK_WORD, TOK_QUOTED, TOK_UNICODE, TOK_OTHER };
 
 struct lexer {
 	const char *s;
@@ -138,13 +143,20 @@ static struct token next_token(struct lexer *lx)
 		skip_quoted(lx, '\'', false);
 		t.type = TOK_OTHER;
 	} else if (c == '"') {
-		/* a quoted identifier is a word, without the quotes */
+		/* a quoted identifier: a name without the quotes, never a keyword */
 		size_t start = lx->pos + 1;
 		skip_quoted(lx, '"', false);
-		t.type = TOK_WORD;
+		t.type = TOK_QUOTED;
 		t.p = lx->s + start;
 		t.n = lx->pos > start ? lx->pos - start - 1 : 0;
 		return t;
+	} else if ((c == 'U' || c == 'u') && lx->pos + 2 < lx->len && lx->s[lx->pos + 1] == '&' &&
+		   (lx->s[lx->pos + 2] == '"' || lx->s[lx->pos + 2] == '\'')) {
+		/* U&"..." names anything through its escapes; U&'...' is a string */
+		bool ident = lx->s[lx->pos + 2] == '"';
+		lx->pos += 2;
+		skip_quoted(lx, ident ? '"' : '\'', false);
+		t.type = ident ? TOK_UNICODE : TOK_OTHER;
 	} else if (c == '$' && skip_dollar(lx)) {
 		t.type = TOK_OTHER;
 	} else if (ident_start(c)) {
@@ -159,10 +171,23 @@ static struct token next_token(struct lexer *lx)
 	return t;
 }
 
+/* A keyword: bare words only, a quoted "on" is a name. */
 static bool word_is(const struct token *t, const char *w)
 {
 	size_t n = strlen(w);
 	return t->type == TOK_WORD && t->n == n && strncasecmp(t->p, w, n) == 0;
+}
+
+/* A name, bare or quoted: "set_config"(...) calls set_config. */
+static bool name_is(const struct token *t, const char *w)
+{
+	size_t n = strlen(w);
+	return (t->type == TOK_WORD || t->type == TOK_QUOTED) && t->n == n && strncasecmp(t->p, w, n) == 0;
+}
+
+static bool is_name(const struct token *t)
+{
+	return t->type == TOK_WORD || t->type == TOK_QUOTED;
 }
 
 static void copy_lower(char *dst, size_t cap, const char *src, size_t n)
@@ -177,8 +202,8 @@ static void copy_lower(char *dst, size_t cap, const char *src, size_t n)
 
 static bool is_advisory(const struct token *t)
 {
-	return word_is(t, "pg_advisory_lock") || word_is(t, "pg_advisory_lock_shared") ||
-	       word_is(t, "pg_try_advisory_lock") || word_is(t, "pg_try_advisory_lock_shared");
+	return name_is(t, "pg_advisory_lock") || name_is(t, "pg_advisory_lock_shared") ||
+	       name_is(t, "pg_try_advisory_lock") || name_is(t, "pg_try_advisory_lock_shared");
 }
 
 /* A parameter name, a.b custom names included; leaves *t on the token after it. */
@@ -189,7 +214,7 @@ static void read_name(struct lexer *lx, struct sql_stmt *st, struct token *t)
 	while (t->type == TOK_OTHER && t->n == 1 && *t->p == '.') {
 		struct token part = next_token(lx);
 		size_t used = strlen(st->name);
-		if (part.type != TOK_WORD || used + 1 + part.n >= sizeof(st->name))
+		if (!is_name(&part) || used + 1 + part.n >= sizeof(st->name))
 			break;
 		st->name[used] = '.';
 		copy_lower(st->name + used + 1, sizeof(st->name) - used - 1, part.p, part.n);
@@ -222,7 +247,7 @@ static void scan_set(struct lexer *lx, struct sql_stmt *st, struct token *t)
 		if (word_is(t, "default") || word_is(t, "local"))
 			st->flags |= SQL_RESETS;	/* SET TIME ZONE DEFAULT / LOCAL is RESET timezone */
 		return;
-	} else if (t->type == TOK_WORD) {
+	} else if (is_name(t)) {
 		read_name(lx, st, t);
 		if (word_is(t, "to") || (t->type == TOK_OTHER && *t->p == '=')) {
 			*t = next_token(lx);
@@ -262,7 +287,8 @@ static inline uint64_t text8(const char s[8])
 
 /*
  * Could the rest of the text hold another statement or a session-changing
- * call? A ';' anywhere, or "advisory" / "set_config" next to an underscore.
+ * call? A ';' anywhere, "advisory" / "set_config" / "pg_temp" next to an
+ * underscore, a U&"" identifier, an INTO.
  * False positives only cost the full scan, which lets the comparisons be
  * eight bytes at a time with case folded by one OR.
  */
@@ -287,6 +313,10 @@ static bool may_change_session(const char *s, size_t len, bool select_like)
 			return true;	/* pg_temp: a temporary table named by its schema */
 		p++;
 	}
+	/* U&"..." names anything through its escapes */
+	for (p = s; (p = memchr(p, '&', (size_t)(end - p))) != NULL; p++)
+		if (p > s && end - p > 1 && lower(p[-1]) == 'u' && p[1] == '"')
+			return true;
 	/* SELECT ... INTO creates a table: look for "into" around each 't' (memchr is far faster than a byte loop) */
 	for (int pass = 0; select_like && pass < 2; pass++) {
 		for (p = s; (p = memchr(p, pass ? 'T' : 't', (size_t)(end - p))) != NULL; p++)
@@ -333,8 +363,8 @@ bool sqlscan_next(const char *sql, size_t len, size_t *pos, struct sql_stmt *st)
 {
 	struct lexer lx = { sql, len, *pos };
 	struct token t;
-	bool in_create = false, temp = false, commit_drop = false, in_declare = false, select_like;
-	int seen_on = 0;
+	bool in_create = false, create_as = false, temp = false, commit_drop = false, in_declare = false, select_like;
+	int seen_on = 0, depth = 0;
 	bool prev_with = false;
 
 	st->kind[0] = 0;	/* the rest of kind and name is written only as far as it is read */
@@ -369,7 +399,7 @@ bool sqlscan_next(const char *sql, size_t len, size_t *pos, struct sql_stmt *st)
 		} else if (word_is(&t, "time")) {
 			copy_lower(st->name, sizeof(st->name), "timezone", 8);
 			t = next_token(&lx);
-		} else if (t.type == TOK_WORD) {
+		} else if (is_name(&t)) {
 			read_name(&lx, st, &t);
 		}
 	} else if (word_is(&t, "discard")) {
@@ -390,11 +420,14 @@ bool sqlscan_next(const char *sql, size_t len, size_t *pos, struct sql_stmt *st)
 		t = next_token(&lx);
 		if (word_is(&t, "prepare"))
 			t = next_token(&lx);
-		if (t.type == TOK_WORD)
+		if (is_name(&t))
 			copy_lower(st->name, sizeof(st->name), t.p, t.n);	/* a name, or "all" */
 		t = next_token(&lx);
 	} else if (word_is(&t, "load")) {
 		st->flags |= SQL_LOAD;
+		t = next_token(&lx);
+	} else if (word_is(&t, "do")) {
+		st->flags |= SQL_OPAQUE;	/* an anonymous code block may do anything */
 		t = next_token(&lx);
 	} else if (word_is(&t, "declare")) {
 		in_declare = true;
@@ -418,36 +451,46 @@ bool sqlscan_next(const char *sql, size_t len, size_t *pos, struct sql_stmt *st)
 	/* rest of the statement: function calls, WITH HOLD, ON COMMIT DROP, INTO, pg_temp */
 	select_like = strcmp(st->kind, "select") == 0 || strcmp(st->kind, "with") == 0;
 	while (t.type != TOK_END && t.type != TOK_SEMI) {
-		if (t.type == TOK_WORD) {
+		if (t.type == TOK_UNICODE)
+			st->flags |= SQL_OPAQUE;	/* U&"pg\005ftemp", U&"set\005fconfig": names are not decoded */
+		else if (t.type == TOK_OTHER && t.n == 1 && (*t.p == '(' || *t.p == ')'))
+			depth += *t.p == '(' ? 1 : -1;
+		if (is_name(&t)) {
 			if (t.n >= 7 && strncasecmp(t.p, "pg_temp", 7) == 0 && (t.n == 7 || t.p[7] == '_'))
 				temp = true;	/* pg_temp.x, pg_temp_3.x: a temporary table by its schema */
 			if (is_advisory(&t))
 				st->flags |= SQL_ADVISORY_LOCK;
-			else if (word_is(&t, "set_config"))
+			else if (name_is(&t, "set_config"))
 				st->flags |= SQL_SETS_SESSION | SQL_SET_CONFIG;
-			else if (select_like && word_is(&t, "into")) {
-				struct token a = next_token(&lx);
-				st->flags |= SQL_SELECT_INTO;
-				if (word_is(&a, "local") || word_is(&a, "global"))
-					a = next_token(&lx);
-				if (word_is(&a, "temp") || word_is(&a, "temporary"))
-					temp = true;
-				t = a;
-				continue;
-			} else if (in_declare && prev_with && word_is(&t, "hold"))
-				st->flags |= SQL_HOLD_CURSOR;
-			else if (in_declare && word_is(&t, "for"))
-				in_declare = false;	/* the query follows; WITH HOLD comes before FOR */
-			else if (in_create && temp && word_is(&t, "on"))
-				seen_on = 1;
-			else if (seen_on == 1 && word_is(&t, "commit"))
-				seen_on = 2;
-			else if (seen_on == 2 && word_is(&t, "drop"))
-				commit_drop = true;
-			else
-				seen_on = 0;
-			prev_with = word_is(&t, "with");	/* WITH HOLD, not WITHOUT HOLD */
 		}
+		if (t.type != TOK_WORD) {
+			seen_on = 0;	/* keywords are bare words: "on", "commit", "drop" are names */
+		} else if (select_like && word_is(&t, "into")) {
+			struct token a = next_token(&lx);
+			st->flags |= SQL_SELECT_INTO;
+			if (word_is(&a, "local") || word_is(&a, "global"))
+				a = next_token(&lx);
+			if (word_is(&a, "temp") || word_is(&a, "temporary"))
+				temp = true;
+			prev_with = false;
+			t = a;
+			continue;
+		} else if (in_declare && prev_with && word_is(&t, "hold")) {
+			st->flags |= SQL_HOLD_CURSOR;
+		} else if (in_declare && word_is(&t, "for")) {
+			in_declare = false;	/* the query follows; WITH HOLD comes before FOR */
+		} else if (in_create && temp && depth == 0 && !create_as && word_is(&t, "on")) {
+			seen_on = 1;	/* CREATE TEMP TABLE t (...) ON COMMIT ...: outside parentheses, before AS */
+		} else if (seen_on == 1 && word_is(&t, "commit")) {
+			seen_on = 2;
+		} else if (seen_on == 2 && word_is(&t, "drop")) {
+			commit_drop = true;
+		} else {
+			seen_on = 0;
+			if (in_create && depth == 0 && word_is(&t, "as"))
+				create_as = true;	/* the query of CREATE TABLE AS follows */
+		}
+		prev_with = word_is(&t, "with");	/* WITH HOLD, not WITHOUT HOLD */
 		t = next_token(&lx);
 	}
 	if (temp && !commit_drop)

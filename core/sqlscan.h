@@ -16,6 +16,8 @@ enum {
 	SQL_TEMP_TABLE = 1 << 6,	/* CREATE TEMP ... without ON COMMIT DROP, SELECT INTO TEMP, pg_temp.x; DISCARD other than ALL */
 	SQL_ADVISORY_LOCK = 1 << 7,	/* session-level advisory lock functions */
 	SQL_LOAD = 1 << 8,
+	/* what the scan cannot see through: a DO block, a U&"..." identifier (both may do anything above) */
+	SQL_OPAQUE = 1 << 11,
 	/* hints for policy prefilters, not session state by themselves */
 	SQL_SET_CONFIG = 1 << 9,	/* mentions set_config (with SQL_SETS_SESSION) */
 	SQL_SELECT_INTO = 1 << 10,	/* SELECT / WITH ... INTO (with SQL_TEMP_TABLE when into a temp table) */

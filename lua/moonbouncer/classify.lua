@@ -176,11 +176,12 @@ local function scan_quote(sql, p, quote, backslash)
 end
 
 -- Tokenize sql. Returns arrays t (type), s (start), e (end), v (value) and the token count, plus
--- a flag set when the text ends inside a string, identifier or comment.
+-- a flag set when the text ends inside a string, identifier or comment, and a set of the indexes of
+-- U&"..." identifiers (their value is left as written: the escapes are not decoded).
 -- Types: "word" (value lowercased), "ident" (quoted identifier), "string", "number", "param",
 -- "op", and the punctuation characters ( ) , ; . [ ] : themselves.
 local function lex(sql)
-  local t, s, e, v = {}, {}, {}, {}
+  local t, s, e, v, unicode = {}, {}, {}, {}, {}
   local n = 0
   local pos, len = 1, #sql
   local incomplete = false
@@ -312,6 +313,7 @@ local function lex(sql)
           push("ident", pos, len, sub(sql, pos + 3))
           pos = len + 1
         end
+        unicode[n] = true
       else
         push("word", pos, b, lower(sub(sql, pos, b)))
         pos = b + 1
@@ -355,7 +357,7 @@ local function lex(sql)
       pos = pos + 1
     end
   end
-  return t, s, e, v, n, incomplete
+  return t, s, e, v, n, incomplete, unicode
 end
 
 M.lex = lex
@@ -379,7 +381,7 @@ local function norm_number(txt, neg)
 end
 
 -- The analyzer works on one tokenized text; statements are token ranges [i, j].
-local function analyzer(t, s, e, v)
+local function analyzer(t, s, e, v, unicode)
   local A = {}
 
   local function w(k) -- word value at k or nil
@@ -477,6 +479,9 @@ local function analyzer(t, s, e, v)
     local functions, nf = nil, 0
     for k = i, j do
       local typ = t[k]
+      if unicode[k] then
+        st.opaque = "unicode identifier" -- U&"pg\005ftemp", U&"set\005fconfig": any name at all
+      end
       if typ == "word" then
         local word = v[k]
         if WRITE_WORDS[word] then
@@ -863,6 +868,9 @@ local function analyzer(t, s, e, v)
     end
     local kind = (k <= j and t[k] == "word") and v[k] or "unknown"
     st.kind = kind
+    if kind == "do" then
+      st.opaque = "do" -- an anonymous code block may do anything
+    end
     scan_calls(i, j, st)
     local ki = k -- index of the kind keyword
     local word1 = w(ki + 1)
@@ -1025,7 +1033,7 @@ local function analyzer(t, s, e, v)
       st.set_local = false
     end
     st.read_only = structural_read_only(kind, ki, j, st) and not st.writes and not st.locking
-      and not functions_write(st)
+      and not functions_write(st) and not st.opaque
     return st
   end
 
@@ -1044,8 +1052,8 @@ function M.statements(sql, opts)
   if type(sql) ~= "string" then
     error("classify.statements: sql must be a string", 2)
   end
-  local t, s, e, v, n, incomplete = lex(sql)
-  local A = analyzer(t, s, e, v)
+  local t, s, e, v, n, incomplete, unicode = lex(sql)
+  local A = analyzer(t, s, e, v, unicode)
   local out, nout = {}, 0
   local i = 1
   local depth, begin_depth = 0, 0
@@ -1150,6 +1158,25 @@ function M.kinds_of(stmts)
     out[#out + 1] = "select_into"
   end
   return out
+end
+
+-- Does the statement change its server's session, as the C core's scan decides whether a server
+-- needs server_reset_query before another client gets it? A session SET, RESET, DISCARD, LISTEN, SQL
+-- PREPARE / DEALLOCATE, WITH HOLD cursors, temporary objects without ON COMMIT DROP, session advisory
+-- locks, set_config(), LOAD, and what the scan cannot see through (st.opaque: a DO block, a U&""
+-- identifier). Functions the statement calls are not looked into.
+function M.changes_session(st)
+  local kind = st.kind
+  if st.opaque or st.set_config or st.advisory_lock == "session" or st.with_hold then
+    return true
+  elseif kind == "set" then
+    return st.scope ~= "local"
+  elseif kind == "reset" or kind == "discard" or kind == "listen" or kind == "load" or kind == "deallocate" then
+    return true
+  elseif kind == "prepare" then
+    return not st.two_phase
+  end
+  return st.temp == true and not st.on_commit_drop
 end
 
 function M.kinds(sql)

@@ -5,7 +5,8 @@ local classify = require "moonbouncer.classify"
 
 -- Each row: sql, kind (of the first statement), ro (classify.read_only), n (statements, default 1),
 -- kinds (as the C scan reports them, default { kind }), st (fields of the first statement),
--- stmts (fields per statement), and guard: what transaction_guard does for a transaction-mode
+-- stmts (fields per statement), session (classify.changes_session of any statement, as the C scan
+-- decides it, when given), and guard: what transaction_guard does for a transaction-mode
 -- client outside a transaction ("track", "reject", "rewrite" or nil = passes untouched);
 -- guard_tx: the same inside a transaction (defaults to guard).
 local CORPUS = {
@@ -256,7 +257,8 @@ FROM (SELECT
     st = { text_start = 38, text_end = 45 } },
   { "-- comment; LISTEN x\nSELECT 1", kind = "select", ro = true },
   { "SELECT \"weird;name\" FROM t", kind = "select", ro = true },
-  { "SELECT U&'\\0041; B' AS u, U&\"a;b\" FROM t", kind = "select", ro = true },
+  -- a U&"" name may be any function (nextval too): not certainly read-only, and the server is reset after it
+  { "SELECT U&'\\0041; B' AS u, U&\"a;b\" FROM t", kind = "select", ro = false, session = true },
   { "select $1::int; select $2", kind = "select", n = 2, ro = true },
   { "SELECT 1 -- trailing; LISTEN x", kind = "select", ro = true, st = { text_end = 8 } },
   { "SELECT a$b FROM t; SELECT 1", kind = "select", n = 2, ro = true },
@@ -337,6 +339,44 @@ $body$ LANGUAGE plpgsql]], kind = "create", ro = false, st = { object = "functio
   { "SELECT 1; INSERT INTO t VALUES (1)", kind = "select", kinds = { "select", "insert" }, n = 2, ro = false },
   { "CHECKPOINT", kind = "checkpoint", ro = false },
   { "SELECT $tag$ ; $notag$ $tag$ AS x; SELECT 2", kind = "select", n = 2, ro = true },
+
+  -- what the session scan cannot see through (tests/unit/test_sqlscan.c has the same rows): the server is
+  -- reset after it whatever it did
+  { "DO $$BEGIN SET search_path = evil; END$$", kind = "do", ro = false, session = true, st = { opaque = "do" } },
+  { "do $$begin perform set_config('app.tenant', 'A', false); end$$", kind = "do", ro = false, session = true },
+  { "DO $$BEGIN CREATE TEMP TABLE dt(a int); END$$", kind = "do", ro = false, session = true },
+  { "DO $$BEGIN LISTEN ch; END$$", kind = "do", ro = false, session = true },
+  { "DO $$BEGIN PERFORM pg_advisory_lock(42); END$$", kind = "do", ro = false, session = true },
+  { "DO $$BEGIN SET ROLE r; END$$", kind = "do", ro = false, session = true },
+  { "DO $b$BEGIN EXECUTE 'PREPARE p AS SELECT 1'; END$b$", kind = "do", ro = false, session = true },
+  { "DO LANGUAGE plpgsql 'BEGIN NULL; END'", kind = "do", ro = false, session = true },
+  { [[SELECT U&"\0073et_config"('app.tenant','A',false)]], kind = "select", ro = false, session = true,
+    st = { opaque = "unicode identifier", set_config = nil } },
+  { [[SELECT u&"pg\005fadvisory\005flock"(42)]], kind = "select", ro = false, session = true,
+    st = { advisory_lock = nil } },
+  { [[CREATE TABLE U&"pg\005ftemp".t(a int)]], kind = "create", ro = false, session = true, st = { temp = false } },
+  { [[SELECT U&"d!0061t" UESCAPE '!' FROM t]], kind = "select", ro = false, session = true },
+  { [[SELECT U&'\0041' AS a]], kind = "select", ro = true, session = false },
+  { "SELECT a & b FROM t", kind = "select", ro = true, session = false },
+  -- quoted identifiers are names, never keywords
+  { [[CREATE TEMP VIEW v("on","commit","drop") AS SELECT 1, 2, 3]], kind = "create", ro = false, session = true,
+    guard = "reject", st = { temp = true, on_commit_drop = false } },
+  { [[CREATE TEMP TABLE t("on" int, "commit" int, "drop" int)]], kind = "create", ro = false, session = true,
+    guard = "reject" },
+  { [[CREATE TEMP TABLE t AS SELECT 1 AS "on", 2 AS "commit", 3 AS "drop"]], kind = "create", ro = false,
+    session = true, guard = "reject" },
+  { [[CREATE TEMP TABLE t (a int) ON "commit" DROP]], kind = "create", ro = false, session = true, guard = "reject" },
+  { [[SELECT 1 INTO "temp" t]], kind = "select", kinds = { "select", "select_into" }, ro = false, session = false },
+  { [[SELECT "set_config"('a', 'b', false)]], kind = "select", kinds = { "select", "set_config" }, ro = true,
+    session = true },
+  { [[SELECT "pg_advisory_lock"(1)]], kind = "select", kinds = { "select", "advisory_lock" }, ro = false,
+    session = true, guard = "reject", guard_tx = "rewrite" },
+  { [[CREATE TABLE "pg_temp".t (a int)]], kind = "create", ro = false, session = true, guard = "reject" },
+  { [[RESET "search_path"]], kind = "reset", ro = true, session = true, guard = "track", st = { name = "search_path" } },
+  { [[DECLARE c CURSOR "with" HOLD FOR SELECT 1]], kind = "declare", ro = true, session = false },
+  -- and the plain statements stay clean
+  { "SELECT abalance FROM pgbench_accounts WHERE aid = 5", kind = "select", ro = true, session = false },
+  { "SET LOCAL search_path TO a", kind = "set", ro = true, session = false },
 }
 
 describe("classify corpus", function()
@@ -364,6 +404,14 @@ describe("classify corpus", function()
       end
       if row.st then
         check_fields(stmts[1], row.st, "statement 1")
+      end
+      if row.session ~= nil then
+        -- what the C scan says of the same text: does the server need its reset before the next client?
+        local any = false
+        for j = 1, #stmts do
+          any = any or classify.changes_session(stmts[j])
+        end
+        assert.are.equal(row.session, any, "changes session state")
       end
       if row.stmts then
         for j, want in ipairs(row.stmts) do

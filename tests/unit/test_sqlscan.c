@@ -14,6 +14,7 @@
 #define LOD SQL_LOAD
 #define SC (SQL_SETS_SESSION | SQL_SET_CONFIG)
 #define INTO SQL_SELECT_INTO
+#define OPQ SQL_OPAQUE
 
 /* name NULL: the name is not part of what the case asserts */
 struct one_case {
@@ -162,6 +163,32 @@ static const struct one_case one_cases[] = {
 	{ "SELECT \"listen\" FROM t", "select", 0, "" },
 	{ "SELECT \"a\"\"; LISTEN\" FROM t", "select", 0, "" },
 	{ "SELECT $1::text", "select", 0, "" },
+	/* what the scan cannot see through: a DO block, a U&"" identifier */
+	{ "DO $$BEGIN SET search_path = evil; END$$", "do", OPQ, "" },
+	{ "do $$begin perform set_config('app.tenant', 'A', false); end$$", "do", OPQ, "" },
+	{ "DO $$BEGIN CREATE TEMP TABLE dt(a int); END$$", "do", OPQ, "" },
+	{ "DO $$BEGIN LISTEN ch; END$$", "do", OPQ, "" },
+	{ "DO $$BEGIN PERFORM pg_advisory_lock(42); END$$", "do", OPQ, "" },
+	{ "DO $$BEGIN SET ROLE r; END$$", "do", OPQ, "" },
+	{ "DO $b$BEGIN EXECUTE 'PREPARE p AS SELECT 1'; END$b$", "do", OPQ, "" },
+	{ "DO LANGUAGE plpgsql 'BEGIN NULL; END'", "do", OPQ, "" },
+	{ "SELECT U&\"\\0073et_config\"('app.tenant','A',false)", "select", OPQ, "" },
+	{ "SELECT u&\"pg\\005fadvisory\\005flock\"(42)", "select", OPQ, "" },
+	{ "CREATE TABLE U&\"pg\\005ftemp\".t(a int)", "create", OPQ, "" },
+	{ "SELECT U&\"d!0061t\" UESCAPE '!' FROM t", "select", OPQ, "" },
+	{ "SELECT U&'\\0041' AS a", "select", 0, "" },	/* a string, not a name */
+	{ "SELECT a & b FROM t", "select", 0, "" },
+	/* quoted identifiers are names, never keywords */
+	{ "CREATE TEMP VIEW v(\"on\",\"commit\",\"drop\") AS SELECT 1, 2, 3", "create", TMP, "" },
+	{ "CREATE TEMP TABLE t(\"on\" int, \"commit\" int, \"drop\" int)", "create", TMP, "" },
+	{ "CREATE TEMP TABLE t AS SELECT 1 AS \"on\", 2 AS \"commit\", 3 AS \"drop\"", "create", TMP, "" },
+	{ "CREATE TEMP TABLE t (a int) ON \"commit\" DROP", "create", TMP, "" },
+	{ "SELECT 1 INTO \"temp\" t", "select", INTO, "" },
+	{ "SELECT \"set_config\"('a', 'b', false)", "select", SC, "" },
+	{ "SELECT \"pg_advisory_lock\"(1)", "select", ADV, "" },
+	{ "CREATE TABLE \"pg_temp\".t (a int)", "create", TMP, "" },
+	{ "RESET \"search_path\"", "reset", R, "search_path" },
+	{ "DECLARE c CURSOR \"with\" HOLD FOR SELECT 1", "declare", 0, "" },
 	/* leading white space and comments */
 	{ "/* hi */ SET a = 1", "set", S, "a" },
 	{ "-- c1\n-- c2\n  LISTEN x", "listen", LSN, "" },
@@ -179,7 +206,8 @@ static const struct one_case one_cases[] = {
 };
 
 static const char *flag_names[] = { "SETS_SESSION", "RESETS", "LISTEN", "PREPARE", "DEALLOCATE",
-				    "HOLD_CURSOR", "TEMP_TABLE", "ADVISORY_LOCK", "LOAD", "SET_CONFIG", "SELECT_INTO" };
+				    "HOLD_CURSOR", "TEMP_TABLE", "ADVISORY_LOCK", "LOAD", "SET_CONFIG", "SELECT_INTO",
+				    "OPAQUE" };
 
 static void print_flags(const char *label, unsigned f)
 {
@@ -276,6 +304,7 @@ static void test_plain(void)
 		"SELECT set_config('a', 'b', false)", "SELECT SET_CONFIG('a', 'b', false)", "SELECT 1; SET a = 1",
 		"SELECT 1; SELECT 2", "LISTEN x", "selectx 1", "select$1", "\"select\" 1", "E'x'", "explain select 1",
 		"SELECT * INTO TEMP t FROM x", "select a Into t", "CREATE TABLE pg_temp.t (a int)", "insert into pg_temp.t values (1)",
+		"SELECT U&\"\\0073et_config\"('a','b',false)", "select u&\"x\" from t", "DO $$BEGIN NULL; END$$",
 	};
 	for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
 		size_t len;
