@@ -26,6 +26,7 @@
 
 #include "log.h"
 #include "params.h"
+#include "policy_pattern.h"
 
 #ifndef MB_DATADIR
 #define MB_DATADIR "/usr/local/share/moonbouncer"
@@ -114,6 +115,7 @@ struct engine {
 	bool timed_out;
 	bool escalated;
 	char where[200]; /* the position the timeout interrupted */
+	const char *what; /* the library function it interrupted ("string.find"), or NULL */
 
 	/* registry references */
 	int ref_dispatcher;
@@ -493,6 +495,7 @@ static bool wd_create(void)
 static void arm(double timeout)
 {
 	E.timed_out = false;
+	E.what = NULL;
 	E.mem_refused = false;
 	E.timeout = timeout;
 	E.armed = timeout > 0;
@@ -533,6 +536,41 @@ static void disarm(void)
 	}
 }
 
+/*
+ * The budget inside a pattern match (policy_pattern.c), where no count hook
+ * runs: once the watchdog found the call overdue (or without a watchdog,
+ * by the clock), stop it as the count hook would, at the caller's line.
+ */
+static void pattern_budget(lua_State *L, const char *fn)
+{
+	lua_Debug ar;
+	double now;
+
+	if (!E.armed)
+		return;
+	if (!E.timed_out) {
+		if (!wd_hooked && !wd_failed)
+			return;
+		now = mono_now();
+		if (now < E.deadline || !overrun(now))
+			return;
+		E.timed_out = true;
+		E.what = fn;
+		E.where[0] = '\0';
+		/* the nearest Lua line: the caller, or the one that handed the function to pcall */
+		for (int level = 1; level < 8 && lua_getstack(L, level, &ar); level++) {
+			if (lua_getinfo(L, "Sl", &ar) && ar.currentline > 0 &&
+			    strstr(ar.source, "/moonbouncer/dispatcher.lua") == NULL) {
+				snprintf(E.where, sizeof(E.where), "%s:%d: ",
+					 ar.source[0] == '@' ? ar.source + 1 : ar.short_src, ar.currentline);
+				break;
+			}
+		}
+	}
+	lua_pushfstring(L, "%s: %s ran longer than policy_timeout", BUDGET_MARK, fn);
+	lua_error(L);
+}
+
 /* Collect garbage outside the budget after a refusal, or when the heap nears the limit. */
 static void after_call_gc(void)
 {
@@ -560,8 +598,8 @@ static enum policy_result run_protected(lua_CFunction fn, void *ud, double timeo
 	disarm();
 	if (E.timed_out) {
 		res = POLICY_TIMEOUT;
-		set_err(err, errlen, "%s%s: the call ran longer than policy_timeout (%g s)", E.where,
-			BUDGET_MARK, E.timeout);
+		set_err(err, errlen, "%s%s: the call ran longer than policy_timeout (%g s)%s%s", E.where,
+			BUDGET_MARK, E.timeout, E.what ? ", in " : "", E.what ? E.what : "");
 	} else if (status == LUA_ERRMEM || (status != 0 && E.mem_refused)) {
 		res = POLICY_MEMORY;
 		set_err(err, errlen, "%s: the Lua heap would grow past policy_max_memory, %zu bytes",
@@ -1650,6 +1688,12 @@ static int setup_body(lua_State *L)
 	if (!lua_istable(L, -1))
 		return luaL_error(L, "moonbouncer.dispatcher did not return a table");
 	E.ref_dispatcher = new_ref(L);
+
+	/* after the runtime took its own locals: policies get pattern functions under the budget, also
+	 * through the string metatable (q.sql:find) */
+	lua_getglobal(L, LUA_STRLIBNAME);
+	policy_pattern_install(L, pattern_budget);
+	lua_pop(L, 1);
 
 	lua_pushboolean(L, 0);
 	E.ref_gen = new_ref(L);

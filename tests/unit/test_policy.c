@@ -730,6 +730,62 @@ static void test_budgets(void)
 	free_config(cfg);
 }
 
+/*
+ * Pattern functions run in C, where the count hook never fires: a pattern
+ * that backtracks without end must still stop at policy_timeout, reached
+ * through the string metatable (q.sql:find), the sandbox's string table, in
+ * pcall, gsub and gmatch; and the functions must give Lua's own answers.
+ */
+/* what LuaJIT's own functions answer to the "patterns" query of 10-budget.lua */
+#define PATTERN_ANSWERS \
+	"5 23 tenant acme | nil | SET app.tenant = 'acme' | (a(b)c) | 9 10 | nil | x | nil | SET app.tenant = 'acme'; select (a(b)c) from t -- x 9 | <SET> <app>.<tenant> = 'acme'; select (a(b)c) from t -- x 3 | SET app.tenant = 'acme'; SELECT (a(b)c) from t -- x 11 | SET app.tenant = 'acme'; select (A(B)C) from T -- X 11 | -- 2 | tenant 'acme'; | SET | app | tenant | acme | select | a | b | c | from | t | x | false unfinished capture | false malformed pattern (missing ']') | false malformed pattern (ends with '%') |"
+
+static void test_patterns(void)
+{
+	static const char *const runaway[] = {
+		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+		"pattern aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+		"gsub aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+		"gmatch aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+	};
+	static const char *const where[] = { "budget/10-budget.lua:43: policy budget exceeded",
+					     "budget/10-budget.lua:45: policy budget exceeded", /* in pcall */
+					     "budget/10-budget.lua:48: policy budget exceeded",
+					     "budget/10-budget.lua:50: policy budget exceeded" };
+	static const char *const fn[] = { "in string.find", "in string.match", "in string.gsub", "in string.gmatch" };
+	struct config *cfg = make_config("budget");
+	struct policy_decision d;
+	struct policy_stats st0, st;
+	char err[512] = "";
+	char name[160];
+
+	UNIT_CHECK(policy_load(cfg, err, sizeof(err)), "patterns: budget policies load");
+	policy_get_stats(&st0);
+	for (size_t i = 0; i < sizeof(runaway) / sizeof(runaway[0]); i++) {
+		double t0 = now(), el;
+
+		snprintf(name, sizeof(name), "patterns: %s stops at policy_timeout", fn[i]);
+		UNIT_EQ_INT(run_query("select", runaway[i], &d), POLICY_TIMEOUT, name);
+		el = now() - t0;
+		printf("# %s stopped after %.3f s: %s\n", fn[i], el, d.error);
+		snprintf(name, sizeof(name), "patterns: %s stopped in time", fn[i]);
+		UNIT_CHECK(el < 1.5, name);
+		snprintf(name, sizeof(name), "patterns: %s: file:line and the function", fn[i]);
+		UNIT_CHECK(contains(d.error, where[i]) && contains(d.error, fn[i]), name);
+		policy_decision_clear(&d);
+		snprintf(name, sizeof(name), "patterns: the call after %s works", fn[i]);
+		UNIT_EQ_INT(run_query("select", "ok", &d), POLICY_DECIDED, name);
+		policy_decision_clear(&d);
+	}
+	policy_get_stats(&st);
+	UNIT_EQ_INT(st.timeouts - st0.timeouts, 4, "patterns: each one counted as a timeout");
+
+	UNIT_EQ_INT(run_query("select", "patterns", &d), POLICY_DECIDED, "patterns: the answers");
+	UNIT_EQ_STR(d.message, PATTERN_ANSWERS, "patterns: the same answers as Lua's own functions");
+	policy_decision_clear(&d);
+	free_config(cfg);
+}
+
 static void test_ready_policy(void)
 {
 	struct config *cfg = make_config("ready");
@@ -782,6 +838,7 @@ int main(void)
 	free_config(chain);
 
 	test_budgets();
+	test_patterns();
 	test_ready_policy();
 
 	policy_shutdown();
