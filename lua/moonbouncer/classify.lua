@@ -29,6 +29,22 @@ local ADVISORY_XACT = {
 M.ADVISORY_SESSION = ADVISORY_SESSION
 M.ADVISORY_XACT = ADVISORY_XACT
 
+-- Every kind a statement can have: the first keyword of each PostgreSQL command (ANALYSE is
+-- ANALYZE's other spelling, SECURITY is SECURITY LABEL, IMPORT is IMPORT FOREIGN SCHEMA), plus the
+-- pseudo-kinds the core reports: "function" (a FunctionCall message), "advisory_lock",
+-- "set_config" and "select_into". Policies' query_kinds must name one of these.
+local KNOWN_KINDS = {}
+for kind in ([[
+  abort alter analyse analyze begin call checkpoint close cluster comment commit copy create
+  deallocate declare delete discard do drop end execute explain fetch grant import insert listen
+  load lock merge move notify prepare reassign refresh reindex release reset revoke rollback
+  savepoint security select set show start table truncate unlisten update vacuum values with
+  function advisory_lock set_config select_into
+]]):gmatch("%S+") do
+  KNOWN_KINDS[kind] = true
+end
+M.KNOWN_KINDS = KNOWN_KINDS
+
 -- Functions treated as writing (or as needing a primary) by read_only(): they change data,
 -- sequences, locks, replication state or server state, or depend on session state a replica
 -- connection would not have. Any other function is assumed to be read-only; a user function that

@@ -515,6 +515,17 @@ local function add_err(acc, msg)
   return msg
 end
 
+-- A route the generation's [databases] entries do not have: the failure message, else nil.
+local function bad_route(gen, p, hook, d)
+  local route = rawget(d, "route")
+  if route == nil or gen.routes == nil or gen.routes[route] then
+    return nil
+  end
+  local info = getinfo(p[hook], "S")
+  local line = info and info.linedefined and info.linedefined > 0 and ":" .. info.linedefined or ""
+  return fmt('%s%s: %s routed to "%s", which is not a [databases] entry', p.path, line, hook, route)
+end
+
 -- A failed hook's message. LuaJIT runs no error handler for "not enough memory", so that one
 -- gets the policy's file here.
 local function hook_err(p, msg)
@@ -583,8 +594,11 @@ function Gen:on_connect(client)
       err = add_err(err, hook_err(p, d))
     elseif d ~= nil and d ~= false then
       local bad = check_decision(d, "on_connect")
+      local unknown = not bad and bad_route(self, p, "on_connect", d)
       if bad then
         err = add_err(err, p.path .. ": on_connect returned an invalid decision: " .. bad)
+      elseif unknown then
+        err = add_err(err, unknown)
       elseif rawget(d, "reject") then
         return { reject = rawget(d, "reject"), sqlstate = rawget(d, "sqlstate") }, err
       else
@@ -691,8 +705,11 @@ function Gen:on_transaction_begin(client, q)
       err = add_err(err, hook_err(p, d))
     elseif d ~= nil and d ~= false then
       local bad = check_decision(d, "on_transaction_begin")
+      local unknown = not bad and bad_route(self, p, "on_transaction_begin", d)
       if bad then
         err = add_err(err, p.path .. ": on_transaction_begin returned an invalid decision: " .. bad)
+      elseif unknown then
+        err = add_err(err, unknown)
       elseif rawget(d, "reject") then
         qs.raw = nil
         return { reject = rawget(d, "reject"), sqlstate = rawget(d, "sqlstate") }, err
@@ -821,8 +838,99 @@ local function basename(path)
   return match(path, "([^/]+)$") or path
 end
 
+-- Lines of a policy's source, skipping comment lines: an iterator of (line number, text).
+local function code_lines(src)
+  local n, pos = 0, 1
+  return function()
+    while pos <= #src do
+      local nl = find(src, "\n", pos, true) or #src + 1
+      local text = sub(src, pos, nl - 1)
+      pos = nl + 1
+      n = n + 1
+      if not find(text, "^%s*%-%-") then
+        return n, text
+      end
+    end
+  end
+end
+
+-- "path:line" of the first code line holding the string literal lit ("lit" or 'lit'), else "path".
+local function literal_at(src, path, lit)
+  if src then
+    for n, text in code_lines(src) do
+      if find(text, '"' .. lit .. '"', 1, true) or find(text, "'" .. lit .. "'", 1, true) then
+        return path .. ":" .. n
+      end
+    end
+  end
+  return path
+end
+
+-- Edit distance of two short words, for "did you mean".
+local function distance(a, b)
+  local prev, cur = {}, {}
+  for j = 0, #b do
+    prev[j] = j
+  end
+  for i = 1, #a do
+    cur[0] = i
+    for j = 1, #b do
+      local cost = sub(a, i, i) == sub(b, j, j) and 0 or 1
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+    end
+    prev, cur = cur, prev
+  end
+  return prev[#b]
+end
+
+local function nearest_kind(kind)
+  local best, best_d
+  for known in pairs(classify.KNOWN_KINDS) do
+    local d = distance(kind, known)
+    if d <= 2 and (not best_d or d < best_d or (d == best_d and known < best)) then
+      best, best_d = known, d
+    end
+  end
+  return best
+end
+
+-- The [databases] entries a route may name, from the host: a set, or nil when any name goes (an
+-- auto-database "*" entry) or the host does not say (no host, or no entries, as in a bare spec).
+local function route_names(host)
+  local fn = host and rawget(host, "databases")
+  if type(fn) ~= "function" then
+    return nil
+  end
+  local ok, dbs = pcall(fn)
+  if not ok or type(dbs) ~= "table" or next(dbs) == nil or dbs["*"] ~= nil then
+    return nil
+  end
+  local set = {}
+  for name in pairs(dbs) do
+    set[name] = true
+  end
+  return set
+end
+
+-- A policy file's literal routes (route = "name" outside comments) that name no [databases] entry:
+-- the first as "file:line: message", or nil. A ready policy's own check turned off (check_routes
+-- = false, check_route = false) turns this one off for the file as well.
+local function check_route_literals(src, path, routes)
+  if not routes or not src or find(src, "check_routes?%s*=%s*false") then
+    return nil
+  end
+  for n, text in code_lines(src) do
+    for _, name in text:gmatch("%f[%w_]route%s*=%s*([\"'])(.-)%1") do
+      if name ~= "" and not routes[name] then
+        return fmt('%s:%d: routes to "%s", which is not a [databases] entry', path, n, name)
+      end
+    end
+  end
+  return nil
+end
+
 -- Check the table a policy file returned; returns the policy record or nil, message.
-local function check_policy(P, path)
+local function check_policy(P, path, src)
   if type(P) ~= "table" then
     return nil, path .. ": a policy must return a table of hooks, got " .. describe(P)
   end
@@ -857,6 +965,13 @@ local function check_policy(P, path)
       if type(kind) ~= "string" or not find(kind, "^[%a_]+$") then
         return nil, fmt("%s: query_kinds[%d] must be a statement kind such as \"set\", got %s", path, i,
           describe(kind))
+      end
+      if not classify.KNOWN_KINDS[lower(kind)] then
+        -- a typo would leave the hook silent for ever
+        local near = nearest_kind(lower(kind))
+        return nil, fmt("%s: query_kinds[%d]: %q is not a statement kind%s (kinds are the first keyword of "
+          .. "a statement, or function, advisory_lock, set_config, select_into)", literal_at(src, path, kind),
+          i, kind, near and fmt(" (did you mean %q?)", near) or "")
       end
       set[lower(kind)] = true
     end
@@ -908,6 +1023,7 @@ function D.load(paths, opts)
     files = {},
     ctx_store = store,
     host = host,
+    routes = route_names(host), -- nil: any route name goes
     _hooks = {},
   }, Gen)
   for _, h in ipairs(HOOK_NAMES) do
@@ -945,9 +1061,13 @@ function D.load(paths, opts)
     if not ok then
       return nil, P
     end
-    local rec, cerr = check_policy(P, path)
+    local rec, cerr = check_policy(P, path, src)
     if not rec then
       return nil, cerr
+    end
+    local rerr = check_route_literals(src, path, gen.routes)
+    if rerr then
+      return nil, rerr
     end
     local name = basename(path)
     if names[name] then

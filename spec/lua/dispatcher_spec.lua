@@ -747,3 +747,63 @@ describe("q", function()
     assert.are.equal(1, reads)
   end)
 end)
+
+describe("dispatcher load-time checks of kinds and routes", function()
+  local DBS = { app = { name = "app" }, app_ro = { name = "app_ro" } }
+
+  it("refuses a query_kinds entry that is no statement kind, with file:line and a suggestion", function()
+    local err = load_err({ P("typo.lua", "local P = { on_query = function() end }\n"
+      .. "P.query_kinds = { 'select',\n  'lisen' }\nreturn P") })
+    assert.matches('^typo%.lua:3: query_kinds%[2%]: "lisen" is not a statement kind %(did you mean "listen"%?%)', err)
+  end)
+
+  it("knows every statement kind and the pseudo-kinds, in any case", function()
+    local kinds = { "select", "INSERT", "with", "values", "table", "merge", "do", "call", "security", "import",
+      "analyse", "reassign", "function", "advisory_lock", "set_config", "select_into", "Listen" }
+    assert.is_nil(load_err({ P("k.lua", "return { query_kinds = { '" .. table.concat(kinds, "', '")
+      .. "' }, on_query = function() end }") }))
+    assert.matches('"selectt" is not a statement kind %(did you mean "select"%?%)',
+      load_err({ P("k.lua", "return { query_kinds = { 'selectt' }, on_query = function() end }") }))
+    assert.matches('"frobnicate" is not a statement kind %(kinds are',
+      load_err({ P("k.lua", "return { query_kinds = { 'frobnicate' }, on_query = function() end }") }))
+  end)
+
+  it("refuses a literal route that names no [databases] entry, with file:line", function()
+    local host = T.host { databases = DBS }
+    local src = "-- route = 'commented' is not looked at\nreturn { on_connect = function(c)\n"
+      .. "  if c.user == 'x' then return { route = \"app_ro\" } end\n"
+      .. "  return { route = 'nosuch' }\nend }"
+    assert.are.equal('r.lua:4: routes to "nosuch", which is not a [databases] entry',
+      load_err({ P("r.lua", src) }, { host = host }))
+    -- the same file loads when the entry exists, when an auto-database takes any name, or with no entries known
+    local dbs = { app = {}, app_ro = {}, nosuch = {} }
+    assert.is_nil(load_err({ P("r.lua", src) }, { host = T.host { databases = dbs } }))
+    assert.is_nil(load_err({ P("r.lua", src) }, { host = T.host { databases = { app = {}, ["*"] = {} } } }))
+    assert.is_nil(load_err({ P("r.lua", src) }, { host = T.host() }))
+  end)
+
+  it("checks the routes of route_by_user_db's table, unless check_routes = false", function()
+    local host = T.host { databases = DBS }
+    local cfg = "return require('policies.route_by_user_db') { users = { etl = { route = 'warehous' } }%s }"
+    assert.matches("warehous", load_err({ P("u.lua", cfg:format("")) }, { host = host }))
+    assert.is_nil(load_err({ P("u.lua", cfg:format(", check_routes = false")) }, { host = host }))
+  end)
+
+  it("fails a hook that routes at run time to an entry that does not exist", function()
+    local host = T.host { databases = DBS }
+    local gen = load({ P("dyn.lua", "local suffix = '_gone'\nreturn {\n"
+      .. "  on_connect = function(c) return { route = c.database .. suffix } end,\n"
+      .. "  on_transaction_begin = function(c, q) return { route = c.database .. suffix } end,\n}") },
+      { host = host })
+    local d, err = gen:on_connect(T.client { database = "app" })
+    assert.is_nil(d)
+    assert.are.equal('dyn.lua:3: on_connect routed to "app_gone", which is not a [databases] entry', err)
+    d, err = gen:on_transaction_begin(T.client { database = "app" }, T.query("SELECT 1"))
+    assert.is_nil(d)
+    assert.are.equal('dyn.lua:4: on_transaction_begin routed to "app_gone", which is not a [databases] entry', err)
+    -- a known entry routes as before
+    local ok = load({ P("ok.lua", "return { on_connect = function(c) return { route = c.database .. '_ro' } end }") },
+      { host = host })
+    assert.are.same({ route = "app_ro" }, (ok:on_connect(T.client { database = "app" })))
+  end)
+end)
