@@ -44,7 +44,9 @@ static void usage(void)
 		"  hold CONNSTR SECONDS            log in, print 'connected', stay idle; print 'closed'\n"
 		"                                  if the other side closes, else 'done' at the end\n"
 		"  raw HOST PORT DATA...           send bytes (hex, or random:N) on a TCP connection,\n"
-		"                                  print what comes back (ERROR/AUTH/BYTE/CLOSED/TIMEOUT)\n"
+		"                                  print what comes back (ERROR/AUTH/BYTE/ROW/CLOSED/TIMEOUT);\n"
+		"                                  after a StartupMessage, waits for one ReadyForQuery more\n"
+		"                                  per Query or Sync sent with it\n"
 		"  idle HOST|SOCKET PORT N SECONDS open N connections (TCP, or to a unix socket file) that\n"
 		"                                  send nothing; print 'opened N', hold them SECONDS, then\n"
 		"                                  'closed K' (K closed by the other side)\n");
@@ -404,6 +406,16 @@ static int describe_reply(const uint8_t *r, size_t n, bool closed, bool complete
 				p += vl + 1;
 			}
 			printf("%s %s %s\n", type == 'E' ? "ERROR" : "NOTICE", state, msg);
+		} else if (type == 'D' && len >= 10) {
+			/* DataRow: the first column as text (NULL shown as such) */
+			int32_t cl = (int32_t)((uint32_t)r[pos + 7] << 24 | (uint32_t)r[pos + 8] << 16 |
+					       (uint32_t)r[pos + 9] << 8 | r[pos + 10]);
+			if (cl < 0)
+				printf("ROW NULL\n");
+			else if ((size_t)cl <= len - 10)
+				printf("ROW %.*s\n", (int)cl, (const char *)r + pos + 11);
+			else
+				printf("MSG D %u\n", (unsigned)len);
 		} else if (type == 'R' && len >= 8) {
 			printf("AUTH %u\n", (unsigned)(r[pos + 5] << 24 | r[pos + 6] << 16 | r[pos + 7] << 8 |
 						       r[pos + 8]));
@@ -424,9 +436,12 @@ static int describe_reply(const uint8_t *r, size_t n, bool closed, bool complete
 }
 
 /* True once the reply needs no more waiting: an error, ReadyForQuery, or a request for a password. */
+static int want_ready = 1;	/* ReadyForQuery messages that end a reply: 1 + the Queries and Syncs sent */
+
 static bool reply_complete(const uint8_t *r, size_t n, bool one_byte_answer)
 {
 	size_t pos = 0;
+	int ready = 0;
 
 	if (one_byte_answer && n >= 1)
 		return true;
@@ -436,7 +451,7 @@ static bool reply_complete(const uint8_t *r, size_t n, bool one_byte_answer)
 
 		if (len < 4 || pos + 1 + len > n)
 			return false;
-		if (r[pos] == 'E' || r[pos] == 'Z')
+		if (r[pos] == 'E' || (r[pos] == 'Z' && ++ready >= want_ready))
 			return true;
 		if (r[pos] == 'R' && len >= 8 && (r[pos + 5] | r[pos + 6] | r[pos + 7] | r[pos + 8]) != 0)
 			return true;
@@ -477,6 +492,21 @@ static int cmd_raw(int argc, char **argv)
 		sent += (size_t)w;
 	}
 	/* SSLRequest and GSSENCRequest are answered with a single byte */
+	/* after a v3 StartupMessage, each Query and Sync sent adds a ReadyForQuery to wait for */
+	if (out_len >= 8 && out[4] == 0 && out[5] == 3 && out[6] == 0 && out[7] == 0) {
+		size_t pos = (size_t)out[0] << 24 | (size_t)out[1] << 16 | (size_t)out[2] << 8 | out[3];
+
+		while (pos + 5 <= out_len) {
+			size_t len = (size_t)out[pos + 1] << 24 | (size_t)out[pos + 2] << 16 |
+				     (size_t)out[pos + 3] << 8 | out[pos + 4];
+
+			if (out[pos] == 'Q' || out[pos] == 'S')
+				want_ready++;
+			if (len < 4)
+				break;
+			pos += 1 + len;
+		}
+	}
 	one_byte_answer = out_len == 8 && out[4] == 0x04 && out[5] == 0xd2 && out[6] == 0x16 &&
 			  (out[7] == 0x2f || out[7] == 0x30);
 	deadline = now_sec() + 5;

@@ -113,6 +113,22 @@ mb_is "$(q '-c DateStyle=German -c extra_float_digits=3' 'show extra_float_digit
 	"options listed: an untracked one in it is dropped"
 mb_stop
 
+# as parameters of their own in the startup packet (JDBC sends extra_float_digits so), trust logins through
+# an entry with its own server credentials
+mb_reset
+mb_pgdb "$MB_DB" "user=$su password=$sp"
+mb_user "$mu" ""
+mb_set auth_type trust
+mb_set pool_mode transaction
+mb_set ignore_startup_parameters "extra_float_digits, search_path"
+mb_start_or_bail
+q_hex() { local body; body="$(mb_hex "$1")00"; printf '51%08x%s' $((${#body} / 2 + 4)) "$body"; }
+out=$(mb_raw "$(mb_startup_hex user "$mu" database "$MB_DB" extra_float_digits abc search_path "$big")" \
+	"$(q_hex 'show extra_float_digits')")
+mb_like "$(tr '\n' ' ' <<<"$out")" 'ROW 1 .*MSG Z' \
+	"ignored startup parameters with values the server refuses: dropped, no error ($(grep -m1 -E 'ERROR|ROW' <<<"$out"))"
+mb_stop
+
 # --- auto-database
 mb_reset
 mb_db '*' "host=127.0.0.1 port=$MB_PG_PORT"
