@@ -1053,10 +1053,8 @@ bool client_apply_resets(struct client *c, struct param_set *server_params, stru
 
 void client_request_sent(struct server *s)
 {
-	if (s->pending_ready++ == 0) {
+	if (s->pending_ready++ == 0)
 		s->query_start = rt_now();
-		s->cancel_sent = false;
-	}
 }
 
 /* The request at hand is done with (relayed, answered or dropped): the next one starts afresh. */

@@ -227,6 +227,7 @@ static void on_janitor(evutil_socket_t fd, short what, void *arg)
 	(void)arg;
 	client_janitor();
 	tenant_janitor();
+	pool_open_forced();
 	struct list *it, *tmp;
 	LIST_FOREACH_SAFE(it, tmp, pool_list()) {
 		pool_janitor(container_of(it, struct pool, head));

@@ -66,15 +66,14 @@ struct pool *pool_get(const char *db_name, const struct db_entry *db, const char
 		return NULL;
 	pool->db_name = strdup(db_name);
 	pool->user_name = strdup(user_name);
-	pool->server_dbname = strdup(db->dbname && db->dbname[0] ? db->dbname : db_name);
-	if (!pool->db_name || !pool->user_name || !pool->server_dbname) {
+	if (!pool->db_name || !pool->user_name) {
 		free(pool->db_name);
 		free(pool->user_name);
-		free(pool->server_dbname);
 		free(pool);
 		return NULL;
 	}
 	pool->db = db;
+	pool->forced_user = db->user && strcmp(db->user, user_name) == 0;
 	pool->user = config_find_user(rt.cfg, user_name);
 	list_init(&pool->login_servers);
 	list_init(&pool->idle_servers);
@@ -88,6 +87,18 @@ struct pool *pool_get(const char *db_name, const struct db_entry *db, const char
 	refresh_credentials(pool);
 	log_debug("new pool %s/%s", db_name, user_name);
 	return pool;
+}
+
+const char *pool_server_dbname(const struct pool *pool)
+{
+	const struct db_entry *db = pool->db;
+	return db && db->dbname && db->dbname[0] ? db->dbname : pool->db_name;
+}
+
+/* Servers logged in (PgBouncer's connected servers): not the ones logging in, not the closing ones. */
+static int connected_servers(const struct pool *pool)
+{
+	return pool->n_idle + pool->n_active + pool->n_used;
 }
 
 /* Servers that still do work: the closing ones only wait for PostgreSQL to hang up. */
@@ -142,9 +153,20 @@ static int reserve_size(const struct pool *pool)
 	return pool->db ? pick(pool->db->reserve_pool_size, rt.cfg->reserve_pool_size) : 0;
 }
 
+static int min_size_of(const struct db_entry *db)
+{
+	return db ? pick(db->min_pool_size, rt.cfg->min_pool_size) : 0;
+}
+
 static int min_size(const struct pool *pool)
 {
-	return pool->db ? pick(pool->db->min_pool_size, rt.cfg->min_pool_size) : 0;
+	return min_size_of(pool->db);
+}
+
+/* Is this the pool of its entry's forced user (user= in [databases])? */
+static bool is_forced_pool(const struct pool *pool)
+{
+	return pool->forced_user && pool->db && pool->db->user && strcmp(pool->db->user, pool->user_name) == 0;
 }
 
 /* Servers of every pool that shares the database name (or the server user). */
@@ -168,8 +190,8 @@ static bool evict_idle_for(const struct pool *pool, bool same_db)
 				       : strcmp(p->user_name, pool->user_name) == 0;
 		if (p != pool && related && !list_empty(&p->idle_servers)) {
 			server_close(container_of(p->idle_servers.next, struct server, head),
-				     same_db ? "max_db_connections: slot needed by another pool"
-					     : "max_user_connections: slot needed by another pool");
+				     same_db ? "evicted (max_db_connections: slot needed by another pool)"
+					     : "evicted (max_user_connections: slot needed by another pool)");
 			return true;
 		}
 	}
@@ -213,8 +235,15 @@ static void launch_as_needed(struct pool *pool)
 		need = 1;
 	/* a launch can fail at once (a missing unix socket): the backoff then ends the loop */
 	while (!in_login_backoff(pool) && pool->n_login < need && pool_server_count(pool) < size &&
-	       below_global_limits(pool))
+	       below_global_limits(pool)) {
+		if (pool_server_count(pool) >= pool_size(pool) && !list_empty(&pool->waiting_clients)) {
+			const struct client *c = container_of(pool->waiting_clients.next, struct client, head);
+			char abuf[64];
+			log_warning("C-%llu %s/%s@%s: taking connection from reserve_pool", c->id, c->database, c->user,
+				    client_addr(c, abuf));
+		}
 		server_launch(pool);
+	}
 }
 
 /* Waiting clients of other pools may now fit under a shared limit. */
@@ -251,11 +280,21 @@ static void pool_free(struct pool *pool)
 	list_remove(&pool->head);
 	free(pool->db_name);
 	free(pool->user_name);
-	free(pool->server_dbname);
 	free(pool->password);
 	free(pool->md5_secret);
 	params_clear(&pool->welcome);
 	free(pool);
+}
+
+/* A waiting client gives up: while server logins fail, the reason says why no server came. */
+static void fail_waiting(struct client *c, const char *reason)
+{
+	const struct pool *pool = c->pool;
+
+	if (pool && pool->last_login_failure > 0 && pool->last_error[0])
+		client_fatal(c, "08P01", "%s (last server login failed: %s)", reason, pool->last_error);
+	else
+		client_fatal(c, "08P01", "%s", reason);
 }
 
 void pool_janitor(struct pool *pool)
@@ -277,12 +316,12 @@ void pool_janitor(struct pool *pool)
 	LIST_FOREACH_SAFE(it, tmp, &pool->idle_servers) {
 		struct server *s = container_of(it, struct server, head);
 		double idle = rt.cfg->server_idle_timeout;
-		if (server_past_lifetime(s))
-			server_close(s, "server_lifetime");
+		if (idle > 0 && now - s->last_used >= idle && pool_server_count(pool) > min)
+			server_close(s, "server idle timeout (server_idle_timeout)");
+		else if (server_past_lifetime(s))
+			server_close(s, "server lifetime over (server_lifetime)");
 		else if (working_servers(pool) > current_size(pool))
-			server_close(s, "pool size lowered");
-		else if (idle > 0 && now - s->last_used >= idle && pool_server_count(pool) > min)
-			server_close(s, "server_idle_timeout");
+			server_close(s, "too many servers in the pool (pool size lowered)");
 	}
 	/* servers that take too long to connect and log in */
 	if (rt.cfg->server_connect_timeout > 0) {
@@ -292,12 +331,17 @@ void pool_janitor(struct pool *pool)
 				server_login_timeout(s);
 		}
 	}
-	/* clients waiting too long for a server: told once after query_wait_notify, failed at query_wait_timeout */
+	/* clients waiting too long for a server: told once after query_wait_notify, failed at query_timeout or
+	 * query_wait_timeout (the global query_timeout counts the wait too, as in PgBouncer) */
 	LIST_FOREACH_SAFE(it, tmp, &pool->waiting_clients) {
 		struct client *c = container_of(it, struct client, head);
 		double limit = client_timeout(c, TIMEOUT_QUERY_WAIT);
+		if (rt.cfg->query_timeout > 0 && now - c->request_time >= rt.cfg->query_timeout) {
+			fail_waiting(c, "query_timeout");
+			continue;
+		}
 		if (limit > 0 && now - c->request_time >= limit) {
-			client_fatal(c, "08P01", "query_wait_timeout");
+			fail_waiting(c, "query_wait_timeout");
 			continue;
 		}
 		if (!c->wait_notified && rt.cfg->query_wait_notify > 0 &&
@@ -306,8 +350,18 @@ void pool_janitor(struct pool *pool)
 			c->wait_notified = true;
 		}
 	}
-	/* min_pool_size, and the reserve pool once its timeout passed */
-	if (rt.shutdown == SHUTDOWN_NONE && pool->db) {
+	/* clients waiting for the welcome parameters (the first server login of the pool) */
+	LIST_FOREACH_SAFE(it, tmp, &pool->welcome_clients) {
+		struct client *c = container_of(it, struct client, head);
+		double limit = client_timeout(c, TIMEOUT_QUERY_WAIT);
+		if (limit > 0 && now - c->connect_time >= limit)
+			fail_waiting(c, "query_wait_timeout");
+		else if (rt.cfg->client_login_timeout > 0 && now - c->connect_time >= rt.cfg->client_login_timeout)
+			fail_waiting(c, "client_login_timeout (server down)");
+	}
+	/* min_pool_size (for a pool with clients, or the pool of an entry's forced user), and the reserve pool once
+	 * its timeout passed */
+	if (rt.shutdown == SHUTDOWN_NONE && pool->db && (pool->n_clients > 0 || is_forced_pool(pool))) {
 		while (!in_login_backoff(pool) && pool_server_count(pool) < min &&
 		       pool_server_count(pool) < pool_size(pool) && below_global_limits(pool))
 			server_launch(pool);
@@ -344,8 +398,10 @@ void pool_request_server(struct pool *pool, struct client *client)
 		server_check(s);
 		return;
 	}
-	if (pool_server_count(pool) == 0 && in_login_backoff(pool)) {
-		client_fatal(client, "08006", "%s", pool->last_error);
+	if (connected_servers(pool) == 0 && in_login_backoff(pool)) {
+		/* PgBouncer's fast fail: logins have been failing, no server is left, the retry is not due */
+		client_fatal(client, "08P01", "server login has been failing, cached error: %s (server_login_retry)",
+			     pool->last_error);
 		return;
 	}
 	client->request_time = rt_now();
@@ -358,6 +414,10 @@ void pool_server_ready(struct server *server)
 {
 	struct pool *pool = server->pool;
 
+	if (server->conn_generation != pool->conn_generation) {
+		server_close(server, "database configuration changed");
+		return;
+	}
 	if (!pool->have_welcome) {
 		if (!params_copy(&pool->welcome, &server->defaults)) {
 			server_close(server, "out of memory");
@@ -373,15 +433,11 @@ void pool_server_ready(struct server *server)
 		return;
 	}
 	if (server_past_lifetime(server)) {
-		server_close(server, "server_lifetime");
-		return;
-	}
-	if (server->conn_generation != pool->conn_generation) {
-		server_close(server, "database entry changed by reload");
+		server_close(server, "server lifetime over (server_lifetime)");
 		return;
 	}
 	if (list_empty(&pool->waiting_clients) && working_servers(pool) > current_size(pool)) {
-		server_close(server, "pool size lowered");
+		server_close(server, "too many servers in the pool (pool size lowered)");
 		return;
 	}
 	if (server->cancels_in_flight > 0) {
@@ -418,11 +474,13 @@ void pool_server_gone(struct pool *pool)
 	rt_check_shutdown();
 }
 
-void pool_login_failed(struct pool *pool, const char *sqlstate, const char *message)
+void pool_login_failed(struct pool *pool, const char *sqlstate, const char *message, bool retry)
 {
 	snprintf(pool->last_error, sizeof(pool->last_error), "%s", message);
 	pool->last_login_failure = rt_now();
-	if (pool_server_count(pool) > 0)
+	if (retry)
+		return;	/* the server may come back: the waiting clients wait for the retry (or their timeout) */
+	if (connected_servers(pool) > 0 && pool->have_welcome)
 		return;	/* others may still serve the waiting clients */
 	fail_clients(&pool->welcome_clients, sqlstate, message);
 	fail_clients(&pool->waiting_clients, sqlstate, message);
@@ -439,10 +497,7 @@ void pool_welcome_ready(struct pool *pool)
 
 void pool_need_welcome(struct pool *pool)
 {
-	if (pool_server_count(pool) == 0 && in_login_backoff(pool)) {
-		fail_clients(&pool->welcome_clients, "08006", pool->last_error);
-		return;
-	}
+	/* no fast fail here (as PgBouncer): the client waits for a login, at most query_wait_timeout */
 	launch_as_needed(pool);
 }
 
@@ -456,7 +511,37 @@ static bool same_connection(const struct db_entry *a, const struct db_entry *b)
 {
 	return a && b && same_str(a->host, b->host) && a->port == b->port && same_str(a->dbname, b->dbname) &&
 	       same_str(a->user, b->user) && same_str(a->password, b->password) &&
-	       same_str(a->connect_query, b->connect_query);
+	       same_str(a->connect_query, b->connect_query) && same_str(a->auth_user, b->auth_user) &&
+	       same_str(a->auth_query, b->auth_query) && same_str(a->auth_dbname, b->auth_dbname) &&
+	       same_str(a->load_balance_hosts, b->load_balance_hosts) &&
+	       same_str(a->target_session_attrs, b->target_session_attrs);
+}
+
+static struct pool *find_pool(const char *db_name, const char *user_name)
+{
+	for (struct list *it = g_pools.next; it != &g_pools; it = it->next) {
+		struct pool *p = container_of(it, struct pool, head);
+		if (strcmp(p->db_name, db_name) == 0 && strcmp(p->user_name, user_name) == 0)
+			return p;
+	}
+	return NULL;
+}
+
+/* The entry's user= changed: its pool logs in as the new user from now on (as PgBouncer's forced user). */
+static void follow_forced_user(struct pool *pool, const struct db_entry *old, const struct db_entry *db)
+{
+	char *name;
+
+	if (!pool->forced_user || !old || !db || !db->user || !db->user[0] || same_str(old->user, db->user) ||
+	    find_pool(pool->db_name, db->user))
+		return;
+	name = strdup(db->user);
+	if (!name)
+		return;
+	log_info("pool %s/%s: the entry's user is now %s", pool->db_name, pool->user_name, name);
+	free(pool->user_name);
+	pool->user_name = name;
+	pool->have_scram_keys = false;	/* they were the old user's */
 }
 
 void pool_reconfigure(void)
@@ -466,14 +551,31 @@ void pool_reconfigure(void)
 		struct pool *pool = container_of(it, struct pool, head);
 		const struct db_entry *db = config_find_db(rt.cfg, pool->db_name);
 		bool changed = !same_connection(pool->db, db);
+		if (changed)
+			follow_forced_user(pool, pool->db, db);
 		pool->db = db;
 		pool->user = config_find_user(rt.cfg, pool->user_name);
 		refresh_credentials(pool);
 		if (changed) {
-			/* new host, database or credentials: servers go as soon as they are free */
+			/* new host, database or credentials: servers go as soon as they are free, and the welcome
+			 * parameters come from the first server of the new entry */
 			pool->conn_generation++;
-			close_list(&pool->idle_servers, "database entry changed by reload");
+			close_list(&pool->idle_servers, "database configuration changed");
+			params_clear(&pool->welcome);
+			pool->have_welcome = false;
+			pool->last_login_failure = 0;
 		}
+	}
+	pool_open_forced();
+}
+
+void pool_open_forced(void)
+{
+	for (size_t i = 0; i < rt.cfg->n_dbs; i++) {
+		const struct db_entry *db = &rt.cfg->dbs[i];
+		if (db->user && db->user[0] && strcmp(db->name, "*") != 0 && min_size_of(db) > 0 &&
+		    !find_pool(db->name, db->user))
+			pool_get(db->name, db, db->user);
 	}
 }
 

@@ -19,7 +19,7 @@ struct pool {
 	char *user_name;		/* the server-side user (key) */
 	const struct db_entry *db;	/* refreshed on reload */
 	const struct user_entry *user;	/* [users] entry of user_name, or NULL; refreshed on reload */
-	char *server_dbname;		/* database on the server */
+	bool forced_user;		/* opened for its entry's user= (that user follows the entry on reload) */
 
 	/* credentials for server logins */
 	char *password;			/* plain password, or NULL */
@@ -69,8 +69,13 @@ void pool_request_server(struct pool *pool, struct client *client);
 void pool_server_ready(struct server *server);
 /* A server has gone; the pool may need a new one for waiting clients. */
 void pool_server_gone(struct pool *pool);
-/* A server login failed: tell clients that cannot be served. */
-void pool_login_failed(struct pool *pool, const char *sqlstate, const char *message);
+/* A server login failed. retry: the server could not be reached (or is starting up or shutting down), the
+ * waiting clients stay queued for the next try; otherwise they get this error unless other servers serve. */
+void pool_login_failed(struct pool *pool, const char *sqlstate, const char *message, bool retry);
+/* The database to log in to on the server: the entry's dbname=, else the name clients use. */
+const char *pool_server_dbname(const struct pool *pool);
+/* The pools min_pool_size keeps filled without clients: those of entries with a forced user. */
+void pool_open_forced(void);
 /* Welcome parameters became available: finish the logins waiting for them. */
 void pool_welcome_ready(struct pool *pool);
 /* Re-point pools at the entries of a newly loaded config. */

@@ -127,25 +127,69 @@ static bool send_pkt(struct server *s, struct pktbuf *b)
 
 /* ---- connect and login ---- */
 
-static enum sbuf_action login_failed(struct server *s, const char *sqlstate, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+/* "S-7 db/user@127.0.0.1:5432" (or "@unix:5432"), the prefix of this server's log lines. */
+static const char *server_tag(const struct server *s, char buf[160])
+{
+	const struct pool *pool = s->pool;
+	char addr[80];
 
-static enum sbuf_action login_failed(struct server *s, const char *sqlstate, const char *fmt, ...)
+	if (s->unix_path[0]) {
+		const char *dot = strrchr(s->unix_path, '.');
+		snprintf(addr, sizeof(addr), "unix:%s", dot ? dot + 1 : "?");
+	} else if (s->addrlen > 0) {
+		net_addr_str((const struct sockaddr *)&s->addr, addr, sizeof(addr));
+	} else {
+		snprintf(buf, 160, "S-%llu %s/%s", s->id, pool->db_name, pool->user_name);
+		return buf;
+	}
+	snprintf(buf, 160, "S-%llu %s/%s@%s", s->id, pool->db_name, pool->user_name, addr);
+	return buf;
+}
+
+/*
+ * A server login that did not work. As PgBouncer 1.25: when the server could not be reached (or answered
+ * 57P03, starting up or shutting down) the clients waiting for the pool stay queued and the login is tried
+ * again after server_login_retry; any other failure is the answer the waiting clients get.
+ */
+static enum sbuf_action give_up_login(struct server *s, bool retry, const char *sqlstate, const char *msg)
 {
 	struct pool *pool = s->pool;
+
+	/* the backoff starts before the close, which would otherwise launch a replacement at once */
+	pool->last_login_failure = rt_now();
+	server_close(s, msg);
+	pool_login_failed(pool, sqlstate, msg, retry);
+	return SBUF_CLOSED;
+}
+
+/* Connecting failed (refused, unresolved, timed out, hung up): waiting clients wait for the retry. */
+static enum sbuf_action connect_failed(struct server *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static enum sbuf_action connect_failed(struct server *s, const char *fmt, ...)
+{
 	char msg[256];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (rt.cfg->log_pooler_errors)
-		log_warning("S-%llu %s/%s: server login failed: %s", s->id, pool->db_name, pool->user_name, msg);
-	/* the backoff starts before the close, which would otherwise launch a replacement at once */
-	pool->last_login_failure = rt_now();
-	server_close(s, "login failed");
-	pool_login_failed(pool, sqlstate, msg);
-	return SBUF_CLOSED;
+	return give_up_login(s, true, "08006", msg);
+}
+
+/* The login itself failed (authentication, configuration): the waiting clients get this error (logged). */
+static enum sbuf_action login_failed(struct server *s, const char *sqlstate, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static enum sbuf_action login_failed(struct server *s, const char *sqlstate, const char *fmt, ...)
+{
+	char msg[256], tag[160];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_warning("%s: %s", server_tag(s, tag), msg);
+	return give_up_login(s, false, sqlstate, msg);
 }
 
 static void start_login(struct server *s)
@@ -153,7 +197,7 @@ static void start_login(struct server *s)
 	struct pool *pool = s->pool;
 	struct startup_param p[2] = {
 		{ "user", pool->user_name },
-		{ "database", pool->server_dbname },
+		{ "database", pool_server_dbname(pool) },
 	};
 	struct pktbuf b;
 
@@ -168,10 +212,20 @@ static void on_connect(struct sbuf *sb, int err)
 	struct server *s = sb->owner;
 
 	if (err) {
-		login_failed(s, "08006", "could not connect to server: %s", strerror(err));
+		connect_failed(s, "connect failed: %s", strerror(err));
 		return;
 	}
 	net_tune_socket(sb->fd, s->unix_path[0] == 0, rt.cfg);
+	if (rt.cfg->log_connections) {
+		char tag[160], local[80];
+		struct sockaddr_storage la;
+		socklen_t len = sizeof(la);
+		if (s->unix_path[0] || getsockname(sb->fd, (struct sockaddr *)&la, &len) != 0)
+			log_info("%s: new connection to server", server_tag(s, tag));
+		else
+			log_info("%s: new connection to server (from %s)", server_tag(s, tag),
+				 net_addr_str((struct sockaddr *)&la, local, sizeof(local)));
+	}
 	start_login(s);
 }
 
@@ -184,12 +238,12 @@ static void connect_to(struct server *s)
 	else
 		fd = net_connect((const struct sockaddr *)&s->addr, s->addrlen);
 	if (fd < 0) {
-		login_failed(s, "08006", "could not connect to server: %s", strerror(errno));
+		connect_failed(s, "connect failed: %s", strerror(errno));
 		return;
 	}
 	if (!sbuf_connect(&s->sb, fd)) {
 		close(fd);
-		login_failed(s, "08006", "could not register server socket");
+		connect_failed(s, "connect failed: could not register the socket");
 	}
 }
 
@@ -199,7 +253,7 @@ static void on_resolved(void *arg, const struct sockaddr *addr, socklen_t addrle
 
 	s->dns = NULL;
 	if (error) {
-		login_failed(s, "08006", "could not resolve host \"%s\": %s", s->pool->db->host, error);
+		connect_failed(s, "server DNS lookup failed: host \"%s\": %s", s->pool->db->host, error);
 		return;
 	}
 	if (addrlen > sizeof(s->addr))
@@ -262,8 +316,9 @@ static enum sbuf_action auth_request(struct server *s, const struct sbuf_msg *ms
 		return SBUF_DROP;
 	case AUTH_REQ_CLEARTEXT:
 		if (!pool->password)
-			return login_failed(s, "28P01", "server asked for a cleartext password and none is configured "
-							"for user \"%s\"", pool->user_name);
+			return login_failed(s, "08P01", "server login failed: wrong password type (the server asked for a "
+							"cleartext password and none is configured for user \"%s\")",
+					    pool->user_name);
 		pkt_password(&b, pool->password);
 		send_pkt(s, &b);
 		return SBUF_DROP;
@@ -280,8 +335,8 @@ static enum sbuf_action auth_request(struct server *s, const struct sbuf_msg *ms
 			return login_failed(s, "28P01", "wrong password type: only SCRAM keys for user \"%s\" to "
 							"answer the server's md5 request", pool->user_name);
 		else
-			return login_failed(s, "28P01", "no password for user \"%s\" to answer the server's md5 "
-							"request", pool->user_name);
+			return login_failed(s, "08P01", "server login failed: wrong password type (no password for user "
+							"\"%s\" to answer the server's md5 request)", pool->user_name);
 		auth_md5_response(secret, salt, answer);
 		pkt_password(&b, answer);
 		send_pkt(s, &b);
@@ -295,7 +350,8 @@ static enum sbuf_action auth_request(struct server *s, const struct sbuf_msg *ms
 			if (strcmp(mech, "SCRAM-SHA-256") == 0)
 				have_scram = true;
 		if (!have_scram)
-			return login_failed(s, "28000", "server offers no SASL mechanism we support");
+			return login_failed(s, "08P01", "server login failed: none of the server's SASL authentication "
+							"mechanisms are supported");
 		if (pool->password)
 			auth_scram_client_init_password(&s->scram, pool->password);
 		else if (pool->have_scram_keys)
@@ -304,8 +360,8 @@ static enum sbuf_action auth_request(struct server *s, const struct sbuf_msg *ms
 			return login_failed(s, "28P01", "wrong password type: only an md5 secret for user \"%s\" to "
 							"answer the server's SCRAM request", pool->user_name);
 		else
-			return login_failed(s, "28P01", "no password or SCRAM keys for user \"%s\" to log in to the "
-							"server", pool->user_name);
+			return login_failed(s, "08P01", "server login failed: wrong password type (no password or SCRAM "
+							"keys for user \"%s\")", pool->user_name);
 		s->scram_active = true;
 		first = auth_scram_client_first(&s->scram);
 		if (!first)
@@ -322,7 +378,7 @@ static enum sbuf_action auth_request(struct server *s, const struct sbuf_msg *ms
 		final = auth_scram_client_final(&s->scram, (const char *)(msg->data + 9), msg->len - 9, err,
 						sizeof(err));
 		if (!final)
-			return login_failed(s, "28P01", "SCRAM login to server failed: %s", err);
+			return login_failed(s, "08P01", "server login failed: failed to verify server signature (%s)", err);
 		pkt_sasl_response(&b, final, strlen(final));
 		free(final);
 		send_pkt(s, &b);
@@ -331,11 +387,11 @@ static enum sbuf_action auth_request(struct server *s, const struct sbuf_msg *ms
 	case AUTH_REQ_SASL_FINAL:
 		if (!s->scram_active ||
 		    !auth_scram_client_verify(&s->scram, (const char *)(msg->data + 9), msg->len - 9, err, sizeof(err)))
-			return login_failed(s, "28P01", "server's SCRAM signature is invalid: %s",
+			return login_failed(s, "08P01", "server login failed: invalid server signature (%s)",
 					    s->scram_active ? err : "no exchange");
 		return SBUF_DROP;
 	default:
-		return login_failed(s, "08P01", "server asked for unsupported authentication method %u", code);
+		return login_failed(s, "08P01", "server login failed: unsupported authentication method %u", code);
 	}
 }
 
@@ -354,6 +410,20 @@ static void read_error(const struct sbuf_msg *msg, char *sqlstate, char *text, s
 	const char *m = proto_error_field(msg->data + 5, msg->len - 5, 'M');
 	snprintf(sqlstate, 6, "%s", code && strlen(code) == 5 ? code : "08006");
 	snprintf(text, textlen, "%s", m ? m : "unknown server error");
+}
+
+/*
+ * The server refused the login. 57P03 (starting up, shutting down, in recovery) passes: the waiting clients
+ * stay queued for the retry. Any other error goes to them, with the server's SQLSTATE and text.
+ */
+static enum sbuf_action login_error(struct server *s, const struct sbuf_msg *msg)
+{
+	const char *severity = proto_error_field(msg->data + 5, msg->len - 5, 'S');
+	char sqlstate[6], text[200], tag[160];
+
+	read_error(msg, sqlstate, text, sizeof(text));
+	log_warning("%s: server login failed: %s %s", server_tag(s, tag), severity ? severity : "FATAL", text);
+	return give_up_login(s, strcmp(sqlstate, "57P03") == 0, sqlstate, text);
 }
 
 static enum sbuf_action login_msg(struct server *s, const struct sbuf_msg *msg)
@@ -378,11 +448,8 @@ static enum sbuf_action login_msg(struct server *s, const struct sbuf_msg *msg)
 		s->backend_key = pkt_get_u32(&r);
 		return SBUF_DROP;
 	}
-	case 'E': {
-		char sqlstate[6], text[200];
-		read_error(msg, sqlstate, text, sizeof(text));
-		return login_failed(s, sqlstate, "%s", text);
-	}
+	case 'E':
+		return login_error(s, msg);
 	case 'N':
 	case 'v':
 		return SBUF_DROP;
@@ -578,7 +645,9 @@ static enum sbuf_action relay_msg(struct server *s, const struct sbuf_msg *msg)
 			s->pending_ready--;
 		if (s->pending_ready > 0)
 			s->query_start = rt_now();	/* the next pipelined request is running now */
-		else if (s->client)
+		else
+			s->ready_time = rt_now();
+		if (s->pending_ready == 0 && s->client)
 			cpol_settle_tracks(s->client, s, s->txn_status);
 		if (s->pending_ready == 0 && s->client && s->client->pending_resets.n) {
 			struct pktbuf b;
@@ -693,8 +762,12 @@ static void on_error(struct sbuf *sb, int err)
 		finish_close(s);	/* it hung up: now it is gone for PostgreSQL too */
 		return;
 	}
-	if (s->phase == PHASE_CONNECT || s->phase == PHASE_LOGIN) {
-		login_failed(s, "08006", "%s", reason);
+	if (s->phase == PHASE_CONNECT) {
+		connect_failed(s, "connect failed: %s", reason);
+		return;
+	}
+	if (s->phase == PHASE_LOGIN) {
+		connect_failed(s, "server conn crashed? (%s during login)", reason);
 		return;
 	}
 	if (c) {
@@ -798,7 +871,12 @@ void server_close(struct server *s, const char *reason)
 		finish_close(s);
 	if (s->state == SV_CLOSED || s->state == SV_CLOSING)
 		return;
-	log_debug("S-%llu %s/%s: closing because: %s", s->id, pool->db_name, pool->user_name, reason);
+	if (rt.cfg->log_disconnections) {
+		char tag[160];
+		log_info("%s: closing because: %s (age=%.0fs)", server_tag(s, tag), reason, rt_now() - s->connect_time);
+	} else {
+		log_debug("S-%llu %s/%s: closing because: %s", s->id, pool->db_name, pool->user_name, reason);
+	}
 	if (s->dns) {
 		dns_cancel(s->dns);
 		s->dns = NULL;
@@ -887,36 +965,50 @@ bool server_past_lifetime(const struct server *s)
 
 void server_login_timeout(struct server *s)
 {
-	login_failed(s, "08006", "server_connect_timeout (%gs) exceeded while connecting to the server",
-		     rt.cfg->server_connect_timeout);
+	connect_failed(s, "connect timeout (server_connect_timeout %gs)", rt.cfg->server_connect_timeout);
+}
+
+/* A timeout ends the client's session with its server: both connections close, with the same reason. */
+static void close_for_timeout(struct server *s, struct client *c, const char *sqlstate, const char *reason)
+{
+	s->client = NULL;
+	c->server = NULL;
+	sbuf_set_peer(&c->sb, NULL);
+	sbuf_set_peer(&s->sb, NULL);
+	server_close(s, reason);
+	client_fatal(c, sqlstate, "%s", reason);
 }
 
 void server_janitor(struct server *s)
 {
 	struct client *c = s->client;
-	double now = rt_now(), limit;
+	double now = rt_now(), limit, idle_since;
 
 	if (!c || s->phase != PHASE_RELAY)
 		return;
 	if (s->pending_ready > 0) {
-		/* query_timeout cancels the query: the client gets PostgreSQL's 57014 and keeps its connection */
+		/* as PgBouncer: a request past query_timeout costs the client its connection and closes the server,
+		 * which also frees one whose network has gone */
 		limit = client_timeout(c, TIMEOUT_QUERY);
-		if (limit > 0 && !s->cancel_sent && now - s->query_start >= limit) {
-			log_info("C-%llu: query_timeout (%gs): cancelling the query", c->id, limit);
-			s->cancel_sent = true;
+		if (limit > 0 && now - s->query_start >= limit) {
+			/* the cancel lets PostgreSQL end the statement now instead of when it finishes on its own */
 			server_send_cancel(s);
+			close_for_timeout(s, c, "08P01", "query timeout");
+			return;
 		}
 	}
 	if (s->txn_status == 'I')
 		return;
+	/* idle: the transaction is open and no request runs, since the last answer or client message */
 	limit = client_timeout(c, TIMEOUT_IDLE_TRANSACTION);
-	if (s->pending_ready == 0 && limit > 0 && now - c->last_activity >= limit) {
-		client_fatal(c, "25P03", "idle transaction timeout");
+	idle_since = s->ready_time > c->last_activity ? s->ready_time : c->last_activity;
+	if (s->pending_ready == 0 && !s->batch_open && limit > 0 && now - idle_since >= limit) {
+		close_for_timeout(s, c, "25P03", "idle transaction timeout");
 		return;
 	}
 	limit = client_timeout(c, TIMEOUT_TRANSACTION);
 	if (limit > 0 && now - s->xact_start >= limit)
-		client_fatal(c, "25P04", "transaction timeout");
+		close_for_timeout(s, c, "25P04", "transaction timeout");
 }
 
 /* ---- cancel ---- */

@@ -83,8 +83,8 @@ struct server {
 	double last_used;
 	double closing_since;
 	double query_start;		/* when the oldest outstanding request was sent */
+	double ready_time;		/* when the last outstanding request was answered */
 	double xact_start;		/* when the open transaction began */
-	bool cancel_sent;		/* query_timeout already cancelled it */
 	int cancels_in_flight;		/* cancel requests not yet delivered */
 	bool await_cancel;		/* released, held back until those are delivered */
 	struct cancel_conn *cancels;	/* those requests, so that closing can detach them */

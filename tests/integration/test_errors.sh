@@ -12,7 +12,7 @@ mb_pgdb "$MB_DB"
 mb_db deadend "host=127.0.0.1 port=$dead_port dbname=$MB_DB"
 mb_user "$su" "$sp"
 mb_set auth_type scram-sha-256
-mb_set query_wait_timeout 10
+mb_set query_wait_timeout 2
 mb_start_or_bail
 
 # --- unknown database
@@ -25,10 +25,12 @@ out=$(pqt connect "$(mb_connstr "$su" not-the-password "$MB_DB")" 2>&1)
 mb_is "$(sqlstate "$out")" 08P01 "wrong password: 08P01, as in PgBouncer ($out)"
 mb_check_healthy "wrong password: next client fine"
 
-# --- server unreachable (db entry pointing at a closed port)
+# --- server unreachable (db entry pointing at a closed port): the client waits for the login retries (as in
+# PgBouncer) until query_wait_timeout, whose message names the last login error
 start=$SECONDS
 out=$(pqt query "$(mb_connstr "$su" "$sp" deadend)" "SELECT 1" 2>&1)
-mb_is "$(sqlstate "$out")" 08006 "server unreachable: 08006 ($out)"
+mb_is "$(sqlstate "$out")" 08P01 "server unreachable: 08P01 ($out)"
+mb_like "$out" 'query_wait_timeout \(last server login failed: connect failed' "server unreachable: the reason is named"
 mb_like "$((SECONDS - start))" '^[0-9]$' "server unreachable: error within 10 s"
 mb_check_healthy "server unreachable: next client fine"
 

@@ -113,8 +113,11 @@ else
 	mb_not_ok "server_lifetime=0: each transaction gets a server used only once" "backend pids: ${p[*]}"
 fi
 
-# ---- server_connect_timeout: a server that accepts TCP and never answers
+# ---- server_connect_timeout: a server that accepts TCP and never answers. As in PgBouncer the client waits for
+# the retries (server_login_retry) until its query_wait_timeout, which names the last login error
 phase
+mb_set query_wait_timeout 1.5
+mb_set server_login_retry 0.2
 bport=$(mb_free_port)
 mb_bg "$T_DIR/blackhole.out" "$TXN_TOOL" blackhole "$bport" 30
 mb_wait_line "$T_DIR/blackhole.out" listening 5 || mb_diag "blackhole did not start: $(cat "$T_DIR/blackhole.out")"
@@ -122,11 +125,15 @@ mb_set server_connect_timeout 0.5
 mb_db l_hang "host=127.0.0.1 port=$bport dbname=x"
 mb_start_or_bail
 out=$(printf 'time\nopen a %s\ntime\n' "$(mb_connstr "$su" "$sp" l_hang)" | tt 2>&1)
-mb_like "$(lines_of "$out" a)" '^ERROR 08006 .*server_connect_timeout' "server_connect_timeout=0.5: the client gets 08006"
+mb_like "$(lines_of "$out" a)" '^ERROR 08P01 query_wait_timeout \(last server login failed: connect timeout \(server_connect_timeout 0.5s\)\)' \
+	"server_connect_timeout=0.5: the waiting client ends at query_wait_timeout, with the connect timeout named"
 t=$(sed -n 's/^time //p' <<<"$out" | awk 'NR == 1 {a = $1} NR == 2 {printf "%.2f", $1 - a}')
-in_range "server_connect_timeout=0.5: after 0.5 s" "$t" 0.45 2.5 "$out"
+in_range "query_wait_timeout=1.5: after 1.5 s" "$t" 1.45 3.5 "$out"
+mb_like "$(grep -c 'closing because: connect timeout' "$MB_LOG")" '^[2-4]$' \
+	"server_connect_timeout=0.5: each login attempt is closed with PgBouncer's 'connect timeout'"
 
-# ---- server_login_retry: after a failed login, new clients fail fast (08006) until it has passed
+# ---- server_login_retry: a login error goes to the client; the next login is tried once server_login_retry has
+# passed (a client of a pool with no welcome parameters yet waits for it, as in PgBouncer)
 phase
 mb_set server_login_retry 1
 mb_pgdb "$MB_DB"
@@ -141,8 +148,8 @@ out2=$(pqt query "$c" "SELECT 'second'" 2>&1)
 t2=$EPOCHREALTIME
 refusals=$(tail -n +"$((mark + 1))" "$pglog" | grep -c "role \"$ru\" is not permitted to log in")
 mb_like "$out1" '^ERROR 28000 role "mb_txn_retry" is not permitted to log in' "the first client gets PostgreSQL's login error"
-mb_like "$out2" '^ERROR 08006 ' "server_login_retry=1: the next client fails at once with 08006 (the role can log in by now)"
-in_range "server_login_retry=1: ...without waiting" "$(awk -v a="$t1" -v b="$t2" 'BEGIN { printf "%.2f", b - a }')" 0 0.5
+mb_is "$out2" second "server_login_retry=1: the next client waits for the retry and logs in (the role can by now)"
+in_range "server_login_retry=1: ...once it has passed" "$(awk -v a="$t0" -v b="$t2" 'BEGIN { printf "%.2f", b - a }')" 0.9 2.5
 mb_is "$refusals" 1 "server_login_retry=1: no new login attempt reached PostgreSQL meanwhile"
 sleep "$(awk -v a="$t0" -v n="$EPOCHREALTIME" 'BEGIN { d = 1.3 - (n - a); print (d > 0 ? d : 0) }')"
 out3=$(pqt query "$c" "SELECT 'third'" 2>&1)
@@ -186,23 +193,23 @@ else
 fi
 pg_super_psql -d postgres -c "ALTER ROLE $ru NOLOGIN CONNECTION LIMIT -1" >/dev/null
 
-# ---- query_timeout (global and [users]): the query is cancelled (57014), the client keeps its connection
+# ---- query_timeout (global and [users]): as PgBouncer's code, the client and its server are closed
 phase
 mb_set query_timeout 0.5
 mb_pgdb "$MB_DB"
 mb_start_or_bail
 out=$(printf 'open a %s\nq a SELECT pg_sleep(4)\nelapsed a\nq a SELECT %s\n' \
 	"$(mb_connstr "$su" "$sp" "$MB_DB")" "'still here'" | tt 2>&1)
-mb_like "$(lines_of "$out" a | sed -n 2p)" '^ERROR 57014 ' "query_timeout=0.5: a 4 s query is cancelled with 57014"
+mb_like "$(lines_of "$out" a | sed -n 2p)" '^ERROR 08P01 query timeout' "query_timeout=0.5: a 4 s query ends with FATAL 08P01 query timeout"
 in_range "query_timeout=0.5: after 0.5 s" "$(field "$out" a elapsed)" 0.45 2.5
-mb_is "$(lines_of "$out" a | tail -n 1)" "still here" "query_timeout: the client keeps its connection"
+mb_like "$(lines_of "$out" a | tail -n 1)" 'ERROR|lost' "query_timeout: the client connection is closed"
 phase
 mb_pgdb "$MB_DB"
 mb_usercfg "$mu = query_timeout=0.5"
 mb_start_or_bail
 out=$(printf 'open a %s\nq a SELECT pg_sleep(3)\nelapsed a\nopen b %s\nq b SELECT pg_sleep(1.2)\nelapsed b\n' \
 	"$(mb_connstr "$mu" "$mp" "$MB_DB")" "$(mb_connstr "$su" "$sp" "$MB_DB")" | tt 2>&1)
-mb_like "$(lines_of "$out" a | sed -n 2p)" '^ERROR 57014 ' "[users] query_timeout=0.5: that user's 3 s query is cancelled"
+mb_like "$(lines_of "$out" a | sed -n 2p)" '^ERROR 08P01 query timeout' "[users] query_timeout=0.5: that user's 3 s query is ended"
 in_range "[users] query_timeout=0.5: after 0.5 s" "$(field "$out" a elapsed)" 0.45 2.5
 mb_is "$(lines_of "$out" b | sed -n 2p)" "" "[users] query_timeout: other users' queries are not cancelled"
 
