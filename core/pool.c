@@ -163,11 +163,6 @@ static int min_size(const struct pool *pool)
 	return min_size_of(pool->db);
 }
 
-/* Is this the pool of its entry's forced user (user= in [databases])? */
-static bool is_forced_pool(const struct pool *pool)
-{
-	return pool->forced_user && pool->db && pool->db->user && strcmp(pool->db->user, pool->user_name) == 0;
-}
 
 /* Servers of every pool that shares the database name (or the server user). */
 static int servers_for(const struct pool *pool, bool same_db)
@@ -359,9 +354,8 @@ void pool_janitor(struct pool *pool)
 		else if (rt.cfg->client_login_timeout > 0 && now - c->connect_time >= rt.cfg->client_login_timeout)
 			fail_waiting(c, "client_login_timeout (server down)");
 	}
-	/* min_pool_size (for a pool with clients, or the pool of an entry's forced user), and the reserve pool once
-	 * its timeout passed */
-	if (rt.shutdown == SHUTDOWN_NONE && pool->db && (pool->n_clients > 0 || is_forced_pool(pool))) {
+	/* min_pool_size, and the reserve pool once its timeout passed */
+	if (rt.shutdown == SHUTDOWN_NONE && pool->db) {
 		while (!in_login_backoff(pool) && pool_server_count(pool) < min &&
 		       pool_server_count(pool) < pool_size(pool) && below_global_limits(pool))
 			server_launch(pool);
@@ -551,11 +545,6 @@ void pool_reconfigure(void)
 		struct pool *pool = container_of(it, struct pool, head);
 		const struct db_entry *db = config_find_db(rt.cfg, pool->db_name);
 		bool changed = !same_connection(pool->db, db);
-		if (changed)
-			follow_forced_user(pool, pool->db, db);
-		pool->db = db;
-		pool->user = config_find_user(rt.cfg, pool->user_name);
-		refresh_credentials(pool);
 		if (changed) {
 			/* new host, database or credentials: servers go as soon as they are free, and the welcome
 			 * parameters come from the first server of the new entry */
@@ -564,7 +553,11 @@ void pool_reconfigure(void)
 			params_clear(&pool->welcome);
 			pool->have_welcome = false;
 			pool->last_login_failure = 0;
+			follow_forced_user(pool, pool->db, db);
 		}
+		pool->db = db;
+		pool->user = config_find_user(rt.cfg, pool->user_name);
+		refresh_credentials(pool);
 	}
 	pool_open_forced();
 }
