@@ -396,7 +396,9 @@ bool sqlscan_next(const char *sql, size_t len, size_t *pos, struct sql_stmt *st)
 {
 	struct lexer lx = { sql, len, *pos };
 	struct token t;
-	bool in_create = false, create_as = false, temp = false, commit_drop = false, in_declare = false, select_like;
+	bool in_create = false, create_as = false, temp = false, commit_drop = false, in_declare = false;
+	bool select_like = false;
+	struct token first;
 	int seen_on = 0, depth = 0;
 	bool prev_with = false;
 
@@ -410,6 +412,7 @@ bool sqlscan_next(const char *sql, size_t len, size_t *pos, struct sql_stmt *st)
 	}
 	if (t.type == TOK_WORD)
 		copy_lower(st->kind, sizeof(st->kind), t.p, t.n);
+	first = t;
 	if (t.type == TOK_SEMI) {
 		*pos = lx.pos;
 		return true;
@@ -466,6 +469,25 @@ bool sqlscan_next(const char *sql, size_t len, size_t *pos, struct sql_stmt *st)
 		in_declare = true;
 		t = next_token(&lx);
 	} else if (word_is(&t, "create")) {
+		/* read below, as after EXPLAIN */
+	} else {
+		t = next_token(&lx);
+		if (word_is(&first, "explain")) {
+			/* EXPLAIN ANALYZE runs its statement: read that one's CREATE TEMP and INTO too */
+			if (t.type == TOK_OTHER && t.n == 1 && *t.p == '(') {
+				int d = 0;
+				do {
+					if (t.type == TOK_OTHER && t.n == 1 && (*t.p == '(' || *t.p == ')'))
+						d += *t.p == '(' ? 1 : -1;
+					t = next_token(&lx);
+				} while (d > 0 && t.type != TOK_END && t.type != TOK_SEMI);
+			}
+			while (word_is(&t, "analyze") || word_is(&t, "analyse") || word_is(&t, "verbose"))
+				t = next_token(&lx);
+			select_like = word_is(&t, "select") || word_is(&t, "with");
+		}
+	}
+	if (word_is(&t, "create") && (word_is(&first, "create") || word_is(&first, "explain"))) {
 		in_create = true;
 		t = next_token(&lx);
 		if (word_is(&t, "or")) {	/* CREATE OR REPLACE TEMP VIEW */
@@ -477,12 +499,10 @@ bool sqlscan_next(const char *sql, size_t len, size_t *pos, struct sql_stmt *st)
 		if (word_is(&t, "temp") || word_is(&t, "temporary"))
 			temp = true;
 		t = next_token(&lx);
-	} else {
-		t = next_token(&lx);
 	}
 
 	/* rest of the statement: function calls, WITH HOLD, ON COMMIT DROP, INTO, pg_temp */
-	select_like = strcmp(st->kind, "select") == 0 || strcmp(st->kind, "with") == 0;
+	select_like = select_like || strcmp(st->kind, "select") == 0 || strcmp(st->kind, "with") == 0;
 	while (t.type != TOK_END && t.type != TOK_SEMI) {
 		if (t.type == TOK_UNICODE)
 			st->flags |= SQL_OPAQUE;	/* U&"pg\005ftemp", U&"set\005fconfig": names are not decoded */

@@ -1021,6 +1021,22 @@ local function analyzer(t, s, e, v, unicode)
           st.chain = true
         end
       end
+    elseif kind == "explain" then
+      -- EXPLAIN ANALYZE runs its statement: its temporary table or INTO is this one's
+      local m = ki + 1
+      if t[m] == "(" then
+        m = skip_parens(m, j)
+      else
+        while w(m) == "analyze" or w(m) == "analyse" or w(m) == "verbose" do
+          m = m + 1
+        end
+      end
+      if m <= j then
+        local inner = analyze(m, j, {})
+        st.temp, st.on_commit, st.on_commit_drop, st.into = inner.temp, inner.on_commit, inner.on_commit_drop,
+          inner.into
+        st.object = inner.temp and inner.object or nil
+      end
     elseif kind == "select" or kind == "with" then
       -- SELECT ... INTO [TEMP] t creates a table
       local depth = 0

@@ -358,6 +358,16 @@ $body$ LANGUAGE plpgsql]], kind = "create", ro = false, st = { object = "functio
   { [[SELECT U&"d!0061t" UESCAPE '!' FROM t]], kind = "select", ro = false, session = true },
   { [[SELECT U&'\0041' AS a]], kind = "select", ro = true, session = false },
   { "SELECT a & b FROM t", kind = "select", ro = true, session = false },
+  -- EXPLAIN ANALYZE runs its statement
+  { "EXPLAIN ANALYZE CREATE TEMP TABLE t AS SELECT 1", kind = "explain", ro = false, session = true,
+    st = { temp = true } },
+  { "explain (analyze, buffers) create temporary table t as select 1", kind = "explain", ro = false, session = true },
+  { "EXPLAIN ANALYZE VERBOSE SELECT 1 INTO TEMP t", kind = "explain", kinds = { "explain", "select_into" },
+    ro = false, session = true },
+  { "EXPLAIN ANALYZE CREATE TEMP TABLE t ON COMMIT DROP AS SELECT 1", kind = "explain", ro = false, session = false },
+  { "EXPLAIN SELECT * FROM t", kind = "explain", ro = true, session = false },
+  { "EXPLAIN (FORMAT JSON) SELECT pg_advisory_lock(1)", kind = "explain", kinds = { "explain", "advisory_lock" },
+    ro = false, session = true, guard = "reject", guard_tx = "rewrite" },
   -- quoted identifiers are names, never keywords
   { [[CREATE TEMP VIEW v("on","commit","drop") AS SELECT 1, 2, 3]], kind = "create", ro = false, session = true,
     guard = "reject", st = { temp = true, on_commit_drop = false } },

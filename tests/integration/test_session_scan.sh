@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The session scan cannot be walked around: a DO block, a U&"" identifier or quoted words that look like
-# ON COMMIT DROP change the server's session where the keyword scan cannot see it, so the server is reset
-# before the next client gets it. Transaction mode, one server: client a leaves the state behind and stays
+# The session scan cannot be walked around: a DO block, a U&"" identifier, quoted words that look like
+# ON COMMIT DROP, or EXPLAIN ANALYZE of a CREATE TEMP change the server's session where the keyword scan
+# did not see it, so the server is reset before the next client gets it. Transaction mode, one server: client a leaves the state behind and stays
 # connected, client b on the same server must not see it.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -67,6 +67,12 @@ left 'TEMP VIEW v("on","commit","drop")' "SELECT to_regclass('pg_temp.scan_v') I
 	'CREATE TEMP VIEW scan_v("on","commit","drop") AS SELECT 1, 2, 3'
 left 'TEMP TABLE t("on", "commit", "drop") AS' "SELECT to_regclass('pg_temp.scan_t') IS NULL" t \
 	'CREATE TEMP TABLE scan_t ("on", "commit", "drop") AS SELECT 1, 2, 3'
+
+# EXPLAIN ANALYZE runs its statement
+left "EXPLAIN ANALYZE CREATE TEMP TABLE" "SELECT to_regclass('pg_temp.scan_e') IS NULL" t \
+	'EXPLAIN ANALYZE CREATE TEMP TABLE scan_e AS SELECT 1'
+left "EXPLAIN ANALYZE SELECT ... INTO TEMP" "SELECT to_regclass('pg_temp.scan_ei') IS NULL" t \
+	'EXPLAIN (ANALYZE, COSTS OFF) SELECT 1 AS x INTO TEMP scan_ei'
 
 # the advisory locks are really gone: another session takes them
 mb_is "$(pg_super_psql -d "$MB_DB" -c "SELECT pg_try_advisory_lock(4243) AND pg_try_advisory_lock(4244)")" t \

@@ -178,6 +178,13 @@ static const struct one_case one_cases[] = {
 	{ "SELECT U&\"d!0061t\" UESCAPE '!' FROM t", "select", OPQ, "" },
 	{ "SELECT U&'\\0041' AS a", "select", 0, "" },	/* a string, not a name */
 	{ "SELECT a & b FROM t", "select", 0, "" },
+	/* EXPLAIN ANALYZE runs its statement */
+	{ "EXPLAIN ANALYZE CREATE TEMP TABLE t AS SELECT 1", "explain", TMP, "" },
+	{ "explain (analyze, buffers) create temporary table t as select 1", "explain", TMP, "" },
+	{ "EXPLAIN ANALYZE VERBOSE SELECT 1 INTO TEMP t", "explain", TMP | INTO, "" },
+	{ "EXPLAIN ANALYZE CREATE TEMP TABLE t ON COMMIT DROP AS SELECT 1", "explain", 0, "" },
+	{ "EXPLAIN SELECT * FROM t", "explain", 0, "" },
+	{ "EXPLAIN (FORMAT JSON) SELECT pg_advisory_lock(1)", "explain", ADV, "" },
 	/* quoted identifiers are names, never keywords */
 	{ "CREATE TEMP VIEW v(\"on\",\"commit\",\"drop\") AS SELECT 1, 2, 3", "create", TMP, "" },
 	{ "CREATE TEMP TABLE t(\"on\" int, \"commit\" int, \"drop\" int)", "create", TMP, "" },
