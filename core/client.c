@@ -913,6 +913,46 @@ static void copy_text(struct client *c, const char *sql, size_t *copied, size_t 
 }
 
 /*
+ * set_config(name, value, false) calls of one statement (sql[start..end)):
+ * with literal names (and a literal is_local) their values are read after
+ * the statement, like a SET's. Returns how many reads were added; *followed
+ * when every call is either followed or local.
+ */
+static int follow_set_config(struct client *c, const char *sql, size_t start, size_t end, bool whole_query,
+			     size_t *copied, bool *followed)
+{
+	struct set_config_call calls[8];
+	int n = session_set_config_calls(sql + start, end - start, calls, 8), added = 0;
+	bool all = whole_query && n <= 8, every = false;
+
+	for (int i = 0; i < n && i < 8 && all; i++) {
+		all = calls[i].is_local >= 0;
+		/* a name that is an expression (pg_dump's "set_config(name, ..., false) FROM pg_settings WHERE
+		 * name = ..."): every value the session set is read instead */
+		every = every || (calls[i].is_local == 0 && !params_name_ok(calls[i].name));
+	}
+	if (all && every) {
+		copy_text(c, sql, copied, end);
+		*followed = true;
+		return session_add_capture_all(&c->hidden, &c->session_msg);
+	}
+	if (!all) {
+		client_notice(c, "00000", "set_config() lasts only until the end of the transaction in %s pooling mode "
+				  "unless its is_local is a literal and it is sent in a simple Query",
+			      config_pool_mode_name(c->pool_mode));
+		return 0;
+	}
+	for (int i = 0; i < n; i++) {
+		if (calls[i].is_local)
+			continue;
+		copy_text(c, sql, copied, end);
+		added += session_add_capture(&c->hidden, calls[i].name, &c->session_msg);
+	}
+	*followed = true;
+	return added;
+}
+
+/*
  * The keyword scan: a server whose session a statement changed is reset
  * before another client gets it. In a simple Query, a RESET is followed by
  * a statement that sets the client's startup values again and a session SET
@@ -945,9 +985,10 @@ static void note_session_changes(struct client *c, struct server *s, const struc
 	core_track = c->pool_mode != POOL_MODE_SESSION && rt.cfg->track_session_set && !c->msg_tracked &&
 		     !c->replacement.len;
 	pktbuf_reset(&c->session_msg);
-	while (sqlscan_next(sql, len, &pos, &st)) {
+	for (size_t start = 0; sqlscan_next(sql, len, &pos, &st); start = pos) {
 		unsigned rest;
 		bool followed = false;	/* the core keeps what the statement changed */
+		bool set_config = st.flags & SQL_SET_CONFIG;
 		st.flags &= ~(unsigned)SQL_HINTS;	/* about statement kinds, not session state */
 		if (!st.flags)
 			continue;
@@ -983,6 +1024,8 @@ static void note_session_changes(struct client *c, struct server *s, const struc
 				}
 				followed = true;
 			}
+		} else if (set_config && strcmp(st.kind, "set") != 0 && core_track) {
+			added += follow_set_config(c, sql, start, pos, whole_query, &copied, &followed);
 		}
 		if (rest || role_setting(st.name) || (!followed && !c->msg_tracked))
 			s->dirty = true;

@@ -93,12 +93,210 @@ bool session_add_capture(struct session_hidden *h, const char *name, struct pktb
 {
 	put(out, ADDED_START "SELECT pg_catalog.current_setting(");
 	params_put_literal(out, name);
-	put(out, ") AS \"" SESSION_MARKER "\";");
+	put(out, ", true) AS \"" SESSION_MARKER "\";");
 	if (out->failed || !push(h, HIDDEN_CAPTURE, name, true)) {
 		out->failed = true;
 		return false;
 	}
 	return true;
+}
+
+bool session_add_capture_all(struct session_hidden *h, struct pktbuf *out)
+{
+	put(out, ADDED_START "SELECT name AS \"" SESSION_MARKER "\", pg_catalog.current_setting(name) "
+			     "FROM pg_catalog.pg_settings WHERE source = 'session' AND name NOT IN "
+			     "('role', 'session_authorization', 'transaction_isolation', 'transaction_read_only', "
+			     "'transaction_deferrable');");
+	if (out->failed || !push(h, HIDDEN_CAPTURE_ALL, NULL, true)) {
+		out->failed = true;
+		return false;
+	}
+	return true;
+}
+
+/* ---- set_config() calls: a small reader of just enough SQL to find their arguments ---- */
+
+static bool ident_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '$' ||
+	       (unsigned char)c >= 0x80;
+}
+
+/* Past a quoted string, identifier, dollar-quoted text or comment starting at i; i itself if there is none. */
+static size_t skip_special(const char *s, size_t len, size_t i)
+{
+	char c = s[i];
+
+	if (c == '\'' || c == '"' || ((c == 'E' || c == 'e') && i + 1 < len && s[i + 1] == '\'' &&
+				       (i == 0 || !ident_char(s[i - 1])))) {
+		bool backslash = c != '\'' && c != '"';
+		char q = backslash ? '\'' : c;
+		i += backslash ? 2 : 1;
+		while (i < len) {
+			if (backslash && s[i] == '\\' && i + 1 < len) {
+				i += 2;
+			} else if (s[i] == q) {
+				if (i + 1 < len && s[i + 1] == q)
+					i += 2;
+				else
+					return i + 1;
+			} else {
+				i++;
+			}
+		}
+		return len;
+	}
+	if (c == '-' && i + 1 < len && s[i + 1] == '-') {
+		while (i < len && s[i] != '\n')
+			i++;
+		return i;
+	}
+	if (c == '/' && i + 1 < len && s[i + 1] == '*') {
+		int depth = 0;
+		while (i < len) {
+			if (s[i] == '/' && i + 1 < len && s[i + 1] == '*') {
+				depth++;
+				i += 2;
+			} else if (s[i] == '*' && i + 1 < len && s[i + 1] == '/') {
+				i += 2;
+				if (--depth == 0)
+					return i;
+			} else {
+				i++;
+			}
+		}
+		return len;
+	}
+	if (c == '$' && (i == 0 || !ident_char(s[i - 1]))) {
+		size_t t = i + 1;
+		while (t < len && s[t] != '$' && ident_char(s[t]))
+			t++;
+		if (t < len && s[t] == '$') {
+			size_t taglen = t - i + 1;
+			for (size_t p = t + 1; p + taglen <= len; p++)
+				if (memcmp(s + p, s + i, taglen) == 0)
+					return p + taglen;
+			return len;
+		}
+	}
+	return i;
+}
+
+static size_t skip_space(const char *s, size_t len, size_t i)
+{
+	for (;;) {
+		size_t j;
+		while (i < len && (s[i] == ' ' || (s[i] >= '\t' && s[i] <= '\r')))
+			i++;
+		if (i >= len || (s[i] != '-' && s[i] != '/'))
+			return i;
+		j = skip_special(s, len, i);
+		if (j == i)
+			return i;
+		i = j;
+	}
+}
+
+/* Past one argument: to the ',' or ')' that ends it at its own depth. */
+static size_t skip_argument(const char *s, size_t len, size_t i)
+{
+	int depth = 0;
+
+	while (i < len) {
+		size_t j = skip_special(s, len, i);
+		if (j != i) {
+			i = j;
+			continue;
+		}
+		if (s[i] == '(' || s[i] == '[')
+			depth++;
+		else if ((s[i] == ')' || s[i] == ']') && depth-- == 0)
+			return i;
+		else if (s[i] == ',' && depth == 0)
+			return i;
+		i++;
+	}
+	return len;
+}
+
+/* A plain '...' literal (no E, no cast) followed by ',' or ')': its text into buf. */
+static bool read_literal(const char *s, size_t len, size_t *pos, char *buf, size_t cap)
+{
+	size_t i = *pos, n = 0;
+
+	if (i >= len || s[i] != '\'')
+		return false;
+	for (i++; i < len; i++) {
+		if (s[i] == '\'') {
+			if (i + 1 < len && s[i + 1] == '\'')
+				i++;
+			else
+				break;
+		}
+		if (n + 1 >= cap)
+			return false;
+		buf[n++] = s[i];
+	}
+	if (i >= len)
+		return false;
+	buf[n] = 0;
+	i = skip_space(s, len, i + 1);
+	if (i >= len || (s[i] != ',' && s[i] != ')'))
+		return false;
+	*pos = i;
+	return true;
+}
+
+static int read_bool(const char *s, size_t len, size_t i)
+{
+	size_t start = i, n;
+	int v = -1;
+
+	while (i < len && ident_char(s[i]))
+		i++;
+	n = i - start;
+	if (n == 5 && strncasecmp(s + start, "false", 5) == 0)
+		v = 0;
+	else if (n == 4 && strncasecmp(s + start, "true", 4) == 0)
+		v = 1;
+	i = skip_space(s, len, i);
+	return i < len && s[i] == ')' ? v : -1;
+}
+
+int session_set_config_calls(const char *s, size_t len, struct set_config_call *out, int max)
+{
+	int n = 0;
+	size_t i = 0;
+
+	while (i < len) {
+		size_t j = skip_special(s, len, i);
+		struct set_config_call call = { "", -1 };
+		if (j != i) {
+			i = j;
+			continue;
+		}
+		if (!ident_char(s[i]) || (i > 0 && ident_char(s[i - 1])) || len - i < 10 ||
+		    strncasecmp(s + i, "set_config", 10) != 0 || (len - i > 10 && ident_char(s[i + 10]))) {
+			i++;
+			continue;
+		}
+		i = skip_space(s, len, i + 10);
+		if (i >= len || s[i] != '(')
+			continue;
+		i = skip_space(s, len, i + 1);
+		if (!read_literal(s, len, &i, call.name, sizeof(call.name))) {
+			call.name[0] = 0;
+			i = skip_argument(s, len, i);
+		}
+		if (i < len && s[i] == ',')
+			i = skip_argument(s, len, i + 1);	/* the value */
+		if (i < len && s[i] == ',')
+			call.is_local = read_bool(s, len, skip_space(s, len, i + 1));
+		if (n < max)
+			out[n] = call;
+		n++;
+	}
+	return n;
 }
 
 bool session_end_query(struct session_hidden *h, int ready_before)
@@ -122,16 +320,21 @@ static bool marked(const struct sbuf_msg *msg)
 	return name && strcmp(name, SESSION_MARKER) == 0;
 }
 
-/* The first column of a DataRow, or NULL (SQL NULL, malformed or out of memory). */
-static char *first_column(const struct sbuf_msg *msg)
+/* Column col (0 or 1) of a DataRow, or NULL (SQL NULL, malformed or out of memory). */
+static char *column(const struct sbuf_msg *msg, int col)
 {
 	struct pkt_reader r;
 	uint32_t len;
 	char *v;
 
 	pkt_reader_init(&r, msg->data + 5, msg->len - 5);
-	if (pkt_get_u16(&r) < 1)
+	if (pkt_get_u16(&r) < col + 1)
 		return NULL;
+	if (col == 1) {
+		len = pkt_get_u32(&r);
+		if (len != 0xffffffffu && (r.bad || !pkt_get_bytes(&r, len)))
+			return NULL;
+	}
 	len = pkt_get_u32(&r);
 	if (len == 0xffffffffu || r.bad || len > r.len - r.pos)
 		return NULL;
@@ -195,8 +398,15 @@ bool session_server_msg(struct client *c, const struct sbuf_msg *msg, enum sbuf_
 			*act = msg->len > HIDDEN_MAX_ROW ? SBUF_DROP : SBUF_WAIT_FULL;
 			return true;
 		}
-		if (h->cur.kind == HIDDEN_CAPTURE && !h->value)
-			h->value = first_column(msg);
+		if (h->cur.kind == HIDDEN_CAPTURE && !h->value) {
+			h->value = column(msg, 0);
+		} else if (h->cur.kind == HIDDEN_CAPTURE_ALL) {
+			char *name = column(msg, 0), *value = column(msg, 1);
+			if (name && value && params_name_ok(name) && !cpol_track_add(c, name, value, false))
+				log_warning("C-%llu: out of memory tracking %s", c->id, name);
+			free(name);
+			free(value);
+		}
 		*act = SBUF_DROP;
 		return true;
 	case 'C':

@@ -25,6 +25,7 @@ struct client;
 enum hidden_kind {
 	HIDDEN_RESET,	/* after RESET name / ALL: the startup values again; a tracked reset */
 	HIDDEN_CAPTURE,	/* after SET name: the value now in force, tracked */
+	HIDDEN_CAPTURE_ALL, /* after set_config(<expression>, ...): every setting the session set, tracked */
 	HIDDEN_END,	/* end of one Query: the entries before it that did not answer never ran */
 };
 
@@ -57,6 +58,15 @@ bool session_add_reset(struct session_hidden *h, const struct param_set *startup
 		       struct pktbuf *out);
 /* Append the statement that reads name's value after a session SET, and note it. */
 bool session_add_capture(struct session_hidden *h, const char *name, struct pktbuf *out);
+/* Append the statement that reads every value the session has set (roles and transaction settings aside). */
+bool session_add_capture_all(struct session_hidden *h, struct pktbuf *out);
+/* A set_config() call in a statement: its parameter when written as a literal, and whether it is local. */
+struct set_config_call {
+	char name[64];	/* "" when not a plain literal (or too long) */
+	int is_local;	/* 0: false, 1: true, -1: not a literal */
+};
+/* The set_config() calls in sql[0..len), up to max of them; returns how many were found (may exceed max). */
+int session_set_config_calls(const char *sql, size_t len, struct set_config_call *out, int max);
 /* The Query with added statements is complete; ready_before: ReadyForQuery answers still owed before its own. */
 bool session_end_query(struct session_hidden *h, int ready_before) __attribute__((warn_unused_result));
 /* A server message while added statements are in flight: true if it was theirs (*act says what to do). */

@@ -23,7 +23,9 @@
 --    is rejected instead (RESET is still tracked: it only returns to the client's own values).
 --  * LISTEN, SQL PREPARE/DEALLOCATE, DECLARE ... WITH HOLD, CREATE TEMP objects without
 --    ON COMMIT DROP, LOAD, SET ROLE and SET SESSION AUTHORIZATION are rejected with a message
---    that says what to do instead (SET LOCAL ROLE and RESET ROLE pass).
+--    that says what to do instead (SET LOCAL ROLE and RESET ROLE pass). SQL PREPARE and DEALLOCATE
+--    inside an explicit transaction pass: the prepared statement lives as long as that transaction
+--    (the core resets the server after it), which is how pg_dump uses them.
 --  * session advisory locks (pg_advisory_lock, pg_advisory_lock_shared, pg_try_advisory_lock,
 --    pg_try_advisory_lock_shared) are rewritten to their _xact_ variants inside an explicit
 --    transaction (client.in_transaction, or after BEGIN in the same query string): the lock is then
@@ -35,7 +37,8 @@
 --    returns false with a WARNING; the lock is released at the end of the transaction.
 --  * With check_set_config = true, statements that call set_config or SELECT ... INTO are inspected
 --    too (the pseudo-kinds "set_config" and "select_into"; other SELECTs stay in C): set_config(name, value, false) with literal
---    arguments is tracked (rejected when strict), with non-literal arguments rejected;
+--    arguments is tracked (rejected when strict), with non-literal arguments rejected outside an explicit
+--    transaction (inside one it passes and lasts for the transaction);
 --    SELECT ... INTO TEMP is rejected like CREATE TEMP TABLE.
 -- Statements hidden in DO blocks or functions are not seen.
 
@@ -91,7 +94,8 @@ local MSG = {
   untrackable = "this form of SET cannot be carried across server connections in transaction mode; "
     .. "use SET LOCAL inside a transaction, or a session-mode pool",
   set_config = "set_config(..., false) with a non-literal name or value cannot be carried across server "
-    .. "connections in transaction mode; use set_config(..., true) inside a transaction, or SET",
+    .. "connections in transaction mode; use set_config(..., true) inside a transaction, or SET; tools that "
+    .. "set parameters this way (pg_dump) need a session-mode pool",
   strict_set_config = "set_config(..., false) is not allowed in transaction mode on this pool: use "
     .. "set_config(..., true) inside a transaction, or pass the parameter when connecting",
 }
@@ -178,11 +182,12 @@ return function(cfg)
         return MSG.listen
       end
     elseif kind == "prepare" then
-      if not st.two_phase and not cfg.allow_prepare then
+      -- inside a transaction the statement dies with it: the core resets the server afterwards
+      if not st.two_phase and not cfg.allow_prepare and not in_tx then
         return MSG.prepare
       end
     elseif kind == "deallocate" then
-      if not cfg.allow_prepare then
+      if not cfg.allow_prepare and not in_tx then
         return MSG.deallocate
       end
     elseif kind == "declare" then
@@ -213,7 +218,8 @@ return function(cfg)
                 return MSG.strict_set_config
               end
               track[#track + 1] = { name = c.name, value = c.value }
-            else
+            elseif not in_tx then
+              -- inside a transaction it lasts for that transaction: the core resets the server afterwards
               return MSG.set_config
             end
           end

@@ -125,6 +125,14 @@ describe("transaction_guard", function()
     end
   end)
 
+  it("passes SQL PREPARE and DEALLOCATE inside a transaction (pg_dump's catalog queries), where they die with it", function()
+    assert.is_nil(run("PREPARE getColumnACLs(pg_catalog.oid) AS SELECT 1", tx_client(true)))
+    assert.is_nil(run("EXECUTE getColumnACLs(1)", tx_client(true)))
+    assert.is_nil(run("DEALLOCATE getColumnACLs", tx_client(true)))
+    assert.is_nil(run("BEGIN; PREPARE q AS SELECT 1; EXECUTE q; COMMIT"))
+    assert.matches("use protocol%-level prepared statements", run("PREPARE q AS SELECT 1; BEGIN").reject)
+  end)
+
   it("rejects a session advisory lock called by FunctionCall, and passes other function calls", function()
     local lock = { sql = "", kind = "function", kinds = { "function", "advisory_lock" }, protocol = "function" }
     local other = { sql = "", kind = "function", kinds = { "function" }, protocol = "function" }
@@ -200,9 +208,17 @@ describe("transaction_guard", function()
       assert.is_nil(go("select set_config('role', $1, true), set_config('request.jwt', $2, true)"))
     end)
 
-    it("rejects set_config(..., false) it cannot track", function()
+    it("rejects set_config(..., false) it cannot track, naming the session mode for tools", function()
       assert.matches("non%-literal name or value", go("SELECT set_config('search_path', $1, false)").reject)
       assert.matches("non%-literal name or value", go("SELECT set_config('search_path', 'x', $1)").reject)
+      local d = go("SELECT set_config(name, 'view, foreign-table', false) FROM pg_settings "
+        .. "WHERE name = 'restrict_nonsystem_relation_kind'")
+      assert.matches("%(pg_dump%) need a session%-mode pool", d.reject)
+    end)
+
+    it("passes set_config(..., false) it cannot track inside a transaction, where it lasts for the transaction", function()
+      assert.is_nil(g:on_query(tx_client(true), T.query("SELECT set_config(name, 'x', false) FROM pg_settings")))
+      assert.is_nil(go("BEGIN; SELECT set_config('search_path', $1, false)"))
     end)
 
     it("rejects set_config(..., false) in strict mode", function()

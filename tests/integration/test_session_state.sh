@@ -196,6 +196,13 @@ q m SET TIME ZONE 'Asia/Tokyo'; SET statement_timeout = 1234; RESET statement_ti
 q o BEGIN
 q m SELECT current_setting('TimeZone'), current_setting('statement_timeout'), current_setting('lock_timeout')
 q o COMMIT
+q m SELECT set_config('work_mem', '12MB', false)
+q m SELECT set_config(name, 'view', false) FROM pg_settings WHERE name = 'restrict_nonsystem_relation_kind'
+q m SELECT set_config('lock_timeout', '77', true), pg_catalog.set_config('x.y', 'z', false)
+q o BEGIN
+q m SELECT current_setting('work_mem'), current_setting('restrict_nonsystem_relation_kind'), current_setting('lock_timeout'), current_setting('x.y')
+q o COMMIT
+q o SELECT current_setting('work_mem'), current_setting('restrict_nonsystem_relation_kind'), coalesce(current_setting('x.y', true), '')
 EOF
 }
 want=$(track_script | sed 's/^q o \(BEGIN\|COMMIT\)$//' | direct)
@@ -203,8 +210,8 @@ for mode in transaction statement; do
 	start_mode $mode
 	got=$(track_script | { [ $mode = statement ] && sed 's/^q o \(BEGIN\|COMMIT\)$//' || cat; } | through)
 	[ $mode = transaction ] && got=$(grep -v '^o: \(BEGIN\|COMMIT\)$' <<<"$got")
-	mb_is "$got" "$want" "$mode mode: plain session SET, RESET and RESET ALL follow the client to other servers; \
-SET in a rolled-back or failed transaction does not; nothing leaks to the other client"
+	mb_is "$got" "$want" "$mode mode: plain session SET, RESET, RESET ALL and set_config(..., false) follow the client \
+to other servers; SET in a rolled-back or failed transaction does not; nothing leaks to the other client"
 done
 start_mode transaction 2 track_session_set 0
 got=$(track_script | through)
