@@ -992,6 +992,9 @@ static void note_session_changes(struct client *c, struct server *s, const struc
 		st.flags &= ~(unsigned)SQL_HINTS;	/* about statement kinds, not session state */
 		if (!st.flags)
 			continue;
+		if (st.flags == SQL_DEALLOCATE && whole_query && ps_relay_enabled(c) &&
+		    ps_relay_deallocates(c, sql + start, pos - start))
+			continue;	/* a name kept here: the server runs a no-op instead (prepared_relay.c) */
 		rest = st.flags & ~(unsigned)(SQL_SETS_SESSION | SQL_RESETS);
 		if ((st.flags & SQL_RESETS) && st.name[0] && strcmp(st.kind, "discard") != 0 && whole_query &&
 		    (core_track || has_own_value(c, st.name))) {
@@ -1217,10 +1220,13 @@ static enum sbuf_action handle_active(struct client *c, const struct sbuf_msg *m
 		return SBUF_PAUSE;
 	if (!c->noted) {
 		c->noted = true;
-		if (cur.type == 'Q')
+		if (cur.type == 'Q') {
 			note_session_changes(c, s, &cur, 5);
-		else if (cur.type == 'P')
+			if (ps_relay_enabled(c) && ps_relay_query(c, s, &cur, &act))
+				return done(c, act);
+		} else if (cur.type == 'P') {
 			note_session_changes(c, s, &cur, 5 + statement_name_len(&cur));
+		}
 	}
 	if (c->session_msg.len) {
 		cur.data = c->session_msg.data;

@@ -115,6 +115,7 @@ static const struct key_def main_keys[] = {
 	STR(logfile, ""),
 	STR(login_notify_message, ""),
 	INT(max_client_conn, "100", 0, INT_MAX),
+	INT(max_client_prepared_statements, "10000", 0, INT_MAX),
 	INT(max_db_client_connections, "0", 0, INT_MAX),
 	INT(max_db_connections, "0", 0, INT_MAX),
 	INT(max_packet_size, "2147483647", 0, INT_MAX),

@@ -141,6 +141,7 @@ struct config {
 	bool track_session_set;			/* plain session SET/RESET follow the client in transaction mode */
 	bool application_name_add_host;
 	int max_prepared_statements;
+	int max_client_prepared_statements;	/* named statements one client may keep (0 = no limit) */
 	bool disable_pqexec;
 
 	/* server connections */

@@ -21,14 +21,32 @@ static uint64_t fnv1a(const void *data, size_t len)
 	return h;
 }
 
-struct ps_stmt *ps_intern(const void *scope, const uint8_t *body, uint32_t len)
+static uint64_t body_hash(const void *scope, const uint8_t *body, uint32_t len)
 {
-	uint64_t h = fnv1a(body, len) ^ ((uint64_t)(uintptr_t)scope * 0x9e3779b97f4a7c15ull);
-	struct ps_stmt **bucket = &g_buckets[h % BUCKETS], *st;
+	return fnv1a(body, len) ^ ((uint64_t)(uintptr_t)scope * 0x9e3779b97f4a7c15ull);
+}
 
-	for (st = *bucket; st; st = st->next)
+static struct ps_stmt *find_stmt(uint64_t h, const void *scope, const uint8_t *body, uint32_t len)
+{
+	for (struct ps_stmt *st = g_buckets[h % BUCKETS]; st; st = st->next)
 		if (st->hash == h && st->scope == scope && st->body_len == len && memcmp(st->body, body, len) == 0)
 			return st;
+	return NULL;
+}
+
+struct ps_stmt *ps_lookup(const void *scope, const uint8_t *body, uint32_t len)
+{
+	return find_stmt(body_hash(scope, body, len), scope, body, len);
+}
+
+struct ps_stmt *ps_intern(const void *scope, const uint8_t *body, uint32_t len)
+{
+	uint64_t h = body_hash(scope, body, len);
+	struct ps_stmt **bucket = &g_buckets[h % BUCKETS], *st;
+
+	st = find_stmt(h, scope, body, len);
+	if (st)
+		return st;
 	st = calloc(1, sizeof(*st));
 	if (!st)
 		return NULL;
@@ -53,12 +71,10 @@ void ps_stmt_ref(struct ps_stmt *st)
 	st->refs++;
 }
 
-void ps_stmt_unref(struct ps_stmt *st)
+static void free_stmt(struct ps_stmt *st)
 {
 	struct ps_stmt **pp;
 
-	if (--st->refs > 0)
-		return;
 	for (pp = &g_buckets[st->hash % BUCKETS]; *pp; pp = &(*pp)->next) {
 		if (*pp == st) {
 			*pp = st->next;
@@ -69,72 +85,129 @@ void ps_stmt_unref(struct ps_stmt *st)
 	free(st);
 }
 
+void ps_stmt_unref(struct ps_stmt *st)
+{
+	if (--st->refs <= 0)
+		free_stmt(st);
+}
+
+void ps_stmt_release_unused(struct ps_stmt *st)
+{
+	if (st && st->refs <= 0)
+		free_stmt(st);
+}
+
 /* ---- client names ---- */
 
-static int client_index(const struct ps_client *pc, const char *name)
+static size_t key_len(const char *name)
 {
-	uint64_t h = fnv1a(name, strlen(name));
-	for (int i = 0; i < pc->n; i++)
-		if (pc->names[i].name_hash == h && strcmp(pc->names[i].name, name) == 0)
-			return i;
-	return -1;
+	return strnlen(name, PS_NAME_KEY_MAX);
+}
+
+static struct ps_name **client_slot(const struct ps_client *pc, const char *name, size_t len, uint64_t h)
+{
+	struct ps_name **pp;
+
+	for (pp = &pc->buckets[h & (pc->n_buckets - 1)]; *pp; pp = &(*pp)->next)
+		if ((*pp)->hash == h && memcmp((*pp)->key, name, len) == 0 && (*pp)->key[len] == 0)
+			return pp;
+	return pp;
 }
 
 struct ps_stmt *ps_client_find(const struct ps_client *pc, const char *name)
 {
-	int i = client_index(pc, name);
-	return i < 0 ? NULL : pc->names[i].stmt;
+	size_t len;
+	struct ps_name *e;
+
+	if (!pc->n)
+		return NULL;
+	len = key_len(name);
+	e = *client_slot(pc, name, len, fnv1a(name, len));
+	return e ? e->stmt : NULL;
+}
+
+/* Twice the buckets: chains stay short however many names a client keeps. */
+static bool client_grow(struct ps_client *pc)
+{
+	uint32_t nb = pc->n_buckets ? pc->n_buckets * 2 : 16;
+	struct ps_name **b = calloc(nb, sizeof(*b));
+
+	if (!b)
+		return false;
+	for (uint32_t i = 0; i < pc->n_buckets; i++) {
+		struct ps_name *e = pc->buckets[i], *next;
+		for (; e; e = next) {
+			next = e->next;
+			e->next = b[e->hash & (nb - 1)];
+			b[e->hash & (nb - 1)] = e;
+		}
+	}
+	free(pc->buckets);
+	pc->buckets = b;
+	pc->n_buckets = nb;
+	return true;
 }
 
 bool ps_client_set(struct ps_client *pc, const char *name, struct ps_stmt *st)
 {
-	int i = client_index(pc, name);
-	char *copy;
+	size_t len = key_len(name);
+	uint64_t h = fnv1a(name, len);
+	struct ps_name **pp, *e;
 
-	if (i >= 0) {
+	if (pc->n >= pc->n_buckets && !client_grow(pc))
+		return false;
+	pp = client_slot(pc, name, len, h);
+	if (*pp) {
 		ps_stmt_ref(st);
-		ps_stmt_unref(pc->names[i].stmt);
-		pc->names[i].stmt = st;
+		ps_stmt_unref((*pp)->stmt);
+		(*pp)->stmt = st;
 		return true;
 	}
-	if (pc->n == pc->cap) {
-		int cap = pc->cap ? pc->cap * 2 : 8;
-		struct ps_name *names = realloc(pc->names, (size_t)cap * sizeof(*names));
-		if (!names)
-			return false;
-		pc->names = names;
-		pc->cap = cap;
-	}
-	copy = strdup(name);
-	if (!copy)
+	e = malloc(sizeof(*e) + len + 1);
+	if (!e)
 		return false;
-	pc->names[pc->n].name = copy;
-	pc->names[pc->n].name_hash = fnv1a(name, strlen(name));
-	pc->names[pc->n].stmt = st;
+	memcpy(e->key, name, len);
+	e->key[len] = 0;
+	e->hash = h;
+	e->stmt = st;
+	e->next = NULL;
 	ps_stmt_ref(st);
+	*pp = e;
 	pc->n++;
 	return true;
 }
 
 void ps_client_remove(struct ps_client *pc, const char *name)
 {
-	int i = client_index(pc, name);
-	if (i < 0)
+	size_t len;
+	struct ps_name **pp, *e;
+
+	if (!pc->n)
 		return;
-	free(pc->names[i].name);
-	ps_stmt_unref(pc->names[i].stmt);
-	pc->names[i] = pc->names[--pc->n];
+	len = key_len(name);
+	pp = client_slot(pc, name, len, fnv1a(name, len));
+	e = *pp;
+	if (!e)
+		return;
+	*pp = e->next;
+	ps_stmt_unref(e->stmt);
+	free(e);
+	pc->n--;
 }
 
 void ps_client_clear(struct ps_client *pc)
 {
-	for (int i = 0; i < pc->n; i++) {
-		free(pc->names[i].name);
-		ps_stmt_unref(pc->names[i].stmt);
+	for (uint32_t i = 0; i < pc->n_buckets; i++) {
+		struct ps_name *e = pc->buckets[i], *next;
+		for (; e; e = next) {
+			next = e->next;
+			ps_stmt_unref(e->stmt);
+			free(e);
+		}
 	}
-	free(pc->names);
-	pc->names = NULL;
-	pc->n = pc->cap = 0;
+	free(pc->buckets);
+	pc->buckets = NULL;
+	pc->n = pc->n_buckets = 0;
 }
 
 /* ---- server caches ---- */

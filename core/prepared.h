@@ -20,16 +20,25 @@ struct ps_stmt {
 	struct ps_stmt *next;	/* hash chain */
 };
 
-/* A client's statement names. */
+/*
+ * PostgreSQL keys a session's prepared statements by the first NAMEDATALEN - 1
+ * bytes of their names: longer names that agree on those bytes are one statement.
+ */
+#define PS_NAME_KEY_MAX 63
+
+/* A client's statement name (its key, as PostgreSQL keys it). */
 struct ps_name {
-	char *name;
-	uint64_t name_hash;
+	struct ps_name *next;	/* hash chain */
+	uint64_t hash;
 	struct ps_stmt *stmt;
+	char key[];
 };
 
+/* A client's statement names, hashed: a Parse, Bind or Describe finds its name in constant time. */
 struct ps_client {
-	struct ps_name *names;
-	int n, cap;
+	struct ps_name **buckets;
+	uint32_t n;		/* names */
+	uint32_t n_buckets;	/* 0 or a power of two */
 };
 
 /* What a server holds, least recently used first out. */
@@ -55,13 +64,17 @@ enum ps_action {
 	PS_AS_PARSE,		/* a Close we sent for a Parse we skipped: turn CloseComplete into ParseComplete */
 	PS_MARK,		/* Sync, Query or FunctionCall: one ReadyForQuery */
 	PS_REPLACE_ERROR,	/* a request we made fail on purpose: its ErrorResponse becomes the payload */
+	/* CommandCompletes of a Query with a DEALLOCATE of a tracked name (an UNLISTEN no-op on the server): */
+	PS_DEALLOCATE,		/* ours: its "UNLISTEN" becomes "DEALLOCATE" and client_name goes */
+	PS_UNLISTEN,		/* the client's own UNLISTEN: relayed */
 };
 
 struct ps_pending_item {
 	uint8_t action;
 	struct ps_stmt *added;	/* a Parse that put this statement into the server cache (undone on error) */
 	struct ps_stmt *evicted; /* a Close that took it out of the cache (undone if the server skipped it) */
-	char *client_name;	/* the client's Parse under this name (the name goes if it fails) */
+	char *client_name;	/* the client's Parse under this name (the name goes if it fails);
+				 * PS_DEALLOCATE: the name it drops once it ran */
 	void *payload;		/* PS_REPLACE_ERROR: the ErrorResponse to send instead (malloc'd) */
 	uint32_t payload_len;
 };
@@ -76,14 +89,22 @@ struct ps_pending {
  * (the pool: a text valid in one database may not be in another). NULL on OOM.
  */
 struct ps_stmt *ps_intern(const void *scope, const uint8_t *body, uint32_t len);
+/* The shared statement for a Parse body if one exists; creates nothing. */
+struct ps_stmt *ps_lookup(const void *scope, const uint8_t *body, uint32_t len);
 void ps_stmt_ref(struct ps_stmt *st);
 void ps_stmt_unref(struct ps_stmt *st);
+/* Free st if nothing refers to it (a statement interned for a request that then failed). */
+void ps_stmt_release_unused(struct ps_stmt *st);
 
 struct ps_stmt *ps_client_find(const struct ps_client *pc, const char *name);
-/* Map name to st (replacing an earlier mapping). */
+/* Map name to st (replacing an earlier mapping). Names are compared as PostgreSQL does (PS_NAME_KEY_MAX). */
 bool ps_client_set(struct ps_client *pc, const char *name, struct ps_stmt *st) __attribute__((warn_unused_result));
 void ps_client_remove(struct ps_client *pc, const char *name);
 void ps_client_clear(struct ps_client *pc);
+static inline uint32_t ps_client_count(const struct ps_client *pc)
+{
+	return pc->n;
+}
 
 /* Server cache. use_counter orders the LRU. */
 bool ps_server_has(struct ps_server *ps, const struct ps_stmt *st, uint64_t use_counter);

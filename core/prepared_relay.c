@@ -3,8 +3,10 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "client.h"
+#include "client_policy.h"
 #include "config.h"
 #include "log.h"
 #include "pool.h"
@@ -16,7 +18,7 @@
 
 /* A name no statement ever has: closing it costs the server nothing and answers CloseComplete. */
 #define NOOP_NAME "MB_noop"
-#define NAMES_PREFIX_MAX (5 + 2 * 64)	/* type, length, portal and statement names */
+#define NAMES_PREFIX_MAX (5 + 2 * 64)	/* a Bind's first look: type, length, short portal and statement names */
 #define WHOLE_MAX (64u * 1024 * 1024)	/* as CLIENT_MAX_WHOLE in client.c */
 
 static uint64_t g_use_counter;
@@ -46,9 +48,14 @@ static bool push(struct server *s, enum ps_action action, struct ps_stmt *added)
 static void forget_item(struct server *s, const struct ps_pending_item *it, bool answered)
 {
 	free(it->payload);
-	/* a client's Parse that failed or was skipped: as in PostgreSQL, the name does not exist */
-	if (!answered && it->client_name && s->client)
+	if (it->action == PS_DEALLOCATE) {
+		/* a DEALLOCATE that ran drops the name; one the server skipped (an error before it) leaves it */
+		if (answered && it->client_name && s->client)
+			ps_client_remove(&s->client->ps, it->client_name);
+	} else if (!answered && it->client_name && s->client) {
+		/* a client's Parse that failed or was skipped: as in PostgreSQL, the name does not exist */
 		ps_client_remove(&s->client->ps, it->client_name);
+	}
 	if (it->added) {
 		if (!answered)
 			ps_server_remove(&s->ps_cache, it->added);	/* never prepared */
@@ -158,6 +165,40 @@ static void answer_client(struct client *c, uint8_t type)
 	sbuf_send(&c->sb, m, sizeof(m));
 }
 
+/*
+ * A Parse of a name the client already has, or one more than
+ * max_client_prepared_statements: refused as PostgreSQL refuses a request
+ * (an ErrorResponse in its place, then everything up to Sync is skipped).
+ */
+static bool refuse_parse(struct client *c, const struct sbuf_msg *msg, const char *name, enum sbuf_action *act)
+{
+	int cap = rt.cfg->max_client_prepared_statements;
+	char abuf[64];
+
+	if (ps_client_find(&c->ps, name)) {
+		log_error("C-%llu %s/%s@%s prepared statement '%s' was already prepared", c->id, c->database, c->user,
+			  client_addr(c, abuf), name);
+		pktbuf_reset(&c->reject_msg);
+		pkt_error(&c->reject_msg, "ERROR", "42P05", "prepared statement \"%s\" already exists", name);
+	} else if (cap > 0 && ps_client_count(&c->ps) >= (uint32_t)cap) {
+		log_warning("C-%llu %s/%s@%s refused prepared statement '%s': max_client_prepared_statements (%d) reached",
+			    c->id, c->database, c->user, client_addr(c, abuf), name, cap);
+		pktbuf_reset(&c->reject_msg);
+		pkt_error(&c->reject_msg, "ERROR", "53400",
+			  "too many prepared statements for this client (max_client_prepared_statements = %d)", cap);
+	} else {
+		return false;
+	}
+	if (c->reject_msg.failed) {
+		*act = out_of_memory(c);
+		return true;
+	}
+	*act = cpol_reject(c, msg);
+	return true;
+}
+
+static bool local_deallocate(struct client *c, const struct sbuf_msg *msg);
+
 bool ps_relay_client_unlinked(struct client *c, const struct sbuf_msg *msg, enum sbuf_action *act)
 {
 	const char *name;
@@ -179,14 +220,16 @@ bool ps_relay_client_unlinked(struct client *c, const struct sbuf_msg *msg, enum
 		}
 		if (nlen == 0)
 			return false;
-		st = ps_intern(c->pool, msg->data + 5 + nlen + 1, msg->len - 5 - nlen - 1);
-		if (!st) {
-			*act = out_of_memory(c);
+		if (refuse_parse(c, msg, name, act))
 			return true;
-		}
-		scan_statement(st);
-		/* a text some server accepted is answered here: a Parse never waits behind transactions */
-		if (!st->known_good)
+		/*
+		 * A text some server accepted is answered here: a Parse never waits
+		 * behind transactions. Any other waits for a server and is interned
+		 * there: a Parse that never reaches one (a wait timeout, a rejected
+		 * transaction, a failed server login) leaves nothing behind.
+		 */
+		st = ps_lookup(c->pool, msg->data + 5 + nlen + 1, msg->len - 5 - nlen - 1);
+		if (!st || !st->known_good)
 			return false;
 		if (!ps_client_set(&c->ps, name, st)) {
 			*act = out_of_memory(c);
@@ -197,6 +240,11 @@ bool ps_relay_client_unlinked(struct client *c, const struct sbuf_msg *msg, enum
 		*act = SBUF_DROP;
 		return true;
 	}
+	case 'Q':
+		if (!local_deallocate(c, msg))
+			return false;
+		*act = SBUF_DROP;
+		return true;
 	case 'C':
 		if (msg->avail < msg->len) {
 			*act = SBUF_WAIT_FULL;
@@ -233,11 +281,16 @@ static bool handle_parse(struct client *c, struct server *s, const struct sbuf_m
 
 	name = name_at(msg, 5, &nlen);
 	if (!name) {
-		if (msg->avail >= msg->len || msg->avail >= NAMES_PREFIX_MAX) {
+		if (msg->avail >= msg->len) {
 			*act = bad_message(c, "Parse");
 			return true;
 		}
-		c->sb.wait_bytes = msg->len <= NAMES_PREFIX_MAX ? 0 : NAMES_PREFIX_MAX;
+		if (msg->avail > 5 && msg->len > WHOLE_MAX) {
+			*act = bad_message(c, "oversized Parse");
+			return true;
+		}
+		/* a named Parse is taken whole, however long its name; one byte tells whether it has a name */
+		c->sb.wait_bytes = msg->avail > 5 ? 0 : 6;
 		*act = SBUF_WAIT_FULL;
 		return true;
 	}
@@ -256,12 +309,15 @@ static bool handle_parse(struct client *c, struct server *s, const struct sbuf_m
 		*act = SBUF_WAIT_FULL;
 		return true;
 	}
+	if (refuse_parse(c, msg, name, act))
+		return true;
 	if (!sbuf_flush_pending(&c->sb)) {
 		*act = SBUF_RETRY;
 		return true;
 	}
 	st = ps_intern(s->pool, msg->data + 5 + nlen + 1, msg->len - 5 - nlen - 1);
 	if (!st || !ps_client_set(&c->ps, name, st)) {
+		ps_stmt_release_unused(st);
 		*act = out_of_memory(c);
 		return true;
 	}
@@ -303,11 +359,14 @@ static bool handle_bind(struct client *c, struct server *s, const struct sbuf_ms
 	if (portal)
 		name = name_at(msg, 5 + plen + 1, &nlen);
 	if (!name) {
-		if (msg->avail >= msg->len || msg->avail >= NAMES_PREFIX_MAX + 2) {
+		uint32_t want;
+		if (msg->avail >= msg->len) {
 			*act = bad_message(c, "Bind");
 			return true;
 		}
-		c->sb.wait_bytes = msg->len < NAMES_PREFIX_MAX + 2 ? 0 : NAMES_PREFIX_MAX + 2;
+		/* names of any length: gather more of the message (twice as much each time) until both end */
+		want = msg->avail > NAMES_PREFIX_MAX ? msg->avail * 2 : NAMES_PREFIX_MAX + 2;
+		c->sb.wait_bytes = want < msg->len && want > msg->avail ? want : 0;
 		*act = SBUF_WAIT_FULL;
 		return true;
 	}
@@ -391,6 +450,293 @@ static bool handle_describe_close(struct client *c, struct server *s, const stru
 	return true;
 }
 
+/* ---- SQL DEALLOCATE of a name tracked here ---- */
+
+/*
+ * The server knows a tracked statement under moonbouncer's name, so a
+ * DEALLOCATE of the client's name is answered here. In a Query that also runs
+ * other statements (or in a transaction), the DEALLOCATE becomes this no-op,
+ * which PostgreSQL runs, skips or refuses exactly where it would have run,
+ * skipped (an error earlier in the Query) or refused (25P02 in an aborted
+ * transaction) the DEALLOCATE; its CommandComplete says it ran.
+ */
+#define DEALLOCATE_NOOP "UNLISTEN \"MB_deallocate\""
+
+static inline bool sql_space(char ch)
+{
+	return ch == ' ' || (ch >= '\t' && ch <= '\r');
+}
+
+static inline bool ident_start(char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_' || (unsigned char)ch >= 0x80;
+}
+
+static inline bool ident_char(char ch)
+{
+	return ident_start(ch) || (ch >= '0' && ch <= '9') || ch == '$';
+}
+
+/* Past white space and comments (block comments nest, as in PostgreSQL). */
+static size_t skip_blank(const char *s, size_t len, size_t p)
+{
+	while (p < len) {
+		if (sql_space(s[p])) {
+			p++;
+		} else if (s[p] == '-' && p + 1 < len && s[p + 1] == '-') {
+			while (p < len && s[p] != '\n')
+				p++;
+		} else if (s[p] == '/' && p + 1 < len && s[p + 1] == '*') {
+			int depth = 1;
+			for (p += 2; p < len && depth > 0;) {
+				if (s[p] == '/' && p + 1 < len && s[p + 1] == '*') {
+					depth++;
+					p += 2;
+				} else if (s[p] == '*' && p + 1 < len && s[p + 1] == '/') {
+					depth--;
+					p += 2;
+				} else {
+					p++;
+				}
+			}
+		} else {
+			break;
+		}
+	}
+	return p;
+}
+
+/*
+ * An identifier as PostgreSQL reads it: unquoted ones lower-cased, quoted ones
+ * as written ("" is a quote). False for anything else, and for names longer
+ * than PostgreSQL keeps (it truncates them with a NOTICE: the server's to give).
+ */
+static bool read_ident(const char *s, size_t len, size_t *pos, char out[PS_NAME_KEY_MAX + 1], bool *quoted)
+{
+	size_t p = *pos, n = 0;
+
+	if (p < len && s[p] == '"') {
+		for (p++;;) {
+			char ch;
+			if (p >= len)
+				return false;
+			if (s[p] == '"') {
+				if (p + 1 >= len || s[p + 1] != '"') {
+					p++;
+					break;
+				}
+				p++;
+			}
+			ch = s[p++];
+			if (n >= PS_NAME_KEY_MAX)
+				return false;
+			out[n++] = ch;
+		}
+		if (n == 0)
+			return false;	/* a zero-length identifier: the server's syntax error */
+		*quoted = true;
+	} else if (p < len && ident_start(s[p])) {
+		for (; p < len && ident_char(s[p]); p++) {
+			if (n >= PS_NAME_KEY_MAX)
+				return false;
+			out[n++] = s[p] >= 'A' && s[p] <= 'Z' ? (char)(s[p] + ('a' - 'A')) : s[p];
+		}
+		*quoted = false;
+	} else {
+		return false;
+	}
+	out[n] = 0;
+	*pos = p;
+	return true;
+}
+
+/*
+ * One statement s[0..len) (with its ';', if any) is DEALLOCATE [PREPARE] name:
+ * the name's key, and the statement's words at s[*from..*to).
+ */
+static bool parse_deallocate(const char *s, size_t len, char key[PS_NAME_KEY_MAX + 1], size_t *from, size_t *to)
+{
+	char word[PS_NAME_KEY_MAX + 1];
+	size_t p = skip_blank(s, len, 0);
+	bool quoted;
+
+	*from = p;
+	if (!read_ident(s, len, &p, word, &quoted) || quoted || strcmp(word, "deallocate") != 0)
+		return false;
+	p = skip_blank(s, len, p);
+	if (!read_ident(s, len, &p, key, &quoted))
+		return false;
+	if (!quoted && strcmp(key, "prepare") == 0) {
+		size_t q = skip_blank(s, len, p);
+		if (q < len && s[q] != ';') {	/* DEALLOCATE PREPARE name; a bare DEALLOCATE prepare names "prepare" */
+			p = q;
+			if (!read_ident(s, len, &p, key, &quoted))
+				return false;
+		}
+	}
+	if (!quoted && strcmp(key, "all") == 0)
+		return false;	/* runs on the server; its CommandComplete clears the names */
+	*to = p;
+	p = skip_blank(s, len, p);
+	return p >= len || s[p] == ';';
+}
+
+/* The text of a whole Query message whose text may hold a DEALLOCATE (a cheap look first). */
+static bool query_text(const struct sbuf_msg *msg, const char **sql, size_t *len)
+{
+	const char *p, *end;
+
+	if (msg->avail < msg->len || msg->len < 6)
+		return false;
+	*sql = (const char *)msg->data + 5;
+	*len = strnlen(*sql, msg->len - 5);
+	end = *sql + *len;
+	for (int pass = 0; pass < 2; pass++)
+		for (p = *sql; (p = memchr(p, pass ? 'D' : 'd', (size_t)(end - p))) != NULL; p++)
+			if (end - p >= 10 && strncasecmp(p, "deallocate", 10) == 0)
+				return true;
+	return false;
+}
+
+static void send_command_complete(struct sbuf *sb, const char *tag)
+{
+	struct pktbuf b;
+	pktbuf_init(&b);
+	pkt_begin(&b, 'C');
+	pkt_put_string(&b, tag);
+	pkt_end(&b);
+	send_to(sb, &b);
+}
+
+/*
+ * No server linked (so no transaction): a Query of nothing but DEALLOCATEs of
+ * tracked names is answered here, one CommandComplete each. A name dropped
+ * earlier in the same Query fails as in PostgreSQL (26000, the rest skipped).
+ */
+static bool local_deallocate(struct client *c, const struct sbuf_msg *msg)
+{
+	char key[PS_NAME_KEY_MAX + 1];
+	const char *sql;
+	size_t len, pos = 0, start, from, to;
+	struct sql_stmt st;
+	int n = 0;
+	struct pktbuf b;
+
+	if (!ps_client_count(&c->ps) || !query_text(msg, &sql, &len))
+		return false;
+	for (start = pos; sqlscan_next(sql, len, &pos, &st); start = pos) {
+		if (!st.kind[0] && !st.flags)
+			continue;	/* an empty statement */
+		if (!(st.flags & SQL_DEALLOCATE) || !parse_deallocate(sql + start, pos - start, key, &from, &to) ||
+		    !ps_client_find(&c->ps, key))
+			return false;
+		n++;
+	}
+	if (!n)
+		return false;
+	pos = 0;
+	for (start = pos; sqlscan_next(sql, len, &pos, &st); start = pos) {
+		if (!st.kind[0] && !st.flags)
+			continue;
+		parse_deallocate(sql + start, pos - start, key, &from, &to);
+		if (!ps_client_find(&c->ps, key)) {
+			pktbuf_init(&b);
+			pkt_error(&b, "ERROR", "26000", "prepared statement \"%s\" does not exist", key);
+			send_to(&c->sb, &b);
+			break;
+		}
+		ps_client_remove(&c->ps, key);
+		send_command_complete(&c->sb, "DEALLOCATE");
+	}
+	pktbuf_init(&b);
+	pkt_ready_for_query(&b, 'I');
+	send_to(&c->sb, &b);
+	return true;
+}
+
+/* A DEALLOCATE of this name is already on its way in this Query (the last n entries of the queue). */
+static bool deallocating(const struct ps_pending *q, uint32_t n, const char *key)
+{
+	for (uint32_t i = q->n - n; i < q->n; i++) {
+		const struct ps_pending_item *it = &q->items[(q->head + i) % q->cap];
+		if (it->action == PS_DEALLOCATE && it->client_name && strcmp(it->client_name, key) == 0)
+			return true;
+	}
+	return false;
+}
+
+bool ps_relay_deallocates(const struct client *c, const char *stmt, size_t len)
+{
+	char key[PS_NAME_KEY_MAX + 1];
+	size_t from, to;
+
+	return ps_client_count(&c->ps) && parse_deallocate(stmt, len, key, &from, &to) && ps_client_find(&c->ps, key);
+}
+
+bool ps_relay_query(struct client *c, struct server *s, const struct sbuf_msg *msg, enum sbuf_action *act)
+{
+	char key[PS_NAME_KEY_MAX + 1];
+	struct sbuf_msg cur = *msg;
+	const char *sql;
+	size_t len, pos = 0, start, from, to;
+	struct sql_stmt st;
+	struct pktbuf b;
+	uint32_t pushed = 0;
+	bool any = false;
+
+	if (!ps_client_count(&c->ps))
+		return false;
+	if (c->session_msg.len) {	/* the Query with the session scan's statements added */
+		cur.data = c->session_msg.data;
+		cur.len = cur.avail = (uint32_t)c->session_msg.len;
+	}
+	if (!query_text(&cur, &sql, &len))
+		return false;
+	for (start = pos; !any && sqlscan_next(sql, len, &pos, &st); start = pos)
+		any = (st.flags & SQL_DEALLOCATE) && ps_relay_deallocates(c, sql + start, pos - start);
+	if (!any)
+		return false;
+	pktbuf_init(&b);
+	pkt_begin(&b, 'Q');
+	pos = 0;
+	for (start = pos; sqlscan_next(sql, len, &pos, &st); start = pos) {
+		enum ps_action what = PS_FORWARD;
+		if ((st.flags & SQL_DEALLOCATE) && parse_deallocate(sql + start, pos - start, key, &from, &to) &&
+		    ps_client_find(&c->ps, key) && !deallocating(&s->ps_pending, pushed, key))
+			what = PS_DEALLOCATE;
+		else if (strcmp(st.kind, "unlisten") == 0)
+			what = PS_UNLISTEN;	/* its CommandComplete looks like ours: counted, relayed */
+		if (what != PS_FORWARD) {
+			if (!push(s, what, NULL)) {
+				pktbuf_free(&b);
+				*act = out_of_memory(c);
+				return true;
+			}
+			pushed++;
+		}
+		if (what == PS_DEALLOCATE) {
+			/* a name this Query deallocates twice: the second is the server's "does not exist" */
+			ps_pending_last(&s->ps_pending)->client_name = strdup(key);
+			pkt_put_bytes(&b, sql + start, from);
+			pkt_put_bytes(&b, DEALLOCATE_NOOP, strlen(DEALLOCATE_NOOP));
+			pkt_put_bytes(&b, sql + start + to, pos - start - to);
+		} else {
+			pkt_put_bytes(&b, sql + start, pos - start);
+		}
+	}
+	pkt_put_bytes(&b, sql + start, len - start);	/* trailing blanks */
+	pkt_put_u8(&b, 0);
+	pkt_end(&b);
+	if (b.failed) {
+		pktbuf_free(&b);
+		*act = out_of_memory(c);
+		return true;
+	}
+	pktbuf_free(&c->session_msg);
+	c->session_msg = b;	/* goes out in place of the client's Query */
+	return false;
+}
+
 bool ps_relay_client(struct client *c, struct server *s, const struct sbuf_msg *msg, enum sbuf_action *act)
 {
 	switch (msg->type) {
@@ -421,7 +767,8 @@ bool ps_relay_server(struct server *s, const struct sbuf_msg *msg, enum sbuf_act
 	switch (msg->type) {
 	case '1':
 	case '3':
-		if (!ps_pending_peek(&s->ps_pending, &it) || it.action == PS_MARK)
+		if (!ps_pending_peek(&s->ps_pending, &it) || it.action == PS_MARK || it.action == PS_DEALLOCATE ||
+		    it.action == PS_UNLISTEN)
 			return false;	/* not tracked (session mode or feature off): relay */
 		ps_pending_pop(&s->ps_pending, &it);
 		if (msg->type == '1' && it.added)
@@ -478,6 +825,29 @@ bool ps_relay_server(struct server *s, const struct sbuf_msg *msg, enum sbuf_act
 		}
 		return false;
 	case 'C':
+		if (ps_pending_peek(&s->ps_pending, &it) && (it.action == PS_DEALLOCATE || it.action == PS_UNLISTEN)) {
+			if (msg->avail < msg->len) {
+				*act = SBUF_WAIT_FULL;
+				return true;
+			}
+			if (msg->len != 5 + 9 || memcmp(msg->data + 5, "UNLISTEN", 9) != 0)
+				return false;	/* another statement's */
+			if (it.action == PS_UNLISTEN) {
+				ps_pending_pop(&s->ps_pending, &it);
+				return false;
+			}
+			/* our no-op ran: the DEALLOCATE did, and the client sees its CommandComplete */
+			if (s->client && !sbuf_flush_pending(&s->sb)) {
+				*act = SBUF_RETRY;
+				return true;
+			}
+			ps_pending_pop(&s->ps_pending, &it);
+			forget_item(s, &it, true);
+			if (s->client)
+				send_command_complete(&s->client->sb, "DEALLOCATE");
+			*act = SBUF_DROP;
+			return true;
+		}
 		/* a DEALLOCATE ALL / DISCARD ALL that ran (its CommandComplete says so) dropped every statement */
 		if (msg->avail >= 5 + 11 && msg->data[5] == 'D' &&
 		    ((msg->avail >= 5 + 14 && memcmp(msg->data + 5, "DEALLOCATE ALL", 14) == 0) ||

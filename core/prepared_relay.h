@@ -3,6 +3,7 @@
 #define MB_PREPARED_RELAY_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "sbuf.h"
 
@@ -14,8 +15,9 @@ bool ps_relay_enabled(const struct client *c);
 
 /*
  * A client message while no server is linked. Returns true with *act set
- * when it was answered here (Parse of a statement known to be valid, Close,
- * Sync, Flush): those never wait for a server.
+ * when it was answered or refused here (Parse of a statement known to be
+ * valid, Close, Sync, Flush, a Query of DEALLOCATEs of tracked names): those
+ * never wait for a server.
  */
 bool ps_relay_client_unlinked(struct client *c, const struct sbuf_msg *msg, enum sbuf_action *act);
 
@@ -24,6 +26,16 @@ bool ps_relay_client_unlinked(struct client *c, const struct sbuf_msg *msg, enum
  * set when handled here (renamed, replaced or answered); false: relay as usual.
  */
 bool ps_relay_client(struct client *c, struct server *s, const struct sbuf_msg *msg, enum sbuf_action *act);
+
+/*
+ * A Query while linked to s, once the session scan has seen it: a DEALLOCATE
+ * of a name tracked here becomes a no-op the server runs in its place, and
+ * the Query then goes out as the client's session_msg. True with *act set
+ * when the message must stop here (out of memory).
+ */
+bool ps_relay_query(struct client *c, struct server *s, const struct sbuf_msg *msg, enum sbuf_action *act);
+/* One statement of a Query is a DEALLOCATE of a name tracked for c (it leaves the server's session as it was). */
+bool ps_relay_deallocates(const struct client *c, const char *stmt, size_t len);
 
 /*
  * A server message in the relay phase: ParseComplete/CloseComplete to relay,

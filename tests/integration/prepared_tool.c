@@ -22,6 +22,9 @@
  *       prepares PREFIXs<i> = "SELECT $1::int + <i> AS r<i>" for i < NSTMT, runs them in rotation
  *       ROUNDS times; after each one counts the server's MB_ statements through the pooler.
  *       Prints "... mb_max N mb_min N backends N".
+ *   flood CONNSTR PREFIX N SQL
+ *       logs in, sends N Parses of SQL named PREFIX<i> and one Sync while reading the answers, then Binds
+ *       PREFIX0. Prints "parsed N errors N first SQLSTATE:message seconds S" and "bind0 <transcript>".
  *   script CONNSTR STEP...
  *       logs in with libpq, then speaks the protocol itself. Steps (words are separate arguments):
  *         P NAME SQL TYPES   Parse (TYPES "-" or OIDs "23,25"; SQL "@pad:N:text" appends an N-byte comment)
@@ -51,6 +54,7 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: prepared_tool mix CONNSTR CLIENT ITERATIONS\n"
 			"       prepared_tool rotate CONNSTR PREFIX NSTMT ROUNDS OFFSET\n"
+			"       prepared_tool flood CONNSTR PREFIX N SQL\n"
 			"       prepared_tool script CONNSTR STEP...\n");
 	exit(2);
 }
@@ -810,6 +814,119 @@ static int cmd_script(int argc, char **argv)
 	return 0;
 }
 
+/* Send everything queued while counting the answers, until the ReadyForQuery of the Sync. */
+static int cmd_flood(int argc, char **argv)
+{
+	struct conn_io io = { 0 };
+	const char *limit = getenv("PREPARED_TOOL_TIMEOUT");
+	double start, deadline;
+	long n, i, parsed = 0, errors = 0;
+	char first[512] = "-", name[64];
+	PGconn *conn;
+	char *connstr;
+	bool ready = false;
+
+	if (argc < 4)
+		usage();
+	n = atol(argv[2]);
+	connstr = malloc(strlen(argv[0]) + 32);
+	sprintf(connstr, "%s sslmode=disable", argv[0]);
+	conn = connect_or_die(connstr);
+	free(connstr);
+	io.fd = PQsocket(conn);
+	for (i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "%s%ld", argv[1], i);
+		put_parse(&io.out, name, argv[3], "-");
+	}
+	msg_begin(&io.out, 'S');
+	msg_end(&io.out);
+	start = now_sec();
+	deadline = start + (limit ? atof(limit) : 120);
+	while (!ready) {
+		struct pollfd pfd = { .fd = io.fd, .events = POLLIN };
+		int left = (int)((deadline - now_sec()) * 1000);
+
+		while (!ready && io.in.len - io.in.off >= 5) {
+			const uint8_t *m = io.in.data + io.in.off;
+			uint32_t len = (uint32_t)m[1] << 24 | m[2] << 16 | m[3] << 8 | m[4];
+			if (io.in.len - io.in.off < 1 + (size_t)len)
+				break;
+			if (m[0] == '1') {
+				parsed++;
+			} else if (m[0] == 'E') {
+				const uint8_t *p = m + 5, *end = m + 1 + len;
+				const char *state = "", *text = "";
+				while (p < end && *p) {
+					char f = (char)*p++;
+					if (f == 'C')
+						state = (const char *)p;
+					else if (f == 'M')
+						text = (const char *)p;
+					p += strlen((const char *)p) + 1;
+				}
+				if (!errors++)
+					snprintf(first, sizeof(first), "%s:%s", state, text);
+			} else if (m[0] == 'Z') {
+				ready = true;
+			}
+			io.in.off += 1 + len;
+		}
+		if (ready)
+			break;
+		if (io.in.off == io.in.len)
+			io.in.off = io.in.len = 0;
+		if (io.out.off < io.out.len)
+			pfd.events |= POLLOUT;
+		if (left <= 0) {
+			printf("TIMEOUT parsed %ld errors %ld\n", parsed, errors);
+			return 2;
+		}
+		if (poll(&pfd, 1, left) < 0) {
+			if (errno == EINTR)
+				continue;
+			perror("poll");
+			return 2;
+		}
+		if (pfd.revents & POLLOUT) {
+			ssize_t k = send(io.fd, io.out.data + io.out.off, io.out.len - io.out.off, MSG_NOSIGNAL);
+			if (k < 0 && errno != EAGAIN && errno != EINTR) {
+				printf("CLOSED parsed %ld errors %ld\n", parsed, errors);
+				return 2;
+			}
+			if (k > 0)
+				io.out.off += (size_t)k;
+		}
+		if (pfd.revents & (POLLIN | POLLHUP | POLLERR)) {
+			ssize_t k;
+			buf_reserve(&io.in, 65536);
+			k = recv(io.fd, io.in.data + io.in.len, io.in.cap - io.in.len, 0);
+			if (k == 0 || (k < 0 && errno != EAGAIN && errno != EINTR)) {
+				printf("CLOSED parsed %ld errors %ld\n", parsed, errors);
+				return 2;
+			}
+			if (k > 0)
+				io.in.len += (size_t)k;
+		}
+	}
+	printf("parsed %ld errors %ld first %s seconds %.1f\n", parsed, errors, first, now_sec() - start);
+	fflush(stdout);
+	io.out.off = io.out.len = 0;
+	io.in.off = io.in.len = 0;
+	snprintf(name, sizeof(name), "%s0", argv[1]);
+	put_bind(&io.out, "", name, "-");
+	msg_begin(&io.out, 'E');
+	put_str(&io.out, "");
+	put_u32(&io.out, 0);
+	msg_end(&io.out);
+	msg_begin(&io.out, 'S');
+	msg_end(&io.out);
+	io.ready_due = 1;
+	printf("bind0\n");
+	pump(&io, -1);
+	PQfinish(conn);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2)
@@ -818,6 +935,8 @@ int main(int argc, char **argv)
 		return cmd_mix(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "rotate"))
 		return cmd_rotate(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "flood"))
+		return cmd_flood(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "script"))
 		return cmd_script(argc - 2, argv + 2);
 	usage();

@@ -98,6 +98,7 @@ static void test_defaults(void)
 	UNIT_CHECK(cfg->log_connections && cfg->log_disconnections, "default log_(dis)connections on");
 	UNIT_EQ_INT(cfg->pkt_buf, 4096, "default pkt_buf");
 	UNIT_EQ_INT(cfg->max_prepared_statements, 200, "default max_prepared_statements");
+	UNIT_EQ_INT(cfg->max_client_prepared_statements, 10000, "default max_client_prepared_statements");
 	UNIT_EQ_STR(cfg->track_extra_parameters, "IntervalStyle", "default track_extra_parameters");
 	UNIT_EQ_STR(cfg->server_tls_sslmode, "prefer", "default server_tls_sslmode");
 	UNIT_EQ_STR(cfg->client_tls_sslmode, "disable", "default client_tls_sslmode");
@@ -202,6 +203,9 @@ static void test_value_errors(void)
 	expect_fail("max_client_conn = -1\n",
 		    "invalid value '-1' for max_client_conn: expected an integer of at least 0",
 		    "int: negative");
+	expect_fail("max_client_prepared_statements = -5\n",
+		    "invalid value '-5' for max_client_prepared_statements: expected an integer of at least 0",
+		    "int: negative statement cap");
 	expect_fail("listen_port = 70000\n",
 		    "invalid value '70000' for listen_port: expected an integer from 1 to 65535",
 		    "int: range");
