@@ -1,6 +1,6 @@
--- Test policy: on marked statements, stays inside one C library call (a backtracking pattern search) for
--- far longer than any test runs; the watchdog's count hook never fires inside it. The statement must hold
--- no "b" (the pattern would then match at once).
+-- Test policy: on marked statements, stays inside one C library call (a backtracking pattern search) until
+-- the pattern budget stops it at policy_timeout (set it long). The statement must hold no "b" (the pattern
+-- would then match at once).
 local find, rep = string.find, string.rep
 
 local P = { name = "stuck_c", query_kinds = { "select" } }
