@@ -17,7 +17,7 @@
 
 #define L_ESC '%'
 #define MAX_CAPTURES 32 /* LUA_MAXCAPTURES */
-#define MAX_DEPTH 200	/* nested items: quantifiers and captures */
+#define MAX_DEPTH 2000 /* nested items (quantifiers, captures): LuaJIT has no limit but the C stack */
 #define CAP_UNFINISHED (-1)
 #define CAP_POSITION (-2)
 
@@ -150,7 +150,7 @@ static const char *match_balance(struct match_state *ms, const char *s, const ch
 	int b, e, cont = 1;
 
 	if (p + 1 >= ms->p_end)
-		luaL_error(ms->L, "missing arguments to '%%b'");
+		luaL_error(ms->L, "unbalanced pattern");
 	if (s >= ms->src_end || *s != *p)
 		return NULL;
 	b = *p;
@@ -505,9 +505,10 @@ static void add_s(struct match_state *ms, luaL_Buffer *b, const char *s, const c
 			luaL_addchar(b, news[i]);
 		} else {
 			i++; /* the escape */
-			if (i >= l || !isdigit((unsigned char)news[i])) {
-				if (i < l)
-					luaL_addchar(b, news[i]);
+			if (i >= l) {
+				luaL_addchar(b, '\0'); /* a '%' at the end: LuaJIT adds the string's terminator */
+			} else if (!isdigit((unsigned char)news[i])) {
+				luaL_addchar(b, news[i]);
 			} else if (news[i] == '0') {
 				luaL_addlstring(b, s, (size_t)(e - s));
 			} else {
