@@ -332,8 +332,8 @@ static enum sbuf_action auth_request(struct server *s, const struct sbuf_msg *ms
 		else if (pool->md5_secret)
 			snprintf(secret, sizeof(secret), "%s", pool->md5_secret);
 		else if (pool->have_scram_keys)	/* PgBouncer's words for a secret of the other kind */
-			return login_failed(s, "28P01", "wrong password type: only SCRAM keys for user \"%s\" to "
-							"answer the server's md5 request", pool->user_name);
+			return login_failed(s, "08P01", "server login failed: wrong password type (only SCRAM keys for "
+							"user \"%s\" to answer the server's md5 request)", pool->user_name);
 		else
 			return login_failed(s, "08P01", "server login failed: wrong password type (no password for user "
 							"\"%s\" to answer the server's md5 request)", pool->user_name);
@@ -357,8 +357,8 @@ static enum sbuf_action auth_request(struct server *s, const struct sbuf_msg *ms
 		else if (pool->have_scram_keys)
 			auth_scram_client_init_keys(&s->scram, pool->scram_client_key, pool->scram_server_key);
 		else if (pool->md5_secret)
-			return login_failed(s, "28P01", "wrong password type: only an md5 secret for user \"%s\" to "
-							"answer the server's SCRAM request", pool->user_name);
+			return login_failed(s, "08P01", "server login failed: wrong password type (only an md5 secret for "
+							"user \"%s\" to answer the server's SCRAM request)", pool->user_name);
 		else
 			return login_failed(s, "08P01", "server login failed: wrong password type (no password or SCRAM "
 							"keys for user \"%s\")", pool->user_name);

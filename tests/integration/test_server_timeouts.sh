@@ -99,6 +99,26 @@ EOT
 mb_like "$(lines_of "$out" w | sed -n 2p)" '^ERROR 08P01 query_timeout' "query_timeout=1: a client waiting for a server gets 08P01 query_timeout" "$out"
 in_range "query_timeout=1: ...after 1 s of waiting" "$(field "$out" w elapsed)" 0.9 3 "$out"
 
+# ---- reserve_pool: a server above pool_size logs PgBouncer's warning
+phase
+mb_set reserve_pool_size 1
+mb_set reserve_pool_timeout 0.3
+mb_pgdb "$MB_DB" "pool_size=1"
+mb_start_or_bail
+c=$(mb_connstr "$su" "$sp" "$MB_DB")
+out=$(tt <<EOT 2>&1
+open h $c
+open w $c
+q h BEGIN
+q h SELECT 1
+q w SELECT 'w served from the reserve pool'
+q h COMMIT
+EOT
+)
+mb_is "$(lines_of "$out" w | tail -n 1)" "w served from the reserve pool" "reserve_pool_size=1: a waiting client gets a reserve server" "$out"
+mb_like "$(cat "$MB_LOG")" "WARNING C-[0-9]+ $MB_DB/$su@127\\.0\\.0\\.1:[0-9]+: taking connection from reserve_pool" \
+	"reserve_pool: PgBouncer's warning 'taking connection from reserve_pool'"
+
 # ---- server_idle_timeout and server_lifetime: PgBouncer's reasons; log_disconnections = 0 silences them
 phase
 mb_set server_idle_timeout 0.5
