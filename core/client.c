@@ -486,11 +486,11 @@ static bool client_limits_ok(struct client *c, const struct db_entry *db, const 
 								 : rt.cfg->max_user_client_connections;
 	(void)pool;
 	if (max_db > 0 && clients_where(true, c->database) >= max_db) {
-		client_fatal(c, "08P01", "client connections exceeded (max_db_client_connections)");
+		client_fatal(c, "53300", "client connections exceeded (max_db_client_connections)");
 		return false;
 	}
 	if (max_user > 0 && clients_where(false, c->user) >= max_user) {
-		client_fatal(c, "08P01", "client connections exceeded (max_user_client_connections)");
+		client_fatal(c, "53300", "client connections exceeded (max_user_client_connections)");
 		return false;
 	}
 	return true;

@@ -75,7 +75,7 @@ mb_like "$out" '^ERROR 08P01 "trust" authentication failed' "trust: unknown user
 mb_bg "$T_DIR/hold.out" "$PQTOOL" hold "$(mb_connstr "$mu" x "$MB_DB")" 5
 mb_wait_line "$T_DIR/hold.out" '^connected' 10 || mb_diag "hold client: $(cat "$T_DIR/hold.out")"
 out=$(pqt connect "$(mb_connstr "$mu" x "$MB_DB")" 2>&1)
-mb_is "$out" "ERROR 08P01 client connections exceeded (max_db_client_connections)" "max_db_client_connections: PgBouncer's message"
+mb_is "$out" "ERROR 53300 client connections exceeded (max_db_client_connections)" "max_db_client_connections: PgBouncer's message"
 mb_stop
 
 # --- a server that asks for SCRAM when the auth_file holds only an md5 secret: PgBouncer's words
