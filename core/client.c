@@ -1008,7 +1008,14 @@ static void note_session_changes(struct client *c, struct server *s, const struc
 				log_warning("C-%llu: out of memory noting RESET %s", c->id, st.name);
 			followed = core_track && strcmp(st.kind, "discard") != 0;
 		} else if ((st.flags & SQL_SETS_SESSION) && strcmp(st.kind, "set") == 0 && core_track) {
-			if (role_setting(st.name) || !whole_query) {
+			char value[512];
+			if (!whole_query && msg->type == 'P' && st.name[0] && !role_setting(st.name) &&
+			    params_name_ok(st.name) && strcmp(st.name, "timezone") != 0 &&
+			    session_set_value(sql + start, pos - start, st.name, value, sizeof(value))) {
+				/* a Parse cannot carry an added statement: the value as written, kept if its transaction
+				 * commits (an ErrorResponse before then drops it) */
+				followed = cpol_track_add(c, st.name, value, false);
+			} else if (role_setting(st.name) || !whole_query) {
 				client_notice(c, "00000", "%s lasts only until the end of the transaction in %s pooling mode",
 					      role_setting(st.name) ? (strcmp(st.name, "role") == 0 ? "SET ROLE"
 									       : "SET SESSION AUTHORIZATION")

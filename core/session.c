@@ -299,6 +299,157 @@ int session_set_config_calls(const char *s, size_t len, struct set_config_call *
 	return n;
 }
 
+/* Parameters whose list elements PostgreSQL quotes as identifiers (GUC_LIST_QUOTE). */
+static bool list_quoted(const char *name)
+{
+	return strcasecmp(name, "search_path") == 0 || strcasecmp(name, "temp_tablespaces") == 0 ||
+	       strcasecmp(name, "session_preload_libraries") == 0 || strcasecmp(name, "local_preload_libraries") == 0;
+}
+
+static bool plain_ident(const char *s, size_t n)
+{
+	if (!n || !((s[0] >= 'a' && s[0] <= 'z') || s[0] == '_'))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+			return false;
+	return true;
+}
+
+/* Append n bytes to value[*used..cap), quoted as an identifier when asked and needed. */
+static bool append(char *value, size_t cap, size_t *used, const char *s, size_t n, bool quote)
+{
+	bool q = quote && !plain_ident(s, n);
+	size_t need = n + (q ? 2 + n : 0);
+
+	if (*used + need + 1 > cap)
+		return false;
+	if (q)
+		value[(*used)++] = '"';
+	for (size_t i = 0; i < n; i++) {
+		value[(*used)++] = s[i];
+		if (q && s[i] == '"')
+			value[(*used)++] = '"';
+	}
+	if (q)
+		value[(*used)++] = '"';
+	value[*used] = 0;
+	return true;
+}
+
+bool session_set_value(const char *s, size_t len, const char *name, char *value, size_t cap)
+{
+	bool quote = list_quoted(name);
+	size_t i = skip_space(s, len, 0), used = 0, start;
+	char buf[256];
+
+	/* SET [SESSION] name[.name] {TO | =} */
+	if (len - i < 3 || strncasecmp(s + i, "set", 3) != 0)
+		return false;
+	i = skip_space(s, len, i + 3);
+	if (len - i > 8 && strncasecmp(s + i, "session", 7) == 0 && !ident_char(s[i + 7]))
+		i = skip_space(s, len, i + 7);
+	for (;;) {
+		if (i < len && s[i] == '"') {
+			size_t j = skip_special(s, len, i);
+			if (j == i)
+				return false;
+			i = j;
+		} else {
+			size_t j = i;
+			while (j < len && ident_char(s[j]))
+				j++;
+			if (j == i)
+				return false;
+			i = j;
+		}
+		i = skip_space(s, len, i);
+		if (i >= len || s[i] != '.')
+			break;
+		i = skip_space(s, len, i + 1);
+	}
+	if (i < len && s[i] == '=') {
+		/* i is on the '=' */
+	} else if (len - i >= 2 && strncasecmp(s + i, "to", 2) == 0 && (len - i == 2 || !ident_char(s[i + 2]))) {
+		i++;	/* on the 'O' */
+	} else {
+		return false;
+	}
+	value[0] = 0;
+	for (i = skip_space(s, len, i + 1);; i = skip_space(s, len, i + 1)) {
+		if (used && !append(value, cap, &used, ", ", 2, false))
+			return false;
+		if (i >= len)
+			return false;
+		start = i;
+		if (s[i] == '\'') {
+			size_t n = 0;
+			for (i++; i < len; i++) {
+				if (s[i] == '\'') {
+					if (i + 1 < len && s[i + 1] == '\'')
+						i++;
+					else
+						break;
+				}
+				if (n + 1 >= sizeof(buf))
+					return false;
+				buf[n++] = s[i];
+			}
+			if (i >= len || !append(value, cap, &used, buf, n, quote))
+				return false;
+			i++;
+		} else if (s[i] == '"') {
+			size_t n = 0;
+			for (i++; i < len; i++) {
+				if (s[i] == '"') {
+					if (i + 1 < len && s[i + 1] == '"')
+						i++;
+					else
+						break;
+				}
+				if (n + 1 >= sizeof(buf))
+					return false;
+				buf[n++] = s[i];
+			}
+			if (i >= len || !append(value, cap, &used, buf, n, quote))
+				return false;
+			i++;
+		} else if ((s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '+' || s[i] == '.') {
+			if (s[i] == '+')
+				start = ++i;
+			else
+				i++;
+			while (i < len && ((s[i] >= '0' && s[i] <= '9') || s[i] == '.'))
+				i++;
+			if (i < len && ident_char(s[i]))
+				return false;	/* 1e3, 0x10: let PostgreSQL say what it is */
+			if (!append(value, cap, &used, s + start, i - start, false))
+				return false;
+		} else if (ident_char(s[i]) && !(s[i] >= '0' && s[i] <= '9') && s[i] != '$') {
+			size_t n = 0;
+			for (; i < len && ident_char(s[i]); i++) {
+				if (n + 1 >= sizeof(buf))
+					return false;
+				buf[n++] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] + 32) : s[i];	/* folded, as PostgreSQL */
+			}
+			if ((n == 1 && (buf[0] == 'e' || buf[0] == 'b' || buf[0] == 'x' || buf[0] == 'n' || buf[0] == 'u')) &&
+			    i < len && (s[i] == '\'' || s[i] == '&'))
+				return false;	/* E'...', B'...', N'...', U&'...' */
+			if ((n == 7 && memcmp(buf, "default", 7) == 0) || (n == 5 && memcmp(buf, "local", 5) == 0))
+				return false;	/* a RESET */
+			if (!append(value, cap, &used, buf, n, quote))
+				return false;
+		} else {
+			return false;
+		}
+		i = skip_space(s, len, i);
+		if (i >= len || s[i] == ';')
+			return true;
+		if (s[i] != ',')
+			return false;
+	}
+}
+
 bool session_end_query(struct session_hidden *h, int ready_before)
 {
 	if (!push(h, HIDDEN_END, NULL, false))

@@ -67,6 +67,13 @@ struct set_config_call {
 };
 /* The set_config() calls in sql[0..len), up to max of them; returns how many were found (may exceed max). */
 int session_set_config_calls(const char *sql, size_t len, struct set_config_call *out, int max);
+/*
+ * The value a session "SET name {TO|=} value[, ...]" in sql[0..len) gives
+ * name, as current_setting() would show it, for values written as plain
+ * literals, numbers and identifiers. False for anything else (E'' strings,
+ * SET TIME ZONE INTERVAL, ...).
+ */
+bool session_set_value(const char *sql, size_t len, const char *name, char *value, size_t cap);
 /* The Query with added statements is complete; ready_before: ReadyForQuery answers still owed before its own. */
 bool session_end_query(struct session_hidden *h, int ready_before) __attribute__((warn_unused_result));
 /* A server message while added statements are in flight: true if it was theirs (*act says what to do). */

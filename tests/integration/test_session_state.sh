@@ -203,6 +203,13 @@ q o BEGIN
 q m SELECT current_setting('work_mem'), current_setting('restrict_nonsystem_relation_kind'), current_setting('lock_timeout'), current_setting('x.y')
 q o COMMIT
 q o SELECT current_setting('work_mem'), current_setting('restrict_nonsystem_relation_kind'), coalesce(current_setting('x.y', true), '')
+x m SET statement_timeout = '3s'
+x m SET search_path TO "My Schema", public, Other
+x m SET work_mem = 2048
+x m SET SESSION DateStyle TO 'SQL', DMY
+q o BEGIN
+q m SELECT current_setting('statement_timeout'), current_setting('search_path'), current_setting('work_mem'), current_setting('DateStyle')
+q o COMMIT
 EOF
 }
 want=$(track_script | sed 's/^q o \(BEGIN\|COMMIT\)$//' | direct)
@@ -211,7 +218,8 @@ for mode in transaction statement; do
 	got=$(track_script | { [ $mode = statement ] && sed 's/^q o \(BEGIN\|COMMIT\)$//' || cat; } | through)
 	[ $mode = transaction ] && got=$(grep -v '^o: \(BEGIN\|COMMIT\)$' <<<"$got")
 	mb_is "$got" "$want" "$mode mode: plain session SET, RESET, RESET ALL and set_config(..., false) follow the client \
-to other servers; SET in a rolled-back or failed transaction does not; nothing leaks to the other client"
+to other servers (also SETs sent with the extended protocol); SET in a rolled-back or failed transaction does not; \
+nothing leaks to the other client"
 done
 start_mode transaction 2 track_session_set 0
 got=$(track_script | through)
