@@ -5,9 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BUCKETS 4096
+#define MIN_BUCKETS 4096
 
-static struct ps_stmt *g_buckets[BUCKETS];
+/* Shared statements, hashed; the table doubles as they grow, so chains stay short. */
+static struct ps_stmt **g_buckets;
+static uint32_t g_n_buckets, g_count;
 static uint32_t g_next_id;
 
 static uint64_t fnv1a(const void *data, size_t len)
@@ -28,7 +30,9 @@ static uint64_t body_hash(const void *scope, const uint8_t *body, uint32_t len)
 
 static struct ps_stmt *find_stmt(uint64_t h, const void *scope, const uint8_t *body, uint32_t len)
 {
-	for (struct ps_stmt *st = g_buckets[h % BUCKETS]; st; st = st->next)
+	if (!g_n_buckets)
+		return NULL;
+	for (struct ps_stmt *st = g_buckets[h & (g_n_buckets - 1)]; st; st = st->next)
 		if (st->hash == h && st->scope == scope && st->body_len == len && memcmp(st->body, body, len) == 0)
 			return st;
 	return NULL;
@@ -39,14 +43,38 @@ struct ps_stmt *ps_lookup(const void *scope, const uint8_t *body, uint32_t len)
 	return find_stmt(body_hash(scope, body, len), scope, body, len);
 }
 
+static bool grow_stmts(void)
+{
+	uint32_t nb = g_n_buckets ? g_n_buckets * 2 : MIN_BUCKETS;
+	struct ps_stmt **b = calloc(nb, sizeof(*b));
+
+	if (!b)
+		return false;
+	for (uint32_t i = 0; i < g_n_buckets; i++) {
+		struct ps_stmt *st = g_buckets[i], *next;
+		for (; st; st = next) {
+			next = st->next;
+			st->next = b[st->hash & (nb - 1)];
+			b[st->hash & (nb - 1)] = st;
+		}
+	}
+	free(g_buckets);
+	g_buckets = b;
+	g_n_buckets = nb;
+	return true;
+}
+
 struct ps_stmt *ps_intern(const void *scope, const uint8_t *body, uint32_t len)
 {
 	uint64_t h = body_hash(scope, body, len);
-	struct ps_stmt **bucket = &g_buckets[h % BUCKETS], *st;
+	struct ps_stmt **bucket, *st;
 
 	st = find_stmt(h, scope, body, len);
 	if (st)
 		return st;
+	if (g_count >= g_n_buckets && !grow_stmts() && !g_n_buckets)
+		return NULL;	/* a table that cannot grow still works, with longer chains */
+	bucket = &g_buckets[h & (g_n_buckets - 1)];
 	st = calloc(1, sizeof(*st));
 	if (!st)
 		return NULL;
@@ -63,6 +91,7 @@ struct ps_stmt *ps_intern(const void *scope, const uint8_t *body, uint32_t len)
 	snprintf(st->server_name, sizeof(st->server_name), "MB_%u", st->id);
 	st->next = *bucket;
 	*bucket = st;
+	g_count++;
 	return st;
 }
 
@@ -75,9 +104,10 @@ static void free_stmt(struct ps_stmt *st)
 {
 	struct ps_stmt **pp;
 
-	for (pp = &g_buckets[st->hash % BUCKETS]; *pp; pp = &(*pp)->next) {
+	for (pp = &g_buckets[st->hash & (g_n_buckets - 1)]; *pp; pp = &(*pp)->next) {
 		if (*pp == st) {
 			*pp = st->next;
+			g_count--;
 			break;
 		}
 	}

@@ -69,6 +69,9 @@ for db in mb_db mb_stmt mb_sess; do
 	same_as_pg "$db: 16 KiB statement names, 9000-byte portal names (pkt_buf 512)" "$cn" \
 		P "$long" 'SELECT $1::int + 1' 23 S W B "$long" 5 E S W BP "$portal" "$long" 6 DP "$portal" \
 		EP "$portal" 0 S W P "$mid" 'SELECT 2' - D "$mid" S W C "$mid" S W B "$mid" - E S W B "$long" 7 E S W
+	same_as_pg "$db: a 300 KB named text, a 100 KB parameter and a 100 KB Query (pkt_buf 512)" "$cn" \
+		P bigtext '@pad:300000:SELECT length($1::text)' 25 S W B bigtext "$(printf 'v%.0s' $(seq 1 100000))" E S W \
+		Q "SELECT length('$(printf 'q%.0s' $(seq 1 100000))')" W
 	same_as_pg "$db: 16 KiB names agreeing on their first 63 bytes are one statement" "$cn" \
 		P "${long}a" 'SELECT 1' - S W P "${long}b" 'SELECT 2' - S W B "${long}c" - E S W
 done

@@ -38,6 +38,28 @@ static void test_intern_lookup(void)
 	UNIT_CHECK(ps_lookup(&scope_a, (const uint8_t *)"SELECT 1", 9) == NULL, "an unused statement is released");
 }
 
+static void test_many_texts(void)
+{
+	int scope = 0;
+	char text[64];
+	static struct ps_stmt *sts[20000];
+	bool all = true;
+
+	for (int i = 0; i < 20000; i++) {
+		snprintf(text, sizeof(text), "SELECT %d", i);
+		sts[i] = intern(&scope, text);
+		ps_stmt_ref(sts[i]);
+	}
+	for (int i = 0; i < 20000 && all; i++) {
+		snprintf(text, sizeof(text), "SELECT %d", i);
+		all = ps_lookup(&scope, (const uint8_t *)text, (uint32_t)strlen(text) + 1) == sts[i];
+	}
+	UNIT_CHECK(all, "20000 texts are each found after the table grew");
+	for (int i = 0; i < 20000; i++)
+		ps_stmt_unref(sts[i]);
+	UNIT_CHECK(ps_lookup(&scope, (const uint8_t *)"SELECT 7", 9) == NULL, "the last reference frees each");
+}
+
 static void test_names(void)
 {
 	int scope = 0;
@@ -105,6 +127,7 @@ static void test_long_names(void)
 int main(void)
 {
 	test_intern_lookup();
+	test_many_texts();
 	test_names();
 	test_long_names();
 	return unit_done();
