@@ -163,7 +163,6 @@ static int min_size(const struct pool *pool)
 	return min_size_of(pool->db);
 }
 
-
 /* Servers of every pool that shares the database name (or the server user). */
 static int servers_for(const struct pool *pool, bool same_db)
 {
