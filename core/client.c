@@ -252,7 +252,7 @@ void client_close(struct client *c, const char *reason)
 		if (clean)
 			server_release(s);
 		else
-			server_close(s, "client disconnected with a request in flight");
+			server_close_abandoned(s);
 	}
 	sbuf_close(&c->sb);
 	if (c->tenant_active) {

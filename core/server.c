@@ -751,25 +751,23 @@ static void on_error(struct sbuf *sb, int err)
 {
 	struct server *s = sb->owner;
 	struct client *c = s->client;
+	const char *detail = !err ? "the server closed the connection" : err == EBADMSG ? "malformed message"
+										 : strerror(err);
 	char reason[128];
 
-	if (err)
-		snprintf(reason, sizeof(reason), "server socket error: %s",
-			 err == EBADMSG ? "malformed message" : strerror(err));
-	else
-		snprintf(reason, sizeof(reason), "server closed the connection");
 	if (s->phase == PHASE_CLOSING) {
 		finish_close(s);	/* it hung up: now it is gone for PostgreSQL too */
 		return;
 	}
 	if (s->phase == PHASE_CONNECT) {
-		connect_failed(s, "connect failed: %s", reason);
+		connect_failed(s, "connect failed: %s", detail);
 		return;
 	}
 	if (s->phase == PHASE_LOGIN) {
-		connect_failed(s, "server conn crashed? (%s during login)", reason);
+		connect_failed(s, "server conn crashed? (%s, during login)", detail);
 		return;
 	}
+	snprintf(reason, sizeof(reason), "server conn crashed? (%s)", detail);
 	if (c) {
 		/* the client's session is gone with its server */
 		s->client = NULL;
@@ -781,6 +779,16 @@ static void on_error(struct sbuf *sb, int err)
 		return;
 	}
 	server_close(s, reason);
+}
+
+void server_close_abandoned(struct server *s)
+{
+	if (s->txn_status != 'I')
+		server_close(s, "client disconnect while server was not ready");
+	else if (s->pending_ready > 0 || s->batch_open || s->phase == PHASE_INTERNAL)
+		server_close(s, "client disconnected with query in progress");
+	else
+		server_close(s, "client disconnect before everything was sent to the server");
 }
 
 /* ---- hand-out ---- */

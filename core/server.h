@@ -100,6 +100,8 @@ void server_link(struct server *server, struct client *client);
 void server_release(struct server *server);
 /* Close (and free later); reason is logged. */
 void server_close(struct server *server, const char *reason);
+/* Its client went away and it cannot serve another as it is: closed with PgBouncer's reason for its state. */
+void server_close_abandoned(struct server *server);
 void server_change_state(struct server *server, enum server_state state);
 /* Send a CancelRequest for this server's running query on a new connection. */
 void server_send_cancel(struct server *server);

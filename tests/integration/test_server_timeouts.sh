@@ -99,6 +99,33 @@ EOT
 mb_like "$(lines_of "$out" w | sed -n 2p)" '^ERROR 08P01 query_timeout' "query_timeout=1: a client waiting for a server gets 08P01 query_timeout" "$out"
 in_range "query_timeout=1: ...after 1 s of waiting" "$(field "$out" w elapsed)" 0.9 3 "$out"
 
+# ---- a client gone in the middle of a transaction, a server gone under its client: PgBouncer's reasons
+phase
+mb_pgdb "$MB_DB"
+mb_pgdb l_sess "pool_mode=session" "$MB_DB"
+mb_start_or_bail
+mark=$(wc -l <"$MB_LOG")
+out=$(printf 'open a %s\nq a BEGIN\nclose a\nsleep 0.3\n' "$(mb_connstr "$su" "$sp" "$MB_DB")" | tt 2>&1)
+mb_like "$(log_since "$mark")" "S-[0-9]+ $MB_DB/$su@[^ ]+: closing because: client disconnect while server was not ready" \
+	"a client leaving inside a transaction: 'closing because: client disconnect while server was not ready'" "$out"
+cs=$(mb_connstr "$su" "$sp" l_sess)
+mark=$(wc -l <"$MB_LOG")
+cat >"$T_DIR/k.script" <<EOT
+open k $cs
+q k SELECT 'k linked'
+sleep 1.5
+q k SELECT 'after the backend was terminated'
+EOT
+mb_bg "$T_DIR/k.out" "$TXN_TOOL" script "$T_DIR/k.script"
+k_pid=$MB_BG_PID
+mb_wait_line "$T_DIR/k.out" "k linked" 10
+pg_super_psql -d postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '$MB_DB' AND usename = '$su' AND pid <> pg_backend_pid()" >/dev/null
+mb_wait_exit "$k_pid" 10
+mb_like "$(lines_of "$(cat "$T_DIR/k.out")" k | tail -n 2 | tr '\n' ' ')" 'terminating connection|server conn crashed' \
+	"a server that goes under its client: the client's session ends with it" "$(cat "$T_DIR/k.out")"
+mb_like "$(log_since "$mark")" "S-[0-9]+ l_sess/$su@[^ ]+: closing because: server conn crashed\\? \\(" \
+	"...and the server close is logged as PgBouncer's 'closing because: server conn crashed? (...)'"
+
 # ---- reserve_pool: a server above pool_size logs PgBouncer's warning
 phase
 mb_set reserve_pool_size 1
