@@ -359,6 +359,45 @@ static void test_tcp_and_unix(const char *dir, int port)
 		close(c1);
 }
 
+/* Shutdown: the TCP sockets close at once, the unix socket stays; SIGQUIT's unlink spares a successor's file. */
+static void test_close_tcp(const char *dir, int port)
+{
+	struct config cfg;
+	char err[256], path[256];
+	struct sockaddr_un un;
+	struct stat st;
+	int c1, c2, other, before;
+
+	base_config(&cfg, "127.0.0.1", port, dir);
+	snprintf(path, sizeof(path), "%s/.s.PGSQL.%d", dir, port);
+	UNIT_CHECK(listener_open_all(base, &cfg, on_accept, &acc, err, sizeof(err)), "open for close_tcp");
+	listener_close_tcp();
+	c1 = connect_tcp("127.0.0.1", port);
+	UNIT_CHECK(c1 < 0 && errno == ECONNREFUSED, "close_tcp: a TCP connect is refused at once");
+	if (c1 >= 0)
+		close(c1);
+	before = acc.calls;
+	c2 = connect_unix(path);
+	UNIT_CHECK(c2 >= 0 && run_until(before + 1, 3.0), "close_tcp: the unix socket still accepts");
+	if (c2 >= 0)
+		close(c2);
+
+	listener_unlink_unix_now();
+	UNIT_CHECK(stat(path, &st) != 0 && errno == ENOENT, "unlink_unix_now removes our socket file");
+	/* a successor's file at the same path is left alone */
+	other = socket(AF_UNIX, SOCK_STREAM, 0);
+	memset(&un, 0, sizeof(un));
+	un.sun_family = AF_UNIX;
+	memcpy(un.sun_path, path, strlen(path) < sizeof(un.sun_path) ? strlen(path) + 1 : sizeof(un.sun_path) - 1);
+	UNIT_CHECK(other >= 0 && bind(other, (struct sockaddr *)&un, sizeof(un)) == 0, "a successor binds the path");
+	listener_unlink_unix_now();
+	UNIT_CHECK(stat(path, &st) == 0, "unlink_unix_now spares a successor's file");
+	listener_close_all();
+	UNIT_CHECK(stat(path, &st) == 0, "close_all spares a successor's file too");
+	close(other);
+	unlink(path);
+}
+
 static void test_stale_socket(const char *dir, int port)
 {
 	struct config cfg;
@@ -565,6 +604,7 @@ int main(void)
 
 	test_net_helpers();
 	test_tcp_and_unix(dir, port);
+	test_close_tcp(dir, port);
 	test_stale_socket(dir, port);
 	test_wildcard(port2);
 	test_address_list(port);
