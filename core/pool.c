@@ -129,6 +129,13 @@ static bool in_login_backoff(const struct pool *pool)
 	return pool->last_login_failure > 0 && rt_now() - pool->last_login_failure < rt.cfg->server_login_retry;
 }
 
+/* May a login start now? Not within the backoff; and while logins fail, one at a time (as PgBouncer, which
+ * always tries one at a time): a server that is down or starting up gets one probe per server_login_retry. */
+static bool may_launch(const struct pool *pool)
+{
+	return !in_login_backoff(pool) && !(pool->last_login_failure > 0 && pool->n_login > 0);
+}
+
 static int pick(int specific, int global)
 {
 	return specific >= 0 ? specific : global;
@@ -228,7 +235,7 @@ static void launch_as_needed(struct pool *pool)
 	if (!pool->have_welcome && !list_empty(&pool->welcome_clients) && need == 0)
 		need = 1;
 	/* a launch can fail at once (a missing unix socket): the backoff then ends the loop */
-	while (!in_login_backoff(pool) && pool->n_login < need && pool_server_count(pool) < size &&
+	while (may_launch(pool) && pool->n_login < need && pool_server_count(pool) < size &&
 	       below_global_limits(pool)) {
 		if (pool_server_count(pool) >= pool_size(pool) && !list_empty(&pool->waiting_clients)) {
 			const struct client *c = container_of(pool->waiting_clients.next, struct client, head);
@@ -355,7 +362,7 @@ void pool_janitor(struct pool *pool)
 	}
 	/* min_pool_size, and the reserve pool once its timeout passed */
 	if (rt.shutdown == SHUTDOWN_NONE && pool->db) {
-		while (!in_login_backoff(pool) && pool_server_count(pool) < min &&
+		while (may_launch(pool) && pool_server_count(pool) < min &&
 		       pool_server_count(pool) < pool_size(pool) && below_global_limits(pool))
 			server_launch(pool);
 	}

@@ -136,6 +136,40 @@ took=$(since "$t")
 mb_like "$out" '^ERROR 3D000 database "no_such_database" does not exist' "another login error reaches the waiting client with its SQLSTATE"
 in_range "...at once" "$took" 0 1
 
+# ---- while logins fail, one login at a time: a server that accepts and never answers (server_connect_timeout)
+# gets one probe per server_login_retry, not one per waiting client
+mb_set server_connect_timeout 0.5
+mb_set server_login_retry 0.2
+mb_set query_wait_timeout 2.5
+mb_write_config
+mark=$(wc -l <"$MB_LOG")
+kill -HUP "$MB_PID"
+mb_wait_line "$MB_LOG" "configuration reloaded" 5 || mb_diag "no reload logged"
+mb_is "$(pqt query "$c_fast" "SELECT 'up'" 2>&1)" up "r_fast is served (its pool knows its welcome parameters)"
+pg2_stop fast
+mb_bg "$T_DIR/hole.out" "$TXN_TOOL" blackhole "$pg2_port" 20
+hole_pid=$MB_BG_PID
+mb_wait_line "$T_DIR/hole.out" listening 5 || mb_diag "blackhole did not start: $(cat "$T_DIR/hole.out")"
+mark=$(wc -l <"$MB_LOG")
+qpids=()
+for i in 1 2 3 4; do
+	printf 'open q%d %s\nsend q%d SELECT 1\nwait q%d 10\n' "$i" "$c_fast" "$i" "$i" >"$T_DIR/q$i.script"
+	mb_bg "$T_DIR/q$i.out" "$TXN_TOOL" script "$T_DIR/q$i.script"
+	qpids+=("$MB_BG_PID")
+done
+for p in "${qpids[@]}"; do mb_wait_exit "$p" 10; done
+mb_is "$(grep -l 'query_wait_timeout (last server login failed: connect timeout' "$T_DIR"/q[1-4].out | wc -l)" 4 \
+	"4 clients waiting for an unanswering server end at query_wait_timeout, naming the connect timeout" \
+	"$(cat "$T_DIR"/q[1-4].out)"
+tries=$(tail -n +"$((mark + 1))" "$MB_LOG" | grep -c 'closing because: connect timeout')
+if [ "$tries" -ge 4 ] && [ "$tries" -le 8 ]; then
+	mb_ok "after the first failure, one login per retry ($tries attempts in 2.5 s for 4 waiting clients)"
+else
+	mb_not_ok "after the first failure, one login per retry" "$tries attempts in 2.5 s for 4 waiting clients (4..8 expected)"
+fi
+mb_kill_wait "$hole_pid" TERM
+mb_set server_connect_timeout 15
+
 # ---- a server that stays unreachable: the waiting client ends at query_wait_timeout, with the reason
 mb_stop
 dead_port=$(mb_free_port)
