@@ -240,7 +240,7 @@ static void launch_as_needed(struct pool *pool)
 		if (pool_server_count(pool) >= pool_size(pool) && !list_empty(&pool->waiting_clients)) {
 			const struct client *c = container_of(pool->waiting_clients.next, struct client, head);
 			char abuf[64];
-			log_warning("C-%llu %s/%s@%s: taking connection from reserve_pool", c->id, c->database, c->user,
+			log_warning("C-%llu %s/%s@%s taking connection from reserve_pool", c->id, c->database, c->user,
 				    client_addr(c, abuf));
 		}
 		server_launch(pool);

@@ -188,7 +188,7 @@ static enum sbuf_action login_failed(struct server *s, const char *sqlstate, con
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	log_warning("%s: %s", server_tag(s, tag), msg);
+	log_warning("%s %s", server_tag(s, tag), msg);
 	return give_up_login(s, false, sqlstate, msg);
 }
 
@@ -221,9 +221,9 @@ static void on_connect(struct sbuf *sb, int err)
 		struct sockaddr_storage la;
 		socklen_t len = sizeof(la);
 		if (s->unix_path[0] || getsockname(sb->fd, (struct sockaddr *)&la, &len) != 0)
-			log_info("%s: new connection to server", server_tag(s, tag));
+			log_info("%s new connection to server", server_tag(s, tag));
 		else
-			log_info("%s: new connection to server (from %s)", server_tag(s, tag),
+			log_info("%s new connection to server (from %s)", server_tag(s, tag),
 				 net_addr_str((struct sockaddr *)&la, local, sizeof(local)));
 	}
 	start_login(s);
@@ -422,7 +422,7 @@ static enum sbuf_action login_error(struct server *s, const struct sbuf_msg *msg
 	char sqlstate[6], text[200], tag[160];
 
 	read_error(msg, sqlstate, text, sizeof(text));
-	log_warning("%s: server login failed: %s %s", server_tag(s, tag), severity ? severity : "FATAL", text);
+	log_warning("%s server login failed: %s %s", server_tag(s, tag), severity ? severity : "FATAL", text);
 	return give_up_login(s, strcmp(sqlstate, "57P03") == 0, sqlstate, text);
 }
 
@@ -881,7 +881,7 @@ void server_close(struct server *s, const char *reason)
 		return;
 	if (rt.cfg->log_disconnections) {
 		char tag[160];
-		log_info("%s: closing because: %s (age=%.0fs)", server_tag(s, tag), reason, rt_now() - s->connect_time);
+		log_info("%s closing because: %s (age=%.0fs)", server_tag(s, tag), reason, rt_now() - s->connect_time);
 	} else {
 		log_debug("S-%llu %s/%s: closing because: %s", s->id, pool->db_name, pool->user_name, reason);
 	}

@@ -78,7 +78,7 @@ mb_is "$(lines_of "$out" b | sed -n 3p)" 1 "a new client: its server ran the new
 mb_is "$(lines_of "$out" c | sed -n 2p)" "c served" "pool_size=2: a second session gets a server" "$out"
 mb_like "$(lines_of "$out" d | sed -n 2p)" '^ERROR 08P01 query_wait_timeout' \
 	"pool_mode=session: two clients hold both servers, a third waits (query_wait_timeout)" "$out"
-mb_like "$(tail -n +"$((mark + 1))" "$MB_LOG")" "S-[0-9]+ r/$su@[^ ]+: closing because: database configuration changed" \
+mb_like "$(tail -n +"$((mark + 1))" "$MB_LOG")" "S-[0-9]+ r/$su@[^ ]+ closing because: database configuration changed" \
 	"the server opened under the old entry is retired: 'closing because: database configuration changed'"
 pg_super_psql -d postgres -c "ALTER ROLE $ru PASSWORD '$rp'" >/dev/null
 

@@ -117,7 +117,7 @@ mb_bg "$T_DIR/d.out" "$TXN_TOOL" script "$T_DIR/d.script"
 d_pid=$MB_BG_PID
 mb_wait_line "$MB_LOG" "server login failed: FATAL the database system is shutting down" 10
 mb_like "$(tail -n +"$((mark + 1))" "$MB_LOG")" \
-	"S-[0-9]+ r_smart/postgres@127\\.0\\.0\\.1:$pg2_port: server login failed: FATAL the database system is shutting down" \
+	"S-[0-9]+ r_smart/postgres@127\\.0\\.0\\.1:$pg2_port server login failed: FATAL the database system is shutting down" \
 	"57P03 is logged as PgBouncer does: 'server login failed: FATAL <message>'"
 sleep 1.5
 mb_alive "$d_pid" && mb_ok "57P03 (shutting down): the waiting client stays queued" ||

@@ -56,7 +56,7 @@ in_range "idle_transaction_timeout=2: after 2 s idle" "${t_a:-}" 1.9 4 "$out"
 pid=$(lines_of "$out" a | grep -E '^[0-9]+$' | head -n 1)
 sleep 0.3
 mb_is "$(alive_pid "$pid")" 0 "idle_transaction_timeout: its server is closed"
-mb_like "$(log_since "$mark")" "S-[0-9]+ $MB_DB/$su@[^ ]+: closing because: idle transaction timeout \\(age=" \
+mb_like "$(log_since "$mark")" "S-[0-9]+ $MB_DB/$su@[^ ]+ closing because: idle transaction timeout \\(age=" \
 	"idle_transaction_timeout: the server close is logged with PgBouncer's reason"
 
 # ---- query_timeout = 1: the client and its server are closed ("query timeout"), as PgBouncer's code does
@@ -81,7 +81,7 @@ in_range "query_timeout=1: after 1 s" "$(field "$out" a elapsed)" 0.9 3 "$out"
 mb_like "$(lines_of "$out" a | tail -n 1)" 'ERROR|lost|closed' "query_timeout: the client connection is closed" "$out"
 for ((i = 0; i < 30; i++)); do [ "$(alive_pid "$pid")" = 0 ] && break; sleep 0.1; done
 mb_is "$(alive_pid "$pid")" 0 "query_timeout: the server connection is closed too (its backend is gone within 3 s)"
-mb_like "$(log_since "$mark")" "S-[0-9]+ $MB_DB/$su@[^ ]+: closing because: query timeout \\(age=" \
+mb_like "$(log_since "$mark")" "S-[0-9]+ $MB_DB/$su@[^ ]+ closing because: query timeout \\(age=" \
 	"query_timeout: the server close is logged with PgBouncer's reason"
 mb_check_healthy "query_timeout: the pool serves the next client"
 # a client waiting for a server also ends at query_timeout (with query_wait_timeout off)
@@ -106,7 +106,7 @@ mb_pgdb l_sess "pool_mode=session" "$MB_DB"
 mb_start_or_bail
 mark=$(wc -l <"$MB_LOG")
 out=$(printf 'open a %s\nq a BEGIN\nclose a\nsleep 0.3\n' "$(mb_connstr "$su" "$sp" "$MB_DB")" | tt 2>&1)
-mb_like "$(log_since "$mark")" "S-[0-9]+ $MB_DB/$su@[^ ]+: closing because: client disconnect while server was not ready" \
+mb_like "$(log_since "$mark")" "S-[0-9]+ $MB_DB/$su@[^ ]+ closing because: client disconnect while server was not ready" \
 	"a client leaving inside a transaction: 'closing because: client disconnect while server was not ready'" "$out"
 cs=$(mb_connstr "$su" "$sp" l_sess)
 mark=$(wc -l <"$MB_LOG")
@@ -123,7 +123,7 @@ pg_super_psql -d postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_acti
 mb_wait_exit "$k_pid" 10
 mb_like "$(lines_of "$(cat "$T_DIR/k.out")" k | tail -n 2 | tr '\n' ' ')" 'terminating connection|server conn crashed' \
 	"a server that goes under its client: the client's session ends with it" "$(cat "$T_DIR/k.out")"
-mb_like "$(log_since "$mark")" "S-[0-9]+ l_sess/$su@[^ ]+: closing because: server conn crashed\\? \\(" \
+mb_like "$(log_since "$mark")" "S-[0-9]+ l_sess/$su@[^ ]+ closing because: server conn crashed\\? \\(" \
 	"...and the server close is logged as PgBouncer's 'closing because: server conn crashed? (...)'"
 
 # ---- reserve_pool: a server above pool_size logs PgBouncer's warning
@@ -143,7 +143,7 @@ q h COMMIT
 EOT
 )
 mb_is "$(lines_of "$out" w | tail -n 1)" "w served from the reserve pool" "reserve_pool_size=1: a waiting client gets a reserve server" "$out"
-mb_like "$(cat "$MB_LOG")" "WARNING C-[0-9]+ $MB_DB/$su@127\\.0\\.0\\.1:[0-9]+: taking connection from reserve_pool" \
+mb_like "$(cat "$MB_LOG")" "WARNING C-[0-9]+ $MB_DB/$su@127\\.0\\.0\\.1:[0-9]+ taking connection from reserve_pool" \
 	"reserve_pool: PgBouncer's warning 'taking connection from reserve_pool'"
 
 # ---- server_idle_timeout and server_lifetime: PgBouncer's reasons; log_disconnections = 0 silences them
@@ -155,15 +155,15 @@ mb_start_or_bail
 mark=$(wc -l <"$MB_LOG")
 pqt query "$(mb_connstr "$su" "$sp" "$MB_DB")" "SELECT 1" >/dev/null 2>&1
 mb_wait_line "$MB_LOG" "closing because: server idle timeout" 5
-mb_like "$(log_since "$mark")" "S-[0-9]+ $MB_DB/$su@127\\.0\\.0\\.1:$MB_PG_PORT: closing because: server idle timeout" \
+mb_like "$(log_since "$mark")" "S-[0-9]+ $MB_DB/$su@127\\.0\\.0\\.1:$MB_PG_PORT closing because: server idle timeout" \
 	"server_idle_timeout: 'closing because: server idle timeout', at info"
-mb_like "$(log_since "$mark")" "S-[0-9]+ $MB_DB/$su@127\\.0\\.0\\.1:$MB_PG_PORT: new connection to server \\(from 127\\.0\\.0\\.1:[0-9]+\\)" \
+mb_like "$(log_since "$mark")" "S-[0-9]+ $MB_DB/$su@127\\.0\\.0\\.1:$MB_PG_PORT new connection to server \\(from 127\\.0\\.0\\.1:[0-9]+\\)" \
 	"log_connections: 'new connection to server (from ADDR)'"
 mb_set server_idle_timeout 0
 mb_start_or_bail
 pqt query "$(mb_connstr "$su" "$sp" l_life)" "SELECT 1" >/dev/null 2>&1
 mb_wait_line "$MB_LOG" "closing because: server lifetime over" 5
-mb_like "$(cat "$MB_LOG")" "S-[0-9]+ l_life/$su@[^ ]+: closing because: server lifetime over" \
+mb_like "$(cat "$MB_LOG")" "S-[0-9]+ l_life/$su@[^ ]+ closing because: server lifetime over" \
 	"server_lifetime: 'closing because: server lifetime over'"
 mb_set log_disconnections 0
 mb_set log_connections 0
