@@ -23,7 +23,7 @@ mb_user "$su" "$sp"
 mb_set auth_type scram-sha-256
 mb_set pool_mode transaction
 mb_set default_pool_size 2
-mb_set pkt_buf 512
+[ "${MB_PASS:-normal}" = small ] || mb_set pkt_buf 512	# the small-buffers pass has its own, smaller
 mb_start_or_bail
 
 direct="host=127.0.0.1 port=$MB_PG_PORT user=$su password=$sp dbname=$MB_DB connect_timeout=10"
