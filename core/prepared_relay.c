@@ -682,7 +682,7 @@ bool ps_relay_query(struct client *c, struct server *s, const struct sbuf_msg *m
 	struct sql_stmt st;
 	struct pktbuf b;
 	uint32_t pushed = 0;
-	bool any = false;
+	bool any = false, cleared = false;
 
 	if (!ps_client_count(&c->ps))
 		return false;
@@ -701,8 +701,11 @@ bool ps_relay_query(struct client *c, struct server *s, const struct sbuf_msg *m
 	pos = 0;
 	for (start = pos; sqlscan_next(sql, len, &pos, &st); start = pos) {
 		enum ps_action what = PS_FORWARD;
-		if ((st.flags & SQL_DEALLOCATE) && parse_deallocate(sql + start, pos - start, key, &from, &to) &&
-		    ps_client_find(&c->ps, key) && !deallocating(&s->ps_pending, pushed, key))
+		bool dealloc = (st.flags & SQL_DEALLOCATE) && parse_deallocate(sql + start, pos - start, key, &from, &to);
+		if (!dealloc && strcmp(st.name, "all") == 0 &&
+		    ((st.flags & SQL_DEALLOCATE) || strcmp(st.kind, "discard") == 0))
+			cleared = true;	/* DEALLOCATE ALL / DISCARD ALL: later DEALLOCATEs are the server's to refuse */
+		if (dealloc && !cleared && ps_client_find(&c->ps, key) && !deallocating(&s->ps_pending, pushed, key))
 			what = PS_DEALLOCATE;
 		else if (strcmp(st.kind, "unlisten") == 0)
 			what = PS_UNLISTEN;	/* its CommandComplete looks like ours: counted, relayed */
@@ -830,23 +833,24 @@ bool ps_relay_server(struct server *s, const struct sbuf_msg *msg, enum sbuf_act
 				*act = SBUF_WAIT_FULL;
 				return true;
 			}
-			if (msg->len != 5 + 9 || memcmp(msg->data + 5, "UNLISTEN", 9) != 0)
-				return false;	/* another statement's */
-			if (it.action == PS_UNLISTEN) {
+			if (msg->len == 5 + 9 && memcmp(msg->data + 5, "UNLISTEN", 9) == 0) {
+				if (it.action == PS_UNLISTEN) {
+					ps_pending_pop(&s->ps_pending, &it);
+					return false;
+				}
+				/* our no-op ran: the DEALLOCATE did, and the client sees its CommandComplete */
+				if (s->client && !sbuf_flush_pending(&s->sb)) {
+					*act = SBUF_RETRY;
+					return true;
+				}
 				ps_pending_pop(&s->ps_pending, &it);
-				return false;
-			}
-			/* our no-op ran: the DEALLOCATE did, and the client sees its CommandComplete */
-			if (s->client && !sbuf_flush_pending(&s->sb)) {
-				*act = SBUF_RETRY;
+				forget_item(s, &it, true);
+				if (s->client)
+					send_command_complete(&s->client->sb, "DEALLOCATE");
+				*act = SBUF_DROP;
 				return true;
 			}
-			ps_pending_pop(&s->ps_pending, &it);
-			forget_item(s, &it, true);
-			if (s->client)
-				send_command_complete(&s->client->sb, "DEALLOCATE");
-			*act = SBUF_DROP;
-			return true;
+			/* another statement's: on as usual */
 		}
 		/* a DEALLOCATE ALL / DISCARD ALL that ran (its CommandComplete says so) dropped every statement */
 		if (msg->avail >= 5 + 11 && msg->data[5] == 'D' &&

@@ -94,6 +94,12 @@ for db in mb_db mb_stmt; do
 		"${prep[@]}" Q 'DEALLOCATE s1; DEALLOCATE s1' W B s1 - E S W
 	same_as_pg "$db: a name nobody prepared: the server's 26000" "$cn" \
 		"${prep[@]}" Q 'DEALLOCATE nope' W Q 'SELECT 1; DEALLOCATE nope' W B s1 - E S W
+	same_as_pg "$db: DEALLOCATE ALL, then DEALLOCATE of a name it dropped: 26000" "$cn" \
+		"${prep[@]}" Q 'DEALLOCATE ALL; DEALLOCATE s1' W B S2 - E S W
+	same_as_pg "$db: RESET ALL does not drop statements: DEALLOCATE after it runs" "$cn" \
+		"${prep[@]}" Q 'RESET ALL; DEALLOCATE s1' W B s1 - E S W B S2 - E S W
+	same_as_pg "$db: DEALLOCATE of a name, then DEALLOCATE ALL in the same Query" "$cn" \
+		"${prep[@]}" Q 'DEALLOCATE s1; DEALLOCATE ALL' W B S2 - E S W
 	same_as_pg "$db: UNLISTEN beside a DEALLOCATE keeps its own tag" "$cn" \
 		"${prep[@]}" Q 'UNLISTEN a; DEALLOCATE s1; UNLISTEN b' W B s1 - E S W
 done
