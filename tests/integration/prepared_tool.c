@@ -38,8 +38,9 @@
  *         QUIT               send what is queued and drop the connection without reading or Terminate
  *       and prints each message that comes back on a line: 1 2 3 n s I (ParseComplete, BindComplete,
  *       CloseComplete, NoData, PortalSuspended, EmptyQuery), T:col,col  t:oid,oid  D:val,val
- *       C:tag  E:SQLSTATE:message  Z:status; TIMEOUT (no answer within $PREPARED_TOOL_TIMEOUT seconds,
- *       default 20) or CLOSED end it with status 2.
+ *       C:tag  E:SQLSTATE:message  Z:status, and S:name=value (ParameterStatus) with $PREPARED_TOOL_STATUS
+ *       set; TIMEOUT (no answer within $PREPARED_TOOL_TIMEOUT seconds, default 20) or CLOSED end it with
+ *       status 2.
  */
 
 static double now_sec(void)
@@ -577,8 +578,13 @@ static char print_message(const uint8_t *m, uint32_t len)
 		printf("\n");
 		break;
 	}
-	case 'S': case 'N': case 'A':
-		break;	/* ParameterStatus, notices, notifications: not part of the transcript */
+	case 'S':
+		/* ParameterStatus: part of the transcript only with PREPARED_TOOL_STATUS set */
+		if (getenv("PREPARED_TOOL_STATUS"))
+			printf("S:%s=%s\n", (const char *)p, (const char *)p + strlen((const char *)p) + 1);
+		break;
+	case 'N': case 'A':
+		break;	/* notices, notifications: not part of the transcript */
 	default:
 		printf("?%c\n", type);
 	}

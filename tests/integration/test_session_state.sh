@@ -164,6 +164,24 @@ for mode in session transaction statement; do
 the same Query, with PostgreSQL's tags and ParameterStatus"
 done
 
+# the messages themselves: tags and ParameterStatus as PostgreSQL sends them to a direct client
+mb_tool prepared_tool PTOOL
+status_steps=(Q "SET datestyle = ISO; SET timezone = 'UTC'" W
+	Q "RESET datestyle; RESET timezone; SELECT current_setting('datestyle') || ' / ' || current_setting('timezone')" W
+	Q "SET DateStyle = 'German'; SET IntervalStyle = 'iso_8601'; RESET ALL; SHOW DateStyle" W
+	Q "SET TimeZone = 'Asia/Tokyo'; SET TIME ZONE DEFAULT" W)
+status_run() { PGDATESTYLE='Postgres, MDY' PGTZ=America/Los_Angeles PREPARED_TOOL_STATUS=1 timeout 60 "$PTOOL" script "$1" \
+	"${status_steps[@]}" 2>&1; }
+save_port=$MB_PORT
+MB_PORT=$MB_PG_PORT
+want=$(status_run "$(mb_connstr "$su" "$sp" "$MB_DB")")
+MB_PORT=$save_port
+for mode in session transaction statement; do
+	start_mode $mode
+	mb_is "$(status_run "$c")" "$want" "$mode mode: RESET in a Query: the same CommandComplete and ParameterStatus \
+messages as from PostgreSQL"
+done
+
 # 3. plain session SET / RESET / RESET ALL follow the client in transaction and statement mode (track_session_set)
 track_script() {
 	cat <<'EOF'
