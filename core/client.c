@@ -293,6 +293,7 @@ void client_free_closed(void)
 		params_clear(&c->startup);
 		params_clear(&c->pending_resets);
 		session_clear(&c->hidden);
+		params_clear(&c->deferred_status);
 		pktbuf_free(&c->session_msg);
 		ps_relay_client_forget(c);
 		cpol_forget(c);
@@ -446,6 +447,24 @@ void client_param_from_server(struct client *c, const char *name, const char *va
 		sbuf_send_pkt(&c->sb, &b);
 		pktbuf_free(&b);
 	}
+}
+
+void client_param_deferred(struct client *c, const char *name, const char *value)
+{
+	if ((tracked_param(c, name) && !params_set(&c->params, name, value, true)) ||
+	    !params_set(&c->deferred_status, name, value, true))
+		log_warning("C-%llu: out of memory tracking parameter %s", c->id, name);
+}
+
+void client_flush_deferred(struct client *c, const struct param_set *server_params)
+{
+	c->defer_status = false;
+	for (int i = 0; i < c->deferred_status.n; i++) {
+		const struct param *d = &c->deferred_status.items[i];
+		const char *now = server_params ? params_get(server_params, d->name) : NULL;
+		client_param_from_server(c, d->name, now ? now : d->value, true);
+	}
+	params_clear(&c->deferred_status);
 }
 
 /* ---- authentication ---- */
@@ -1004,8 +1023,11 @@ static void note_session_changes(struct client *c, struct server *s, const struc
 			followed = core_track;
 		} else if ((st.flags & SQL_RESETS) && st.name[0]) {
 			/* DISCARD ALL (never in a multi-statement Query), a Parse, a Query too long to rewrite */
-			if (!params_set(&c->pending_resets, st.name, has_own_value(c, st.name) ? "r" : "", false))
+			bool restore = has_own_value(c, st.name);
+			if (!params_set(&c->pending_resets, st.name, restore ? "r" : "", false))
 				log_warning("C-%llu: out of memory noting RESET %s", c->id, st.name);
+			/* the client hears the values after the restore, not the server defaults in between */
+			c->defer_status = c->defer_status || restore;
 			followed = core_track && strcmp(st.kind, "discard") != 0;
 		} else if ((st.flags & SQL_SETS_SESSION) && strcmp(st.kind, "set") == 0 && core_track) {
 			char value[512];

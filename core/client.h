@@ -58,6 +58,8 @@ struct client {
 	struct pktbuf session_msg;	/* the Query with those statements added */
 	bool noted;			/* the message at hand went through the session scan */
 	bool role_told;			/* has heard of session_authorization or is_superuser from a server */
+	bool defer_status;		/* a restore after RESET is due: ParameterStatus waits for its final value */
+	struct param_set deferred_status; /* what waits */
 	enum pool_mode pool_mode;	/* fixed at login: a reload changes it for new clients only */
 	struct ps_client ps;		/* its named prepared statements (transaction pooling) */
 
@@ -118,6 +120,10 @@ void client_linked(struct client *client);
 void client_send_welcome(struct client *client);
 /* Server-side ParameterStatus while linked: update what the client wants and has seen. */
 void client_param_from_server(struct client *client, const char *name, const char *value, bool forward);
+/* ParameterStatus while defer_status: kept back until the restore after RESET has run. */
+void client_param_deferred(struct client *client, const char *name, const char *value);
+/* Send what was kept back, with the server's final values (server_params, or as received when NULL). */
+void client_flush_deferred(struct client *client, const struct param_set *server_params);
 /* Linked to a server (transaction, statement mode): tell it the role settings there if they differ. */
 void client_resync_roles(struct client *client, const struct param_set *server_params);
 /*

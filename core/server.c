@@ -542,6 +542,8 @@ static enum sbuf_action finish_internal(struct server *s)
 				    s->internal_error);
 			s->dirty = true;	/* what it holds is not what we recorded */
 		}
+		if (c && c->defer_status)
+			client_flush_deferred(c, &s->params);
 		if (c && c->sb.paused)
 			sbuf_resume(&c->sb);
 		return ready_for_query(s);	/* forwards the ReadyForQuery at hand */
@@ -580,7 +582,9 @@ static enum sbuf_action internal_msg(struct server *s, const struct sbuf_msg *ms
 		if (read_status(msg, &name, &value)) {
 			if (!params_set(&s->params, name, value, true))
 				log_warning("S-%llu: out of memory tracking %s", s->id, name);
-			if ((s->goal == INTERNAL_APPLY || s->goal == INTERNAL_REAPPLY) && s->client)
+			if (s->goal == INTERNAL_REAPPLY && s->client && s->client->defer_status)
+				client_param_deferred(s->client, name, value);	/* in the order the RESET reported */
+			else if ((s->goal == INTERNAL_APPLY || s->goal == INTERNAL_REAPPLY) && s->client)
 				client_param_from_server(s->client, name, value, true);
 		}
 		return SBUF_DROP;
@@ -661,6 +665,8 @@ static enum sbuf_action relay_msg(struct server *s, const struct sbuf_msg *msg)
 			}
 			pktbuf_free(&b);
 		}
+		if (s->pending_ready == 0 && s->client && s->client->defer_status)
+			client_flush_deferred(s->client, NULL);	/* no restore ran after all */
 		return ready_for_query(s);
 	case 'S':
 		if (msg->avail < msg->len)
@@ -671,6 +677,10 @@ static enum sbuf_action relay_msg(struct server *s, const struct sbuf_msg *msg)
 				s->dirty = true;
 			if (!params_set(&s->params, name, value, true))
 				log_warning("S-%llu: out of memory tracking %s", s->id, name);
+			if (s->client && s->client->defer_status) {
+				client_param_deferred(s->client, name, value);
+				return SBUF_DROP;
+			}
 			if (s->client)
 				client_param_from_server(s->client, name, value, false);
 		}

@@ -169,7 +169,9 @@ mb_tool prepared_tool PTOOL
 status_steps=(Q "SET datestyle = ISO; SET timezone = 'UTC'" W
 	Q "RESET datestyle; RESET timezone; SELECT current_setting('datestyle') || ' / ' || current_setting('timezone')" W
 	Q "SET DateStyle = 'German'; SET IntervalStyle = 'iso_8601'; RESET ALL; SHOW DateStyle" W
-	Q "SET TimeZone = 'Asia/Tokyo'; SET TIME ZONE DEFAULT" W)
+	Q "SET TimeZone = 'Asia/Tokyo'; SET TIME ZONE DEFAULT" W
+	Q "SET DateStyle = 'German'; SET IntervalStyle = 'iso_8601'; SET TimeZone = 'UTC'" W Q "DISCARD ALL" W
+	Q "SET DateStyle = 'German'" W P "" "RESET DateStyle" - B "" - E S W Q "SHOW DateStyle" W)
 status_run() { PGDATESTYLE='Postgres, MDY' PGTZ=America/Los_Angeles PREPARED_TOOL_STATUS=1 timeout 60 "$PTOOL" script "$1" \
 	"${status_steps[@]}" 2>&1; }
 save_port=$MB_PORT
@@ -178,8 +180,8 @@ want=$(status_run "$(mb_connstr "$su" "$sp" "$MB_DB")")
 MB_PORT=$save_port
 for mode in session transaction statement; do
 	start_mode $mode
-	mb_is "$(status_run "$c")" "$want" "$mode mode: RESET in a Query: the same CommandComplete and ParameterStatus \
-messages as from PostgreSQL"
+	mb_is "$(status_run "$c")" "$want" "$mode mode: RESET in a Query, DISCARD ALL, RESET in a Parse: the same \
+CommandComplete and ParameterStatus messages as from PostgreSQL"
 done
 
 # 3. plain session SET / RESET / RESET ALL follow the client in transaction and statement mode (track_session_set)
