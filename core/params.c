@@ -179,7 +179,10 @@ static void put_str(struct pktbuf *b, const char *s)
 static bool wanted_missing(const struct param *w, const struct param_set *have)
 {
 	const struct param *cur = find_hashed(have, w->name, w->hash);
-	return !(cur && strcmp(cur->value, w->value) == 0) && params_name_ok(w->name);
+	/* a read-only value a server reported (is_superuser in track_extra_parameters) is never set: PostgreSQL
+	 * refuses it. One from the client's startup packet is, so that it fails as at PostgreSQL's login */
+	return !(cur && strcmp(cur->value, w->value) == 0) && params_name_ok(w->name) &&
+	       !(w->reported && params_read_only(w->name));
 }
 
 static bool resettable(const struct param *h)
@@ -270,7 +273,8 @@ void params_applied(const struct param_set *want, struct param_set *have, const 
 	}
 	for (int i = 0; i < want->n; i++) {
 		const struct param *w = &want->items[i];
-		if (params_name_ok(w->name) && !params_set(have, w->name, w->value, false))
+		if (params_name_ok(w->name) && !(w->reported && params_read_only(w->name)) &&
+		    !params_set(have, w->name, w->value, false))
 			params_remove(have, w->name);	/* unknown is safer than wrong: it gets set next time */
 	}
 }

@@ -251,6 +251,13 @@ out=$(mb_psql "$su" "$sp" "$MB_DB" -c "SET ROLE r_x" -c "SELECT current_user" 2>
 mb_is "$out" $'NOTICE:  SET ROLE lasts only until the end of the transaction in transaction pooling mode\npostgres' \
 	"transaction mode: SET ROLE gets a NOTICE and lasts for its transaction"
 
+# a read-only parameter a server reports is never set on the next server, even when listed in track_extra_parameters
+start_mode transaction 2 track_extra_parameters "IntervalStyle, is_superuser"
+out=$(printf '%s\n' "open a @C@" "open o @C@" "q a SET ROLE r_x" "q o BEGIN" "q a SELECT current_user" "q o COMMIT" \
+	"q a SELECT current_user" | through)
+mb_is "$(lines_of "$out" a)" $'connected\nSET\npostgres\npostgres' \
+	"track_extra_parameters = is_superuser: the next transactions run (no SET of is_superuser, which PostgreSQL refuses)"
+
 # 4. a role set where the scan cannot see it (a DO block) never breaks the next client of that server
 for reset_query in "DISCARD ALL" ""; do
 	start_mode transaction 1 server_reset_query "$reset_query"

@@ -324,6 +324,17 @@ static void test_read_only(void)
 	UNIT_CHECK(!params_build_apply(&want, &have, &defs, NULL, &out), "read-only: only read-only values: false");
 	UNIT_CHECK(params_differ(&want, &have, &defs, NULL) == false, "read-only: differ agrees");
 
+	/* a wanted read-only value (is_superuser in track_extra_parameters) is never set */
+	params_clear(&have);
+	must_set(&want, "is_superuser", "off", true);
+	UNIT_CHECK(!params_build_apply(&want, &have, &defs, NULL, &out), "read-only: reported is_superuser: nothing to set");
+	params_clear(&want);
+	/* from a startup packet it is sent, and PostgreSQL refuses it as it would at login */
+	must_set(&want, "is_superuser", "off", false);
+	UNIT_CHECK(params_build_apply(&want, &have, &defs, NULL, &out), "read-only: startup is_superuser: sent");
+	pktbuf_reset(&out);
+	params_clear(&want);
+
 	/* restore: the startup values, all of them or one, read-only names never */
 	must_set(&startup, "DateStyle", "Postgres, MDY", false);
 	must_set(&startup, "role", "r_x", false);
