@@ -44,7 +44,7 @@ TEST_DEB_PKGS = luajit libpq-dev postgresql-contrib lua-busted pgbouncer valgrin
 # make demo PORT=7432: the port moonbouncer listens on (default 6432, or a free one if that is taken)
 PORT =
 
-.PHONY: FORCE all deps deps-demo check unit spec integration demo install uninstall format format-check clean
+.PHONY: FORCE all deps deps-demo check unit spec integration integration-small demo install uninstall format format-check clean
 
 all: moonbouncer
 
@@ -75,6 +75,12 @@ $(SAN_LIB): $(SAN_OBJS) | build/asan
 build/asan/test_%: tests/unit/test_%.c tests/unit/unit.h $(UNIT_EXTRA) $(SAN_LIB) | build/asan
 	@rm -f $@
 	$(CC) $(SAN_CFLAGS) $(DEPFLAGS) -o $@ $< $(UNIT_EXTRA) $(SAN_LIB) $(LIBS)
+
+# The pooler under ASan/UBSan, for the integration suite's small-buffers pass.
+ASAN_BIN = build/asan/moonbouncer
+
+$(ASAN_BIN): core/main.c $(SAN_LIB) | build/asan
+	$(CC) $(SAN_CFLAGS) $(DEPFLAGS) -o $@ core/main.c $(SAN_LIB) $(LIBS)
 
 $(PQTOOL): tests/integration/pqtool.c | build
 	$(CC) -std=gnu11 -O2 -g $(WARN) $(shell $(PKG_CONFIG) --cflags libpq) -o $@ $< \
@@ -112,7 +118,7 @@ deps:
 # other tests still run. tests/check.sh runs the unit tests, the busted specs and the integration
 # tests, and prints the summary.
 check: deps
-	@$(MAKE) --no-print-directory all $(PQTOOL) || { \
+	@$(MAKE) --no-print-directory all $(PQTOOL) $(ASAN_BIN) || { \
 		echo "== summary"; echo "build: FAILED"; echo "0 passed, 1 failed"; exit 1; }
 	@$(MAKE) --no-print-directory -k $(UNIT_BINS) || echo "check: some unit tests did not build"
 	@MB_UNIT_BINS="$(UNIT_BINS)" tests/check.sh
@@ -125,6 +131,10 @@ spec:
 
 integration: all $(PQTOOL)
 	tests/integration/run.sh
+
+# The integration suite with the smallest buffers, under the ASan/UBSan build of the pooler.
+integration-small: $(ASAN_BIN) $(PQTOOL)
+	MB_PASS=small MB_BIN=$(CURDIR)/$(ASAN_BIN) ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 tests/integration/run.sh
 
 demo: deps-demo
 	$(MAKE) all

@@ -807,6 +807,31 @@ static bool add_param(struct client *c, const char *name, const char *value)
 	return true;
 }
 
+/*
+ * SSLRequest or GSSENCRequest: refused with 'N' (no TLS or GSS encryption),
+ * the client goes on in plain text. Each may come once, in either order
+ * (libpq sends GSSENCRequest, then SSLRequest), as PostgreSQL allows; bytes
+ * that arrived behind the request were sent before its answer and may have
+ * been injected, as PgBouncer checks too.
+ */
+static enum sbuf_action encryption_request(struct client *c, bool ssl, const struct sbuf_msg *msg)
+{
+	bool *asked = ssl ? &c->ssl_requested : &c->gssenc_requested;
+
+	if (*asked) {
+		client_fatal(c, "08P01", "%s request sent twice", ssl ? "SSL" : "GSSAPI encryption");
+		return SBUF_CLOSED;
+	}
+	if (sbuf_input_pending(&c->sb) > msg->len) {
+		client_fatal(c, "08P01", "received unencrypted data after %s request",
+			     ssl ? "SSL" : "GSSAPI encryption");
+		return SBUF_CLOSED;
+	}
+	*asked = true;
+	sbuf_send(&c->sb, "N", 1);
+	return SBUF_DROP;
+}
+
 static enum sbuf_action handle_startup(struct client *c, const struct sbuf_msg *msg)
 {
 	struct startup_packet sp;
@@ -821,10 +846,8 @@ static enum sbuf_action handle_startup(struct client *c, const struct sbuf_msg *
 		client_fatal(c, "08P01", "invalid startup packet");
 		return SBUF_CLOSED;
 	}
-	if (sp.code == PROTO_SSL_CODE || sp.code == PROTO_GSSENC_CODE) {
-		sbuf_send(&c->sb, "N", 1);	/* no TLS or GSS encryption: go on in plain text */
-		return SBUF_DROP;
-	}
+	if (sp.code == PROTO_SSL_CODE || sp.code == PROTO_GSSENC_CODE)
+		return encryption_request(c, sp.code == PROTO_SSL_CODE, msg);
 	if (sp.code == PROTO_CANCEL_CODE) {
 		client_close(c, handle_cancel(sp.cancel_pid, sp.cancel_key));
 		return SBUF_CLOSED;

@@ -97,6 +97,8 @@ struct client {
 		struct sockaddr_in6 in6;
 	} addr;				/* TCP peer (unused for unix sockets) */
 	bool is_unix;
+	bool ssl_requested;		/* answered an SSLRequest (one is allowed) */
+	bool gssenc_requested;		/* answered a GSSENCRequest (one is allowed) */
 
 	double connect_time;
 	double request_time;		/* when it started waiting for a server */

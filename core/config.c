@@ -126,7 +126,7 @@ static const struct key_def main_keys[] = {
 	INT(min_pool_size, "0", 0, INT_MAX),
 	INT(peer_id, "0", 0, 16383),
 	STR(pidfile, ""),
-	INT(pkt_buf, "4096", 512, INT_MAX),
+	INT(pkt_buf, "4096", 1, INT_MAX),
 	STR(policy_dir, NULL),
 	CHOICE(policy_failure, "closed", failure_modes),
 	STR(policy_file, NULL),

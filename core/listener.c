@@ -243,6 +243,8 @@ static bool open_tcp_one(const struct addrinfo *ai, bool wildcard, const struct 
 		snprintf(err, errlen, "could not bind %s: %s", name, strerror(errno));
 		goto fail;
 	}
+	/* accepted sockets inherit the buffer sizes before their handshake agrees on a window */
+	net_tune_socket(fd, true, cfg);
 	if (cfg->tcp_defer_accept > 0) {
 		int secs = cfg->tcp_defer_accept;
 

@@ -115,13 +115,16 @@ const char *net_addr_str(const struct sockaddr *sa, char *buf, size_t len)
 	return buf;
 }
 
-int net_connect(const struct sockaddr *sa, socklen_t len)
+int net_connect(const struct sockaddr *sa, socklen_t len, const struct config *cfg)
 {
 	int fd, saved;
 
 	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
+	/* socket buffers before the handshake: the TCP window (and its scale) is agreed there */
+	if (cfg && sa->sa_family != AF_UNIX)
+		net_tune_socket(fd, true, cfg);
 	while (connect(fd, sa, len) != 0) {
 		if (errno == EINTR)
 			continue;
@@ -155,5 +158,5 @@ int net_connect_unix(const char *path)
 		un.sun_path[0] = '\0';
 		len--;
 	}
-	return net_connect((const struct sockaddr *)&un, len);
+	return net_connect((const struct sockaddr *)&un, len, NULL);
 }

@@ -21,10 +21,11 @@ const char *net_addr_str(const struct sockaddr *sa, char *buf, size_t len);
 
 /*
  * Non-blocking connect to sa (TCP) or a unix socket path; returns fd (connect in progress is fine) or -1
- * with errno set. The fd is non-blocking and close-on-exec, not yet tuned (see net_tune_socket).
+ * with errno set. The fd is non-blocking and close-on-exec; a TCP socket is tuned with cfg (when not
+ * NULL) before the handshake, so that tcp_socket_buffer also sizes the window agreed there.
  * A path starting with '@' names a socket in the abstract namespace.
  */
-int net_connect(const struct sockaddr *sa, socklen_t len);
+int net_connect(const struct sockaddr *sa, socklen_t len, const struct config *cfg);
 int net_connect_unix(const char *path);
 
 #endif

@@ -12,6 +12,22 @@
 #include "proto.h"
 
 /*
+ * Flow control, one rule for every buffer: a socket's input is read and
+ * decided only while what it already caused is on its way. It stops while
+ *  - its relayed bytes wait for the peer's socket (blocked),
+ *  - output generated for itself (replies the pooler writes: ReadyForQuery
+ *    for a Sync, ParseComplete, 'N' for an SSLRequest, errors) or for its
+ *    peer holds pkt_buf bytes or more that the kernel does not take (out_full,
+ *    or blocked on the peer),
+ *  - its owner paused it (waiting for a server, a tenant slot, a login step),
+ *    or a forwarded message must reach the peer first (wait_forwarded).
+ * Each stop ends from the event that drains it (the write event of the full
+ * socket, or sbuf_resume), which goes on with the input already buffered,
+ * also when the buffer is full and reading is off. So every buffer holds at
+ * most pkt_buf bytes of input (more only for a message the owner asked to see
+ * whole, up to max_whole), one message's worth of output past pkt_buf, and
+ * what the kernel's socket buffers hold.
+ *
  * One input buffer per socket, taken from a free list while data flows and
  * given back when everything received has been relayed or dropped.
  * Cursors: done <= parse <= recv. [done, parse) is decided but not yet sent
@@ -68,6 +84,7 @@ struct sbuf {
 	bool read_armed;
 	bool write_armed;
 	bool input_done;	/* the peer sent its last byte (EOF, or a Terminate): nothing to drain at close */
+	bool out_full;		/* input stopped until our own queued output drains (flow control) */
 	int write_error;	/* deferred socket error, reported from the write event */
 	struct event ev_read;
 	struct event ev_write;
@@ -95,7 +112,8 @@ bool sbuf_accept(struct sbuf *sb, int fd) __attribute__((warn_unused_result));
 /* Wait for a non-blocking connect on fd to finish (on_connect), then read. */
 bool sbuf_connect(struct sbuf *sb, int fd) __attribute__((warn_unused_result));
 void sbuf_set_peer(struct sbuf *sb, struct sbuf *peer);
-/* Go on with buffered input (possibly from inside a callback of another sbuf) and resume reading. */
+/* Go on with buffered input (possibly from inside a callback of another sbuf) and resume reading,
+ * also when the buffer is full (reading is off then, and only buffered input can go on). */
 void sbuf_resume(struct sbuf *sb);
 /* Queue bytes we generated; they go out after any relayed bytes already waiting for this socket. */
 bool sbuf_send(struct sbuf *sb, const void *data, size_t len);
@@ -106,7 +124,7 @@ bool sbuf_send_pkt(struct sbuf *sb, struct pktbuf *pkt);
  * the caller returns SBUF_RETRY and is asked again once it drained.
  */
 bool sbuf_flush_pending(struct sbuf *sb) __attribute__((warn_unused_result));
-/* Unprocessed input bytes. */
+/* Unprocessed input bytes (including those of the message at hand). */
 uint32_t sbuf_input_pending(const struct sbuf *sb);
 /* Cut the relay in both directions: bytes still waiting for the peer are dropped. */
 void sbuf_detach(struct sbuf *sb);

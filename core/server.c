@@ -236,7 +236,7 @@ static void connect_to(struct server *s)
 	if (s->unix_path[0])
 		fd = net_connect_unix(s->unix_path);
 	else
-		fd = net_connect((const struct sockaddr *)&s->addr, s->addrlen);
+		fd = net_connect((const struct sockaddr *)&s->addr, s->addrlen, rt.cfg);
 	if (fd < 0) {
 		connect_failed(s, "connect failed: %s", strerror(errno));
 		return;
@@ -1107,7 +1107,7 @@ void server_send_cancel(struct server *s)
 	if (s->unix_path[0])
 		cc->fd = net_connect_unix(s->unix_path);
 	else
-		cc->fd = net_connect((const struct sockaddr *)&s->addr, s->addrlen);
+		cc->fd = net_connect((const struct sockaddr *)&s->addr, s->addrlen, rt.cfg);
 	if (cc->fd < 0) {
 		log_warning("could not connect to send a cancel request: %s", strerror(errno));
 		free(cc);

@@ -96,11 +96,9 @@ run_spec() {
 	total_fail=$((total_fail + f))
 }
 
-run_integration() {
-	local log=build/integration.log rc pf p f
-	mkdir -p build
-	tests/integration/run.sh 2>&1 | tee "$log"
-	rc=${PIPESTATUS[0]}
+# One integration pass's counts from its log and exit status: "P F".
+pass_counts() {
+	local log=$1 rc=$2 pf p f
 	pf=$(counts "$log")
 	p=${pf% *}
 	f=${pf#* }
@@ -110,9 +108,49 @@ run_integration() {
 	elif [ "$rc" != 0 ] && [ "$f" = 0 ]; then
 		f=1
 	fi
-	summary+=("integration: $p passed, $f failed")
-	total_pass=$((total_pass + p))
-	total_fail=$((total_fail + f))
+	echo "$p $f"
+}
+
+# Two passes at once, each with a PostgreSQL of its own: the normal one (the release build, RSS bounds
+# checked), and the smallest buffers (pkt_buf 128, tcp_socket_buffer 4096) under an ASan/UBSan build
+# of the pooler, where every partial read, partial write and full buffer happens.
+run_integration() {
+	local log=build/integration.log small_log=build/integration-small.log normal_pid small_pid rc rc_small
+	local pf name
+	mkdir -p build
+	tests/integration/run.sh >"$log" 2>&1 &
+	normal_pid=$!
+	if [ -x build/asan/moonbouncer ]; then
+		MB_PASS=small MB_BIN=$PWD/build/asan/moonbouncer \
+			ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+			tests/integration/run.sh >"$small_log" 2>&1 &
+		small_pid=$!
+	else
+		echo "not ok - the ASan build of the pooler (build/asan/moonbouncer) did not build" >"$small_log"
+		echo "0 passed, 1 failed" >>"$small_log"
+		small_pid=
+	fi
+	wait "$normal_pid"
+	rc=$?
+	rc_small=1
+	if [ -n "$small_pid" ]; then
+		wait "$small_pid"
+		rc_small=$?
+	fi
+	for name in normal small; do
+		if [ "$name" = normal ]; then
+			echo "== integration tests, normal pass"
+			cat "$log"
+			pf=$(pass_counts "$log" "$rc")
+		else
+			echo "== integration tests, small-buffers pass (ASan/UBSan pooler)"
+			cat "$small_log"
+			pf=$(pass_counts "$small_log" "$rc_small")
+		fi
+		summary+=("integration ($name): ${pf% *} passed, ${pf#* } failed")
+		total_pass=$((total_pass + ${pf% *}))
+		total_fail=$((total_fail + ${pf#* }))
+	done
 }
 
 case $only in
@@ -121,7 +159,6 @@ all)
 	run_unit
 	echo "== busted specs"
 	run_spec
-	echo "== integration tests"
 	run_integration
 	;;
 unit) run_unit ;;

@@ -289,6 +289,15 @@ mb_like() {
 	fi
 }
 
+# mb_lt GOT LIMIT NAME: ok when the number GOT is below LIMIT (decimals allowed).
+mb_lt() {
+	if awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "" && a + 0 < b + 0) }'; then
+		mb_ok "$3"
+	else
+		mb_not_ok "$3" "got:      '$1'" "expected: below $2"
+	fi
+}
+
 # mb_check NAME COMMAND...: ok when the command succeeds.
 mb_check() {
 	local name=$1 out
@@ -332,7 +341,15 @@ mb_reset() {
 	mb_set auth_file "$MB_AUTHFILE"
 	mb_set auth_type md5
 	mb_set pool_mode session
+	# the small-buffers pass (MB_PASS=small): every partial read, partial write and full buffer happens
+	if [ "${MB_PASS:-normal}" = small ]; then
+		mb_set pkt_buf "${MB_SMALL_PKT_BUF:-128}"
+		mb_set tcp_socket_buffer "${MB_SMALL_SOCKET_BUFFER:-4096}"
+	fi
 }
+
+# RSS bounds are checked in the normal pass only (a sanitizer build's memory is not the product's).
+mb_rss_checks() { [ "${MB_PASS:-normal}" = normal ]; }
 
 # mb_db NAME CONNSTR: a [databases] line. mb_pgdb NAME [EXTRA]: one pointing at the test cluster.
 mb_db() { MB_DBS+=("$1 = $2"); }

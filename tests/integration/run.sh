@@ -96,6 +96,18 @@ for t in "${tests[@]}"; do
 	echo "# $name: $p passed, $f failed ($((SECONDS - start))s)"
 done
 
+# a sanitizer build of the pooler reports to its stderr log: any report fails the test it ran in
+for f in "$MB_IT_ROOT"/tests/*/stderr.log; do
+	[ -f "$f" ] || continue
+	if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$f"; then
+		name=$(basename "$(dirname "$f")")
+		echo "not ok - $name: sanitizer report in the pooler's stderr"
+		grep -E -A 12 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$f" | head -n 40 | sed 's/^/#   /'
+		failed=$((failed + 1))
+		failures+=("$name (sanitizer)")
+	fi
+done
+
 if [ ${#failures[@]} -gt 0 ]; then
 	echo "# failing: ${failures[*]}"
 fi
