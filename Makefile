@@ -17,7 +17,8 @@ LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lm
 DEPFLAGS = -MMD -MP
 
 SAN = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-SAN_CFLAGS = -std=gnu11 -O1 -g $(WARN) $(SAN) -Icore -Itests/unit -DMB_DATADIR='"$(DATADIR)"' \
+# (the sanitizer builds run from the tree: their runtime directory is the repository)
+SAN_CFLAGS = -std=gnu11 -O1 -g $(WARN) $(SAN) -Icore -Itests/unit -DMB_DATADIR='"$(CURDIR)"' \
 	$(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 
 SRCS = $(wildcard core/*.c)

@@ -441,14 +441,36 @@ static int cmd_sslflood(const char *host, int port, double seconds)
 			sent += n;
 			continue;
 		}
-		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-			printf("closed %lld\n", sent);
-			return 0;
-		}
+		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			break;
 		struct pollfd pf = { .fd = fd, .events = POLLOUT };
 		poll(&pf, 1, 100);
 	}
-	printf("open %lld\n", sent);
+	/* what the pooler answered before it closed: 'N', then the error that says why */
+	char reply[4096], *why = NULL;
+	size_t got = 0;
+	bool closed = false;
+	double until = now_s() + 5;
+	while (got < sizeof(reply) - 1 && now_s() < until) {
+		ssize_t n = recv(fd, reply + got, sizeof(reply) - 1 - got, 0);
+		if (n > 0) {
+			got += (size_t)n;
+			continue;
+		}
+		if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+			closed = true;
+			break;
+		}
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
+		poll(&pf, 1, 100);
+	}
+	for (size_t i = 0; i + 1 < got; i++)
+		if (reply[i] == 'M' && i > 0 && reply[i - 1] == 0) {
+			why = reply + i + 1;
+			break;
+		}
+	reply[got] = 0;
+	printf("%s %lld%s%s\n", closed ? "closed" : "open", sent, why ? " " : "", why ? why : "");
 	return 0;
 }
 

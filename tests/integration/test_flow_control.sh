@@ -43,12 +43,15 @@ fi
 
 # ---- finding 1: a client waiting for a server with a full input buffer is served once the server is free
 start_pool transaction 1
+served_limit=5
+[ "${MB_PASS:-normal}" = small ] && served_limit=30
 for case in "query 5000" "query 70000" "query 16777216" "parse 70000" "parse 16777216" "pipeline 5600"; do
 	set -- $case
 	out=$(ft waitfull "$c" "$1" "$2" 2>&1)
 	t=${out#served }
 	mb_like "$out" '^served ' "waiting $1 of $2 bytes with a full buffer is served once the server is free ($out)"
-	[[ $out == served* ]] && mb_lt "$t" 5 "... within 5 s of the COMMIT ($t s)"
+	# at once; a 16 MB request relayed in 128-byte pieces under ASan takes some seconds by itself
+	[[ $out == served* ]] && mb_lt "$t" "$served_limit" "... within $served_limit s of the COMMIT ($t s)"
 done
 mb_check_healthy "after the waiting clients, the pool serves others"
 
@@ -93,8 +96,8 @@ mb_check_healthy "after the floods"
 before=$(rss)
 out=$(ft sslflood 127.0.0.1 "$MB_PORT" 3 2>&1)
 after=$(rss)
-mb_like "$out" '^closed ' "a flood of SSLRequests is cut off ($out)"
-mb_lt "${out#closed }" 1048576 "... at once (bytes sent before the close)"
+mb_like "$out" '^closed [0-9]+ received unencrypted data after SSL request' \
+	"a flood of SSLRequests is cut off at once, with the reason ($out)"
 if mb_rss_checks; then
 	mb_lt "$((after - before))" "$RSS_SLACK_KB" "SSLRequest flood: RSS grew by $((after - before)) kB"
 fi
