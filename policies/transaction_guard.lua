@@ -5,7 +5,7 @@
 --   return require("policies.transaction_guard") {
 --     strict = false,               -- true: reject session SET instead of tracking it
 --     allow_listen = false,         -- LISTEN
---     allow_prepare = false,        -- SQL PREPARE / DEALLOCATE (not PREPARE TRANSACTION)
+--     allow_prepare = false,        -- SQL PREPARE (not PREPARE TRANSACTION)
 --     allow_hold_cursors = false,   -- DECLARE ... WITH HOLD
 --     allow_temp_tables = false,    -- CREATE TEMP TABLE/VIEW/SEQUENCE without ON COMMIT DROP
 --     allow_load = false,           -- LOAD
@@ -21,11 +21,13 @@
 --    core re-applies the client's values on every server it gets. SET LOCAL, SET TRANSACTION,
 --    SET CONSTRAINTS and set_config(..., true) are left alone. With strict = true a session SET
 --    is rejected instead (RESET is still tracked: it only returns to the client's own values).
---  * LISTEN, SQL PREPARE/DEALLOCATE, DECLARE ... WITH HOLD, CREATE TEMP objects without
+--  * LISTEN, SQL PREPARE, DECLARE ... WITH HOLD, CREATE TEMP objects without
 --    ON COMMIT DROP, LOAD, SET ROLE and SET SESSION AUTHORIZATION are rejected with a message
---    that says what to do instead (SET LOCAL ROLE and RESET ROLE pass). SQL PREPARE and DEALLOCATE
---    inside an explicit transaction pass: the prepared statement lives as long as that transaction
---    (the core resets the server after it), which is how pg_dump uses them.
+--    that says what to do instead (SET LOCAL ROLE and RESET ROLE pass). SQL PREPARE inside an
+--    explicit transaction passes: the prepared statement lives as long as that transaction (the core
+--    resets the server after it), which is how pg_dump uses it. SQL DEALLOCATE always passes: it
+--    only removes, and the core answers it for the protocol-level statements it keeps for the client
+--    (drivers such as psycopg 3 close their statements that way).
 --  * session advisory locks (pg_advisory_lock, pg_advisory_lock_shared, pg_try_advisory_lock,
 --    pg_try_advisory_lock_shared) are rewritten to their _xact_ variants inside an explicit
 --    transaction (client.in_transaction, or after BEGIN in the same query string): the lock is then
@@ -61,9 +63,6 @@ local MSG = {
   listen = "LISTEN needs a session: this pool runs in transaction mode, where the server connection "
     .. "serves other clients between transactions; connect to a session-mode pool for LISTEN",
   prepare = "SQL PREPARE is not supported in transaction mode (the prepared statement would stay on a "
-    .. "server connection other clients share); use protocol-level prepared statements (your driver's "
-    .. "prepare, the extended query protocol) or a session-mode pool",
-  deallocate = "SQL DEALLOCATE is not supported in transaction mode (prepared statements belong to a "
     .. "server connection other clients share); use protocol-level prepared statements (your driver's "
     .. "prepare, the extended query protocol) or a session-mode pool",
   hold = "DECLARE ... WITH HOLD is not supported in transaction mode (the cursor would outlive the "
@@ -135,7 +134,6 @@ return function(cfg)
   end
   need("listen", cfg.allow_listen)
   need("prepare", cfg.allow_prepare)
-  need("deallocate", cfg.allow_prepare)
   need("declare", cfg.allow_hold_cursors)
   need("create", cfg.allow_temp_tables)
   need("load", cfg.allow_load)
@@ -185,10 +183,6 @@ return function(cfg)
       -- inside a transaction the statement dies with it: the core resets the server afterwards
       if not st.two_phase and not cfg.allow_prepare and not in_tx then
         return MSG.prepare
-      end
-    elseif kind == "deallocate" then
-      if not cfg.allow_prepare and not in_tx then
-        return MSG.deallocate
       end
     elseif kind == "declare" then
       if st.with_hold and not cfg.allow_hold_cursors then

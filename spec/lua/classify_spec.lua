@@ -51,7 +51,7 @@ local CORPUS = {
   { "SET NAMES 'UTF8'", kind = "set", ro = true, guard = "track", st = { name = "client_encoding", value = "UTF8" } },
   { "SELECT 1", kind = "select", ro = true },
   { "select 1 as one", kind = "select", ro = true },
-  { "DEALLOCATE ALL", kind = "deallocate", ro = true, guard = "reject", guard_tx = "pass", st = { all = true } },
+  { "DEALLOCATE ALL", kind = "deallocate", ro = true, st = { all = true } },
   { "DISCARD ALL", kind = "discard", ro = false, guard = "track", st = { name = "all", all = true } },
   { "RESET ALL", kind = "reset", ro = true, guard = "track", st = { all = true, settings = { { reset = true } } } },
   { "BEGIN", kind = "begin", ro = true, st = { tx = "begin" } },
@@ -155,7 +155,7 @@ FROM (SELECT
     "advisory_lock" }, n = 3, ro = false, guard = "rewrite" },
   { "SELECT set_config('myapp.user_id', '42', true)", kind = "select", kinds = { "select", "set_config" }, ro = true,
     st = { set_config = { { name = "myapp.user_id", value = "42", is_local = true, start = 8 } } } },
-  { "DEALLOCATE pdo_stmt_00000001", kind = "deallocate", ro = true, guard = "reject", guard_tx = "pass",
+  { "DEALLOCATE pdo_stmt_00000001", kind = "deallocate", ro = true,
     st = { name = "pdo_stmt_00000001" } },
 
   -- LISTEN / NOTIFY
@@ -171,7 +171,7 @@ FROM (SELECT
     st = { name = "get_user" } },
   { "PREPARE ins AS INSERT INTO t VALUES ($1)", kind = "prepare", ro = false, guard = "reject", guard_tx = "pass", st = { name = "ins" } },
   { "EXECUTE get_user(1)", kind = "execute", ro = false, st = { name = "get_user" } },
-  { "DEALLOCATE PREPARE get_user", kind = "deallocate", ro = true, guard = "reject", guard_tx = "pass", st = { name = "get_user" } },
+  { "DEALLOCATE PREPARE get_user", kind = "deallocate", ro = true, st = { name = "get_user" } },
   { "DECLARE c1 CURSOR WITH HOLD FOR SELECT * FROM orders", kind = "declare", ro = true, guard = "reject",
     st = { name = "c1", with_hold = true } },
   { "DECLARE \"Cur\" BINARY INSENSITIVE SCROLL CURSOR WITHOUT HOLD FOR SELECT 1", kind = "declare", ro = true,

@@ -26,6 +26,14 @@ mb_start_or_bail -v
 
 c=$(mb_connstr "$su" "$sp" "$MB_DB")
 cs=$(mb_connstr "$su" "$sp" mb_sess)
+
+# SQL DEALLOCATE passes the guard, outside a transaction too: it only removes, and the core answers it for
+# a protocol-level statement it keeps for the client (psycopg 3 closes its statements this way)
+mb_tool prepared_tool PREP_TOOL
+out=$(timeout 60 "$PREP_TOOL" script "$c" P gs1 'SELECT 1' - B gs1 - E S W Q 'DEALLOCATE gs1' W B gs1 - E S 2>&1 |
+	tr '\n' ' ')
+mb_like "$out" '^1 2 D:1 C:SELECT 1 Z:I C:DEALLOCATE Z:I E:26000' \
+	"guard: SQL DEALLOCATE of a protocol-level statement is answered, and the name is gone ($out)"
 pg_super_psql -d "$MB_DB" -c "DROP SCHEMA IF EXISTS a_schema CASCADE; DROP SCHEMA IF EXISTS b_schema CASCADE;
 	DROP SCHEMA IF EXISTS c_schema CASCADE; CREATE SCHEMA a_schema; CREATE SCHEMA b_schema; CREATE SCHEMA c_schema;
 	GRANT USAGE ON SCHEMA a_schema, b_schema, c_schema TO PUBLIC" >/dev/null
