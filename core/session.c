@@ -317,6 +317,30 @@ static bool plain_ident(const char *s, size_t n)
 }
 
 /* Append n bytes to value[*used..cap), quoted as an identifier when asked and needed. */
+/* A '...' or "..." at *pos (doubled quotes inside), unquoted into buf; *pos goes past its closing quote. */
+static bool read_quoted(const char *s, size_t len, size_t *pos, char *buf, size_t cap, size_t *n_out)
+{
+	char q = s[*pos];
+	size_t i, n = 0;
+
+	for (i = *pos + 1; i < len; i++) {
+		if (s[i] == q) {
+			if (i + 1 < len && s[i + 1] == q)
+				i++;
+			else
+				break;
+		}
+		if (n + 1 >= cap)
+			return false;
+		buf[n++] = s[i];
+	}
+	if (i >= len)
+		return false;
+	*pos = i + 1;
+	*n_out = n;
+	return true;
+}
+
 static bool append(char *value, size_t cap, size_t *used, const char *s, size_t n, bool quote)
 {
 	bool q = quote && !plain_ident(s, n);
@@ -382,38 +406,10 @@ bool session_set_value(const char *s, size_t len, const char *name, char *value,
 		if (i >= len)
 			return false;
 		start = i;
-		if (s[i] == '\'') {
-			size_t n = 0;
-			for (i++; i < len; i++) {
-				if (s[i] == '\'') {
-					if (i + 1 < len && s[i + 1] == '\'')
-						i++;
-					else
-						break;
-				}
-				if (n + 1 >= sizeof(buf))
-					return false;
-				buf[n++] = s[i];
-			}
-			if (i >= len || !append(value, cap, &used, buf, n, quote))
+		if (s[i] == '\'' || s[i] == '"') {
+			size_t n;
+			if (!read_quoted(s, len, &i, buf, sizeof(buf), &n) || !append(value, cap, &used, buf, n, quote))
 				return false;
-			i++;
-		} else if (s[i] == '"') {
-			size_t n = 0;
-			for (i++; i < len; i++) {
-				if (s[i] == '"') {
-					if (i + 1 < len && s[i + 1] == '"')
-						i++;
-					else
-						break;
-				}
-				if (n + 1 >= sizeof(buf))
-					return false;
-				buf[n++] = s[i];
-			}
-			if (i >= len || !append(value, cap, &used, buf, n, quote))
-				return false;
-			i++;
 		} else if ((s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '+' || s[i] == '.') {
 			if (s[i] == '+')
 				start = ++i;

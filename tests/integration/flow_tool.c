@@ -173,6 +173,23 @@ static size_t write_some(int fd, const uint8_t *p, size_t len, double deadline)
 	return done;
 }
 
+/* Some bytes by the deadline (the socket is non-blocking): their count, 0 at EOF, -1 on error or timeout. */
+static ssize_t recv_by(int fd, void *buf, size_t len, double deadline)
+{
+	for (;;) {
+		ssize_t n = recv(fd, buf, len, 0);
+		if (n >= 0)
+			return n;
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			return -1;
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
+		int ms = (int)((deadline - now_s()) * 1000);
+		if (ms <= 0)
+			return -1;
+		poll(&pf, 1, ms > 200 ? 200 : ms);
+	}
+}
+
 struct reply {
 	int ready;		/* ReadyForQuery messages seen */
 	int errors;
@@ -223,21 +240,13 @@ static bool read_replies(int fd, int want_ready, struct reply *r, double deadlin
 					size_t rest = whole - (have - off);
 					have = off;
 					while (rest > 0) {
-						ssize_t n = recv(fd, in, rest < sizeof(in) ? rest : sizeof(in), 0);
-						if (n > 0) {
-							rest -= (size_t)n;
-							total += n;
-							if (on_bytes)
-								on_bytes(total, arg);
-							continue;
-						}
-						if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+						ssize_t n = recv_by(fd, in, rest < sizeof(in) ? rest : sizeof(in), deadline);
+						if (n <= 0)
 							return false;
-						struct pollfd pf = { .fd = fd, .events = POLLIN };
-						int ms = (int)((deadline - now_s()) * 1000);
-						if (ms <= 0)
-							return false;
-						poll(&pf, 1, ms > 200 ? 200 : ms);
+						rest -= (size_t)n;
+						total += n;
+						if (on_bytes)
+							on_bytes(total, arg);
 					}
 					off = have;
 					break;
@@ -271,21 +280,13 @@ static bool read_replies(int fd, int want_ready, struct reply *r, double deadlin
 		have -= off;
 		if (r->ready >= want_ready)
 			break;
-		ssize_t n = recv(fd, in + have, sizeof(in) - have, 0);
-		if (n > 0) {
-			have += (size_t)n;
-			total += n;
-			if (on_bytes)
-				on_bytes(total, arg);
-			continue;
-		}
-		if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+		ssize_t n = recv_by(fd, in + have, sizeof(in) - have, deadline);
+		if (n <= 0)
 			return false;
-		struct pollfd pf = { .fd = fd, .events = POLLIN };
-		int ms = (int)((deadline - now_s()) * 1000);
-		if (ms <= 0)
-			return false;
-		poll(&pf, 1, ms > 200 ? 200 : ms);
+		have += (size_t)n;
+		total += n;
+		if (on_bytes)
+			on_bytes(total, arg);
 	}
 	return true;
 }
