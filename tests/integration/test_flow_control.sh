@@ -23,9 +23,11 @@ start_pool() {	# MODE POOL_SIZE
 	c=$(mb_connstr "$su" "$sp" "$MB_DB")
 }
 
-# RSS growth bound for one flooding connection, in kB: its buffers are a few pkt_buf; the rest is slack for
-# the allocator. Without flow control each of these floods grows the process by hundreds of MB.
-RSS_SLACK_KB=8192
+# RSS growth bound for one flooding connection, in kB: its buffers are a few pkt_buf, and the requests in
+# flight (what the kernel's socket buffers between client, pooler and server hold: up to several MB of small
+# queries) each keep a small entry until answered. Without flow control a flood grows the process by about
+# 20 MB a second, for as long as it lasts.
+RSS_SLACK_KB=16384
 
 # ---- the small-buffers pass runs with the buffer sizes it asks for: the pooler's own and the kernel's
 if [ "${MB_PASS:-normal}" = small ]; then
@@ -86,6 +88,8 @@ check_flood() {	# KIND: the flood runs 3 s, RSS is taken while the client is sti
 	fi
 	mb_kill_wait "$pid" TERM
 }
+# the first server login initialises the crypto library (a few MB, once): before the first measurement
+mb_check_healthy "a server connection is open before the floods"
 check_flood sync	# ReadyForQuery written by the pooler (no server is linked to a lone Sync)
 check_flood close	# CloseComplete written by the pooler
 check_flood query	# results relayed from PostgreSQL
