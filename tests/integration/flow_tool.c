@@ -26,6 +26,8 @@
  *     byte -> "flooded BYTES"; keeps the connection HOLD seconds, then exits
  * flow_tool sslflood HOST PORT SECONDS
  *     SSLRequests without reading, before any startup packet -> "closed BYTES" | "open BYTES"
+ * flow_tool sslagain HOST PORT
+ *     an SSLRequest, its answer read, then a second one -> "first N", "second <error message>"
  * flow_tool pipeline CONNSTR CLIENTS QUERIES SYNCS
  *     CLIENTS processes, each sends QUERIES queries in libpq pipeline mode with SYNCS Syncs spread over
  *     them (the last one at the end) and checks every answer -> "ok CLIENTS" | "FAIL ..."
@@ -475,6 +477,38 @@ static int cmd_sslflood(const char *host, int port, double seconds)
 	return 0;
 }
 
+/* ---- sslagain: a second SSLRequest after the first one's answer ---- */
+
+static int cmd_sslagain(const char *host, int port)
+{
+	static const uint8_t req[8] = { 0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f };
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	char reply[1024];
+	size_t got = 0;
+	ssize_t n;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	inet_pton(AF_INET, host, &sa.sin_addr);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		fail("connect", strerror(errno));
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	if (!write_all(fd, req, sizeof(req), now_s() + 10) || recv_by(fd, reply, 1, now_s() + 10) != 1)
+		fail("no answer to the first SSLRequest", NULL);
+	printf("first %c\n", reply[0]);
+	if (!write_all(fd, req, sizeof(req), now_s() + 10))
+		fail("the second SSLRequest could not be sent", NULL);
+	while (got < sizeof(reply) - 1 && (n = recv_by(fd, reply + got, sizeof(reply) - 1 - got, now_s() + 10)) > 0)
+		got += (size_t)n;
+	reply[got] = 0;
+	for (size_t i = 1; i < got; i++)
+		if (reply[i] == 'M' && reply[i - 1] == 0) {
+			printf("second %s\n", reply + i + 1);
+			return 0;
+		}
+	printf("second %s\n", got ? "answered without an error" : "no answer");
+	return 0;
+}
+
 /* ---- pipeline ---- */
 
 static bool pipeline_client(const char *connstr, int queries, int syncs, char *err, size_t errlen)
@@ -701,6 +735,8 @@ int main(int argc, char **argv)
 		return cmd_noread(argv[2], argv[3], atof(argv[4]), atof(argv[5]));
 	if (argc == 5 && strcmp(argv[1], "sslflood") == 0)
 		return cmd_sslflood(argv[2], atoi(argv[3]), atof(argv[4]));
+	if (argc == 4 && strcmp(argv[1], "sslagain") == 0)
+		return cmd_sslagain(argv[2], atoi(argv[3]));
 	if (argc == 6 && strcmp(argv[1], "pipeline") == 0)
 		return cmd_pipeline(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]));
 	if (argc == 5 && strcmp(argv[1], "stopbig") == 0)

@@ -105,6 +105,9 @@ mb_like "$out" '^closed [0-9]+ received unencrypted data after SSL request' \
 if mb_rss_checks; then
 	mb_lt "$((after - before))" "$RSS_SLACK_KB" "SSLRequest flood: RSS grew by $((after - before)) kB"
 fi
+# a second SSLRequest after the first one's answer: PostgreSQL allows one
+out=$(ft sslagain 127.0.0.1 "$MB_PORT" 2>&1)
+mb_is "$out" $'first N\nsecond SSL request sent twice' "a second SSLRequest is refused ($(echo $out))"
 # libpq's own sequence (GSSENCRequest, then SSLRequest, then the startup packet) still logs in
 out=$(pqt query "$(mb_connstr "$su" "$sp" "$MB_DB" sslmode=prefer gssencmode=prefer)" "SELECT 'plain'" 2>&1)
 mb_is "$out" plain "sslmode=prefer gssencmode=prefer: refused encryption, logged in in plain text"
