@@ -208,6 +208,19 @@ static void defer_error(struct sbuf *sb, int err)
 	event_active(&sb->ev_write, EV_WRITE, 0);
 }
 
+/*
+ * Our own output is all out, whoever sent it (the write event, the end of a
+ * handling, a relay to this socket, a reply from a timer): input stopped by
+ * it goes on.
+ */
+static void output_drained(struct sbuf *sb)
+{
+	if (!sb->out_full)
+		return;
+	sb->out_full = false;
+	wake_buffered(sb);
+}
+
 /* Send our own queued output. True when all of it is out. */
 static bool flush_out(struct sbuf *sb)
 {
@@ -229,6 +242,7 @@ static bool flush_out(struct sbuf *sb)
 		pktbuf_free(&sb->out);
 		sb->out_sent = 0;
 	}
+	output_drained(sb);
 	return true;
 }
 
@@ -646,14 +660,6 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 	process(sb);
 }
 
-/* After a write event: input stopped by this socket's own output goes on once that output is out. */
-static void own_output_drained(struct sbuf *sb)
-{
-	if (sb->out_full && out_queued(sb) == 0)
-		sb->out_full = false;
-	wake_buffered(sb);
-}
-
 static void on_write(evutil_socket_t fd, short what, void *arg)
 {
 	struct sbuf *sb = arg;
@@ -688,12 +694,12 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 		sb->blocked_src = NULL;
 		src->blocked = false;
 		flush_out(sb);
-		own_output_drained(sb);
+		wake_buffered(sb);
 		/* the source goes on from where it stopped; this sbuf must not be touched after */
 		process(src);
 		return;
 	}
-	own_output_drained(sb);
+	wake_buffered(sb);
 }
 
 void sbuf_detach(struct sbuf *sb)

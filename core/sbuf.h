@@ -21,9 +21,9 @@
  *    or blocked on the peer),
  *  - its owner paused it (waiting for a server, a tenant slot, a login step),
  *    or a forwarded message must reach the peer first (wait_forwarded).
- * Each stop ends from the event that drains it (the write event of the full
- * socket, or sbuf_resume), which goes on with the input already buffered,
- * also when the buffer is full and reading is off. So every buffer holds at
+ * Each stop ends where it drains (the write event of the full socket, any
+ * other send that empties our output, or sbuf_resume), which goes on with the
+ * input already buffered, also when the buffer is full and reading is off. So every buffer holds at
  * most pkt_buf bytes of input (more only for a message the owner asked to see
  * whole, up to max_whole), one message's worth of output past pkt_buf, and
  * what the kernel's socket buffers hold.

@@ -28,6 +28,14 @@ start_pool() {	# MODE POOL_SIZE
 # queries) each keep a small entry until answered. Without flow control a flood grows the process by about
 # 20 MB a second, for as long as it lasts.
 RSS_SLACK_KB=16384
+# rss_bounded NAME BEFORE: the growth since BEFORE stays below RSS_SLACK_KB (normal pass only)
+rss_bounded() {
+	local after
+	after=$(rss)
+	if mb_rss_checks; then
+		mb_lt "$((after - $2))" "$RSS_SLACK_KB" "$1: RSS grew by $((after - $2)) kB (before $2 kB)"
+	fi
+}
 
 # ---- the small-buffers pass runs with the buffer sizes it asks for: the pooler's own and the kernel's
 if [ "${MB_PASS:-normal}" = small ]; then
@@ -45,6 +53,8 @@ fi
 
 # ---- finding 1: a client waiting for a server with a full input buffer is served once the server is free
 start_pool transaction 1
+mb_check_healthy "a server connection is open before the waiting clients"
+before=$(rss)
 served_limit=5
 [ "${MB_PASS:-normal}" = small ] && served_limit=30
 for case in "query 5000" "query 70000" "query 16777216" "parse 70000" "parse 16777216" "pipeline 5600"; do
@@ -56,15 +66,19 @@ for case in "query 5000" "query 70000" "query 16777216" "parse 70000" "parse 167
 	[[ $out == served* ]] && mb_lt "$t" "$served_limit" "... within $served_limit s of the COMMIT ($t s)"
 done
 mb_check_healthy "after the waiting clients, the pool serves others"
+rss_bounded "waiting clients of up to 16 MB" "$before"
 
 # ---- pipelines of 1,000 queries, with one Sync and with 50, 4x more clients than servers, every mode
 for mode in session transaction statement; do
 	start_pool "$mode" 2
+	mb_check_healthy "$mode mode: a server connection is open before the pipelines"
+	before=$(rss)
 	for syncs in 1 50; do
 		out=$(ft pipeline "$c" 8 1000 "$syncs" 2>&1)
 		mb_is "$out" "ok 8" "$mode mode: 8 clients, 2 servers, pipelines of 1000 queries with $syncs Sync(s)"
 	done
 	mb_check_healthy "$mode mode: the pool serves others after the pipelines"
+	rss_bounded "$mode mode: 16 pipelines of 1000 queries" "$before"
 done
 
 # ---- clients that never read: relayed results (simple, extended) and replies the pooler writes itself
@@ -119,10 +133,13 @@ mb_like "$out" 'unencrypted data after SSL request' "a startup packet behind an 
 # ---- a backend stopped for a second in the middle of a 16 MB message, in each direction
 if mb_is_root; then
 	start_pool transaction 2
+	mb_check_healthy "a server connection is open before the stopped backends"
+	before=$(rss)
 	out=$(ft stopbig "$c" up 16777216 2>&1)
 	mb_like "$out" '^ok ' "16 MB query text with its backend stopped for 1 s halfway: answered ($out)"
 	out=$(ft stopbig "$c" down 16777216 2>&1)
 	mb_like "$out" '^ok ' "16 MB result with its backend stopped for 1 s halfway: delivered whole ($out)"
 	mb_check_healthy "after the stopped backends"
+	rss_bounded "16 MB in each direction through stopped backends" "$before"
 fi
 mb_test_done

@@ -161,6 +161,46 @@ static void test_own_output_stops_input(void)
 	close(fds[1]);
 }
 
+/*
+ * Input stopped by its own output goes on when that output drains through
+ * another send than the write event's (here a reply from outside any handler,
+ * as from a timer; in the pooler also the end of a handling).
+ */
+static void test_output_drained_elsewhere(void)
+{
+	struct owner o = { .pause_first = -1, .reply_len = 200 };
+	struct sbuf sb;
+	int fds[2], sent = 0, stopped_at;
+	size_t got;
+
+	sbuf_module_set_bufsize(128);
+	small_pair(fds);
+	sbuf_init(&sb, &ops, &o);
+	UNIT_CHECK(sbuf_accept(&sb, fds[0]), "sbuf takes the socket");
+	for (int round = 0; round < 50 && !sb.out_full; round++) {
+		sent += write_msgs(fds[1], 2000 - sent);
+		run_loop();
+	}
+	UNIT_CHECK(sb.out_full, "the replies nobody reads stop the input");
+	stopped_at = o.handled;
+	got = drain(fds[1]);
+	UNIT_CHECK(sbuf_send(&sb, "x", 1), "a reply from outside any handler is queued");
+	got += drain(fds[1]);
+	UNIT_CHECK(sb.out_full == false, "... it sent everything, and the input is no longer stopped");
+	for (int round = 0; round < 400 && o.handled < 2000; round++) {
+		got += drain(fds[1]);
+		sent += write_msgs(fds[1], 2000 - sent);
+		run_loop();
+	}
+	got += drain(fds[1]);
+	UNIT_CHECK(o.handled > stopped_at, "the input goes on");
+	UNIT_EQ_INT(o.handled, 2000, "... every message is handled");
+	UNIT_EQ_INT(got, 2000 * 200 + 1, "... and every reply arrives");
+	UNIT_EQ_INT(o.errors, 0, "no error");
+	sbuf_close(&sb);
+	close(fds[1]);
+}
+
 /* A buffer smaller than a message header still reads whole messages. */
 static void test_tiny_buffer(void)
 {
@@ -187,6 +227,7 @@ int main(void)
 	sbuf_module_init(base, 4096);
 	test_resume_with_full_buffer();
 	test_own_output_stops_input();
+	test_output_drained_elsewhere();
 	test_tiny_buffer();
 	sbuf_module_shutdown();
 	event_base_free(base);
