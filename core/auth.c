@@ -13,6 +13,8 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include "errbuf.h"
+
 #define SCRAM_PREFIX "SCRAM-SHA-256$"
 #define SCRAM_MAX_MESSAGE 1024	  /* as PostgreSQL's PG_MAX_SASL_MESSAGE_LENGTH */
 #define SCRAM_SERVER_MAX_SALT 256 /* largest salt we accept from a server */
@@ -20,19 +22,6 @@
 static char *test_nonce;
 
 /* ---- small helpers ---- */
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 bool auth_equal(const void *a, const void *b, size_t len)
 {
@@ -372,20 +361,20 @@ static char *dup_message(const char *msg, size_t len, char *err, size_t errlen)
 	char *s;
 
 	if (msg == NULL || len == 0) {
-		set_err(err, errlen, "malformed SCRAM message (empty message)");
+		errbuf_set(err, errlen, "malformed SCRAM message (empty message)");
 		return NULL;
 	}
 	if (len > SCRAM_MAX_MESSAGE) {
-		set_err(err, errlen, "malformed SCRAM message (longer than %d bytes)", SCRAM_MAX_MESSAGE);
+		errbuf_set(err, errlen, "malformed SCRAM message (longer than %d bytes)", SCRAM_MAX_MESSAGE);
 		return NULL;
 	}
 	if (memchr(msg, '\0', len) != NULL) {
-		set_err(err, errlen, "malformed SCRAM message (contains a NUL byte)");
+		errbuf_set(err, errlen, "malformed SCRAM message (contains a NUL byte)");
 		return NULL;
 	}
 	s = malloc(len + 1);
 	if (s == NULL) {
-		set_err(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		return NULL;
 	}
 	memcpy(s, msg, len);
@@ -475,7 +464,7 @@ char *auth_scram_server_first(struct scram_server *s, const char *client_first, 
 	char *result = NULL;
 
 	if (s->server_first != NULL || s->client_first_bare != NULL) {
-		set_err(err, errlen, "unexpected SCRAM client-first-message: exchange already started");
+		errbuf_set(err, errlen, "unexpected SCRAM client-first-message: exchange already started");
 		return NULL;
 	}
 	msg = dup_message(client_first, len, err, errlen);
@@ -490,25 +479,25 @@ char *auth_scram_server_first(struct scram_server *s, const char *client_first, 
 		p++;
 		break;
 	case 'p':
-		set_err(err, errlen,
+		errbuf_set(err, errlen,
 			"SCRAM channel binding is not supported: "
 			"the client selected SCRAM-SHA-256 but asked for channel binding (\"p=\")");
 		goto out;
 	default:
-		set_err(err, errlen, "malformed SCRAM message (unexpected channel-binding flag)");
+		errbuf_set(err, errlen, "malformed SCRAM message (unexpected channel-binding flag)");
 		goto out;
 	}
 	if (*p != ',') {
-		set_err(err, errlen, "malformed SCRAM message (comma expected after channel-binding flag)");
+		errbuf_set(err, errlen, "malformed SCRAM message (comma expected after channel-binding flag)");
 		goto out;
 	}
 	p++;
 	if (p[0] == 'a' && p[1] == '=') {
-		set_err(err, errlen, "client uses SCRAM authorization identity, which is not supported");
+		errbuf_set(err, errlen, "client uses SCRAM authorization identity, which is not supported");
 		goto out;
 	}
 	if (*p != ',') {
-		set_err(err, errlen, "malformed SCRAM message (comma expected after gs2 header)");
+		errbuf_set(err, errlen, "malformed SCRAM message (comma expected after gs2 header)");
 		goto out;
 	}
 	p++;
@@ -516,37 +505,37 @@ char *auth_scram_server_first(struct scram_server *s, const char *client_first, 
 	/* client-first-message-bare, kept verbatim for the AuthMessage */
 	s->client_first_bare = strdup(p);
 	if (s->client_first_bare == NULL) {
-		set_err(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		goto out;
 	}
 	if (p[0] == 'm' && p[1] == '=') {
-		set_err(err, errlen, "client requires an unsupported SCRAM extension");
+		errbuf_set(err, errlen, "client requires an unsupported SCRAM extension");
 		goto fail;
 	}
 	/* The user name is ignored, as PostgreSQL does: the startup packet names the user. */
 	if (take_attr(&p, 'n', NULL) == NULL) {
-		set_err(err, errlen, "malformed SCRAM message (user name attribute expected)");
+		errbuf_set(err, errlen, "malformed SCRAM message (user name attribute expected)");
 		goto fail;
 	}
 	nonce = take_attr(&p, 'r', NULL);
 	if (nonce == NULL || !nonce_ok(nonce)) {
-		set_err(err, errlen, "malformed SCRAM message (nonce attribute missing or invalid)");
+		errbuf_set(err, errlen, "malformed SCRAM message (nonce attribute missing or invalid)");
 		goto fail;
 	}
 	while (*p != '\0') { /* optional extensions are ignored */
 		if (take_attr(&p, 0, NULL) == NULL) {
-			set_err(err, errlen,
+			errbuf_set(err, errlen,
 				"malformed SCRAM message (garbage at end of client-first-message)");
 			goto fail;
 		}
 	}
 
 	if (!make_nonce(snonce, sizeof(snonce)) || !nonce_ok(snonce)) {
-		set_err(err, errlen, "could not generate SCRAM nonce");
+		errbuf_set(err, errlen, "could not generate SCRAM nonce");
 		goto fail;
 	}
 	if (strlen(nonce) + strlen(snonce) >= sizeof(s->nonce)) {
-		set_err(err, errlen, "SCRAM client nonce too long (%zu characters)", strlen(nonce));
+		errbuf_set(err, errlen, "SCRAM client nonce too long (%zu characters)", strlen(nonce));
 		goto fail;
 	}
 	{
@@ -555,13 +544,13 @@ char *auth_scram_server_first(struct scram_server *s, const char *client_first, 
 		memcpy(s->nonce + ln, snonce, ls + 1);
 	}
 	if (s->secret.salt_len == 0 || s->secret.salt_len > SCRAM_MAX_SALT || s->secret.iterations < 1) {
-		set_err(err, errlen, "invalid SCRAM secret");
+		errbuf_set(err, errlen, "invalid SCRAM secret");
 		goto fail;
 	}
 	b64_encode(s->secret.salt, s->secret.salt_len, salt);
 	s->server_first = xasprintf("r=%s,s=%s,i=%d", s->nonce, salt, s->secret.iterations);
 	if (s->server_first == NULL || (result = strdup(s->server_first)) == NULL) {
-		set_err(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		goto fail;
 	}
 	goto out;
@@ -583,11 +572,11 @@ char *auth_scram_server_final(struct scram_server *s, const char *client_final, 
 	char v[B64_LEN(SCRAM_KEY_LEN) + 1];
 
 	if (s->server_first == NULL || s->client_first_bare == NULL) {
-		set_err(err, errlen, "unexpected SCRAM client-final-message: no exchange in progress");
+		errbuf_set(err, errlen, "unexpected SCRAM client-final-message: no exchange in progress");
 		return NULL;
 	}
 	if (s->have_client_key) {
-		set_err(err, errlen, "unexpected SCRAM client-final-message: exchange already finished");
+		errbuf_set(err, errlen, "unexpected SCRAM client-final-message: exchange already finished");
 		return NULL;
 	}
 	msg = dup_message(client_final, len, err, errlen);
@@ -597,21 +586,21 @@ char *auth_scram_server_final(struct scram_server *s, const char *client_final, 
 
 	cb = take_attr(&p, 'c', NULL);
 	if (cb == NULL) {
-		set_err(err, errlen, "malformed SCRAM message (channel-binding attribute expected)");
+		errbuf_set(err, errlen, "malformed SCRAM message (channel-binding attribute expected)");
 		goto out;
 	}
 	/* base64 of "n,," or "y,,", accepted either way as PostgreSQL does */
 	if (strcmp(cb, "biws") != 0 && strcmp(cb, "eSws") != 0) {
-		set_err(err, errlen, "unexpected SCRAM channel-binding attribute in client-final-message");
+		errbuf_set(err, errlen, "unexpected SCRAM channel-binding attribute in client-final-message");
 		goto out;
 	}
 	nonce = take_attr(&p, 'r', NULL);
 	if (nonce == NULL) {
-		set_err(err, errlen, "malformed SCRAM message (nonce attribute expected)");
+		errbuf_set(err, errlen, "malformed SCRAM message (nonce attribute expected)");
 		goto out;
 	}
 	if (strcmp(nonce, s->nonce) != 0) {
-		set_err(err, errlen, "SCRAM nonce mismatch");
+		errbuf_set(err, errlen, "SCRAM nonce mismatch");
 		goto out;
 	}
 	for (;;) { /* extensions, then the proof, which must come last */
@@ -619,49 +608,49 @@ char *auth_scram_server_final(struct scram_server *s, const char *client_final, 
 		if (p[0] == 'p' && p[1] == '=')
 			break;
 		if (take_attr(&p, 0, NULL) == NULL) {
-			set_err(err, errlen, "malformed SCRAM message (proof attribute expected)");
+			errbuf_set(err, errlen, "malformed SCRAM message (proof attribute expected)");
 			goto out;
 		}
 	}
 	proof_b64 = take_attr(&p, 'p', NULL);
 	if (proof_b64 == NULL || *p != '\0') {
-		set_err(err, errlen, "malformed SCRAM message (garbage at end of client-final-message)");
+		errbuf_set(err, errlen, "malformed SCRAM message (garbage at end of client-final-message)");
 		goto out;
 	}
 	if (!b64_decode_exact(proof_b64, proof, SCRAM_KEY_LEN)) {
-		set_err(err, errlen, "malformed SCRAM message (invalid client proof)");
+		errbuf_set(err, errlen, "malformed SCRAM message (invalid client proof)");
 		goto out;
 	}
 
 	am = auth_message(s->client_first_bare, s->server_first, strlen(s->server_first), client_final,
 			  (size_t)(proof_at - msg) - 1);
 	if (am == NULL) {
-		set_err(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		goto out;
 	}
 	/* ClientKey = proof XOR HMAC(StoredKey, AuthMessage); it is right when H(ClientKey) == StoredKey. */
 	if (!hmac256(s->secret.stored_key, SCRAM_KEY_LEN, am, strlen(am), sig)) {
-		set_err(err, errlen, "SCRAM computation failed");
+		errbuf_set(err, errlen, "SCRAM computation failed");
 		goto out;
 	}
 	for (int i = 0; i < SCRAM_KEY_LEN; i++)
 		key[i] = proof[i] ^ sig[i];
 	if (!sha256(key, SCRAM_KEY_LEN, stored)) {
-		set_err(err, errlen, "SCRAM computation failed");
+		errbuf_set(err, errlen, "SCRAM computation failed");
 		goto out;
 	}
 	if (!auth_equal(stored, s->secret.stored_key, SCRAM_KEY_LEN)) {
-		set_err(err, errlen, "SCRAM client proof does not match (wrong password)");
+		errbuf_set(err, errlen, "SCRAM client proof does not match (wrong password)");
 		goto out;
 	}
 	if (!hmac256(s->secret.server_key, SCRAM_KEY_LEN, am, strlen(am), sig)) {
-		set_err(err, errlen, "SCRAM computation failed");
+		errbuf_set(err, errlen, "SCRAM computation failed");
 		goto out;
 	}
 	b64_encode(sig, SCRAM_KEY_LEN, v);
 	result = xasprintf("v=%s", v);
 	if (result == NULL) {
-		set_err(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		goto out;
 	}
 	memcpy(s->client_key, key, SCRAM_KEY_LEN);
@@ -725,11 +714,11 @@ char *auth_scram_client_final(struct scram_client *c, const char *server_first, 
 	int iterations;
 
 	if (c->client_first_bare == NULL || c->server_first != NULL) {
-		set_err(err, errlen, "unexpected SCRAM server-first-message");
+		errbuf_set(err, errlen, "unexpected SCRAM server-first-message");
 		return NULL;
 	}
 	if (!c->have_keys && c->password == NULL) {
-		set_err(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		return NULL;
 	}
 	msg = dup_message(server_first, len, err, errlen);
@@ -738,53 +727,53 @@ char *auth_scram_client_final(struct scram_client *c, const char *server_first, 
 	p = msg;
 
 	if (p[0] == 'm' && p[1] == '=') {
-		set_err(err, errlen, "server requires an unsupported SCRAM extension");
+		errbuf_set(err, errlen, "server requires an unsupported SCRAM extension");
 		goto out;
 	}
 	nonce = take_attr(&p, 'r', NULL);
 	if (nonce == NULL || !nonce_ok(nonce)) {
-		set_err(err, errlen, "malformed SCRAM message (nonce attribute missing or invalid)");
+		errbuf_set(err, errlen, "malformed SCRAM message (nonce attribute missing or invalid)");
 		goto out;
 	}
 	if (strlen(nonce) <= strlen(c->nonce) || strncmp(nonce, c->nonce, strlen(c->nonce)) != 0) {
-		set_err(err, errlen, "invalid SCRAM response (nonce mismatch)");
+		errbuf_set(err, errlen, "invalid SCRAM response (nonce mismatch)");
 		goto out;
 	}
 	salt_b64 = take_attr(&p, 's', NULL);
 	if (salt_b64 == NULL) {
-		set_err(err, errlen, "malformed SCRAM message (salt attribute expected)");
+		errbuf_set(err, errlen, "malformed SCRAM message (salt attribute expected)");
 		goto out;
 	}
 	salt_len = b64_decode(salt_b64, strlen(salt_b64), salt, sizeof(salt));
 	if (salt_len <= 0) {
-		set_err(err, errlen, "malformed SCRAM message (invalid salt)");
+		errbuf_set(err, errlen, "malformed SCRAM message (invalid salt)");
 		goto out;
 	}
 	iter_s = take_attr(&p, 'i', NULL);
 	if (iter_s == NULL || !parse_iterations(iter_s, &iterations)) {
-		set_err(err, errlen, "malformed SCRAM message (invalid iteration count)");
+		errbuf_set(err, errlen, "malformed SCRAM message (invalid iteration count)");
 		goto out;
 	}
 	if (*p != '\0') {
-		set_err(err, errlen, "malformed SCRAM message (garbage at end of server-first-message)");
+		errbuf_set(err, errlen, "malformed SCRAM message (garbage at end of server-first-message)");
 		goto out;
 	}
 
 	if (!c->have_keys &&
 	    !derive_keys(c->password, salt, (size_t)salt_len, iterations, c->client_key, c->server_key)) {
-		set_err(err, errlen, "SCRAM computation failed");
+		errbuf_set(err, errlen, "SCRAM computation failed");
 		goto out;
 	}
 	wo_proof = xasprintf("c=biws,r=%s", nonce);
 	if (wo_proof == NULL || (am = auth_message(c->client_first_bare, server_first, len, wo_proof,
 						   strlen(wo_proof))) == NULL) {
-		set_err(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		goto out;
 	}
 	if (!sha256(c->client_key, SCRAM_KEY_LEN, stored) ||
 	    !hmac256(stored, SCRAM_KEY_LEN, am, strlen(am), sig) ||
 	    !hmac256(c->server_key, SCRAM_KEY_LEN, am, strlen(am), c->expected_server_signature)) {
-		set_err(err, errlen, "SCRAM computation failed");
+		errbuf_set(err, errlen, "SCRAM computation failed");
 		goto out;
 	}
 	for (int i = 0; i < SCRAM_KEY_LEN; i++)
@@ -801,7 +790,7 @@ char *auth_scram_client_final(struct scram_client *c, const char *server_first, 
 		result = NULL;
 		free(c->server_first);
 		c->server_first = NULL;
-		set_err(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 	}
 out:
 	free(wo_proof);
@@ -818,7 +807,7 @@ bool auth_scram_client_verify(struct scram_client *c, const char *server_final, 
 	bool ok = false;
 
 	if (c->server_first == NULL) {
-		set_err(err, errlen, "unexpected SCRAM server-final-message");
+		errbuf_set(err, errlen, "unexpected SCRAM server-final-message");
 		return false;
 	}
 	msg = dup_message(server_final, len, err, errlen);
@@ -826,27 +815,27 @@ bool auth_scram_client_verify(struct scram_client *c, const char *server_final, 
 		return false;
 	p = msg;
 	if (p[0] == 'e' && p[1] == '=') {
-		set_err(err, errlen, "error received from server in SCRAM exchange: %s", p + 2);
+		errbuf_set(err, errlen, "error received from server in SCRAM exchange: %s", p + 2);
 		goto out;
 	}
 	v = take_attr(&p, 'v', NULL);
 	if (v == NULL) {
-		set_err(err, errlen, "malformed SCRAM message (server signature expected)");
+		errbuf_set(err, errlen, "malformed SCRAM message (server signature expected)");
 		goto out;
 	}
 	while (*p != '\0') { /* extensions are ignored */
 		if (take_attr(&p, 0, NULL) == NULL) {
-			set_err(err, errlen,
+			errbuf_set(err, errlen,
 				"malformed SCRAM message (garbage at end of server-final-message)");
 			goto out;
 		}
 	}
 	if (!b64_decode_exact(v, sig, SCRAM_KEY_LEN)) {
-		set_err(err, errlen, "malformed SCRAM message (invalid server signature)");
+		errbuf_set(err, errlen, "malformed SCRAM message (invalid server signature)");
 		goto out;
 	}
 	if (!auth_equal(sig, c->expected_server_signature, SCRAM_KEY_LEN)) {
-		set_err(err, errlen, "incorrect server signature");
+		errbuf_set(err, errlen, "incorrect server signature");
 		goto out;
 	}
 	ok = true;

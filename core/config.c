@@ -312,7 +312,7 @@ static bool parse_time(const char *s, double *out)
 	return true;
 }
 
-static bool parse_pool_mode(const char *s, enum pool_mode *out)
+bool config_pool_mode_parse(const char *s, enum pool_mode *out)
 {
 	if (strcasecmp(s, "session") == 0)
 		*out = POOL_MODE_SESSION;
@@ -398,7 +398,7 @@ static bool set_value(void *base, const struct key_def *k, const char *value, co
 		*(int *)field = (int)l;
 		return true;
 	case T_POOL_MODE:
-		if (!parse_pool_mode(value, (enum pool_mode *)field))
+		if (!config_pool_mode_parse(value, (enum pool_mode *)field))
 			return bad_value(err, errlen, value, what, "session, transaction or statement");
 		return true;
 	case T_AUTH_TYPE:

@@ -232,6 +232,8 @@ bool config_list_contains(const char *list, const char *name);
 
 /* "session", "transaction", "statement"; NULL for POOL_MODE_UNSET. */
 const char *config_pool_mode_name(enum pool_mode mode);
+/* The reverse, case-insensitive as ini values are; false for any other text (*out untouched). */
+bool config_pool_mode_parse(const char *s, enum pool_mode *out) __attribute__((warn_unused_result));
 
 /* For SHOW CONFIG: every [pgbouncer] key in name order with its current value and its default. */
 void config_foreach_key(const struct config *cfg,

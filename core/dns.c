@@ -10,13 +10,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/util.h>
 
+#include "clock.h"
 #include "config.h"
+#include "hash.h"
 #include "list.h"
 #include "log.h"
 
@@ -57,23 +58,9 @@ static struct dns_entry *buckets[DNS_BUCKETS];
 static double max_ttl = 15.0;
 static double nxdomain_ttl = 15.0;
 
-static double now_sec(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static unsigned hash_name(const char *s)
 {
-	unsigned h = 2166136261u; /* FNV-1a */
-
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 16777619u;
-	}
-	return h % DNS_BUCKETS;
+	return hash_str(s) % DNS_BUCKETS;
 }
 
 static void set_port(struct sockaddr *sa, int port)
@@ -196,7 +183,7 @@ static void store_answer(struct dns_entry *e, int result, const struct evutil_ad
 
 	clear_answer(e);
 	e->answered = true;
-	e->answered_at = now_sec();
+	e->answered_at = clock_now();
 	if (result != 0) {
 		set_error(e, gai_error_text(result));
 		log_warning("DNS lookup of %s failed: %s", e->name, gai_error_text(result));
@@ -317,7 +304,7 @@ static void start_query(struct dns_entry *e)
 		e->querying = false;
 		clear_answer(e);
 		e->answered = true;
-		e->answered_at = now_sec();
+		e->answered_at = clock_now();
 		set_error(e, "could not start DNS query");
 		return;
 	}
@@ -340,7 +327,7 @@ static bool idle(const struct dns_entry *e)
 static struct dns_entry *get_entry(const char *host)
 {
 	struct dns_entry **pp, *e;
-	double now = now_sec();
+	double now = clock_now();
 	char *name;
 	size_t i, len = strlen(host);
 	unsigned h;
@@ -398,7 +385,7 @@ struct dns_request *dns_resolve(const char *host, int port, dns_result_fn cb, vo
 		cb(arg, NULL, 0, "could not resolve host name: out of memory");
 		return NULL;
 	}
-	if (e->answered && !e->querying && !expired(e, now_sec())) {
+	if (e->answered && !e->querying && !expired(e, clock_now())) {
 		deliver_one(e, port, cb, arg);
 		return NULL;
 	}

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "hash.h"
+
 static uint64_t last_version;
 
 static void changed(struct param_set *set)
@@ -14,14 +16,10 @@ static void changed(struct param_set *set)
 	set->version = ++last_version;
 }
 
+/* Names are case-insensitive, as in PostgreSQL. */
 static uint32_t name_hash(const char *name)
 {
-	uint32_t h = 2166136261u;
-	for (const char *p = name; *p; p++) {
-		h ^= (uint32_t)tolower((unsigned char)*p);
-		h *= 16777619u;
-	}
-	return h;
+	return hash_str_lower(name);
 }
 
 static const struct param *find_hashed(const struct param_set *set, const char *name, uint32_t hash)

@@ -7,7 +7,6 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -24,6 +23,9 @@
 #include <lualib.h>
 #include <luajit.h>
 
+#include "clock.h"
+#include "errbuf.h"
+#include "hash.h"
 #include "log.h"
 #include "params.h"
 #include "policy_pattern.h"
@@ -149,37 +151,8 @@ static unsigned generation;
 static char *runtime_override;
 static struct policy_budget budget;
 
-static double mono_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* ---------------------------------------------------------------------------------------------- */
 /* string hash table */
-
-static uint32_t str_hash(const char *s, size_t len)
-{
-	uint32_t h = 2166136261u; /* FNV-1a */
-
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)s[i]) * 16777619u;
-	return h;
-}
 
 static struct sentry **smap_slot(struct smap *m, const char *key, size_t len, uint32_t h)
 {
@@ -195,7 +168,7 @@ static struct sentry *smap_get(struct smap *m, const char *key, size_t len)
 {
 	if (m->n_buckets == 0)
 		return NULL;
-	return *smap_slot(m, key, len, str_hash(key, len));
+	return *smap_slot(m, key, len, hash_bytes(key, len));
 }
 
 static void smap_unlink(struct smap *m, struct sentry **pp)
@@ -213,7 +186,7 @@ static void smap_delete(struct smap *m, const char *key, size_t len)
 
 	if (m->n_buckets == 0)
 		return;
-	pp = smap_slot(m, key, len, str_hash(key, len));
+	pp = smap_slot(m, key, len, hash_bytes(key, len));
 	if (*pp != NULL)
 		smap_unlink(m, pp);
 }
@@ -273,7 +246,7 @@ static bool smap_grow(struct smap *m)
 static struct sentry *smap_put(struct smap *m, const char *key, size_t len, double now, bool *created)
 {
 	struct sentry **pp, *e;
-	uint32_t h = str_hash(key, len);
+	uint32_t h = hash_bytes(key, len);
 
 	*created = false;
 	if (m->n_buckets == 0 && !smap_grow(m))
@@ -386,7 +359,7 @@ static void count_hook(lua_State *L, lua_Debug *ar)
 	if (!E.armed)
 		return;
 	if (!E.timed_out) {
-		now = mono_now();
+		now = clock_now();
 		if (now < E.deadline || !overrun(now))
 			return;
 		E.timed_out = true;
@@ -442,12 +415,9 @@ static void wd_set(long long at)
 static void wd_signal(int sig)
 {
 	int saved = errno;
-	struct timespec ts;
-	long long now, deadline = atomic_load_explicit(&wd_deadline, memory_order_relaxed);
+	long long now = clock_now_ns(), deadline = atomic_load_explicit(&wd_deadline, memory_order_relaxed);
 
 	(void)sig;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = (long long)ts.tv_sec * 1000000000 + ts.tv_nsec;
 	if (!wd_in_call) {
 		wd_pending = 0;
 	} else if (now < deadline) {
@@ -499,7 +469,7 @@ static void arm(double timeout)
 	E.mem_refused = false;
 	E.timeout = timeout;
 	E.armed = timeout > 0;
-	E.started = mono_now();
+	E.started = clock_now();
 	E.deadline = E.started + timeout;
 	E.cpu_mark = -1;
 	E.enforce = true;
@@ -551,7 +521,7 @@ static void pattern_budget(lua_State *L, const char *fn)
 	if (!E.timed_out) {
 		if (!wd_hooked && !wd_failed)
 			return;
-		now = mono_now();
+		now = clock_now();
 		if (now < E.deadline || !overrun(now))
 			return;
 		E.timed_out = true;
@@ -598,17 +568,17 @@ static enum policy_result run_protected(lua_CFunction fn, void *ud, double timeo
 	disarm();
 	if (E.timed_out) {
 		res = POLICY_TIMEOUT;
-		set_err(err, errlen, "%s%s: the call ran longer than policy_timeout (%g s)%s%s", E.where,
+		errbuf_set(err, errlen, "%s%s: the call ran longer than policy_timeout (%g s)%s%s", E.where,
 			BUDGET_MARK, E.timeout, E.what ? ", in " : "", E.what ? E.what : "");
 	} else if (status == LUA_ERRMEM || (status != 0 && E.mem_refused)) {
 		res = POLICY_MEMORY;
-		set_err(err, errlen, "%s: the Lua heap would grow past policy_max_memory, %zu bytes",
+		errbuf_set(err, errlen, "%s: the Lua heap would grow past policy_max_memory, %zu bytes",
 			BUDGET_MARK, E.heap_limit);
 	} else if (status != 0) {
 		const char *msg = lua_tostring(E.L, -1);
 
 		res = POLICY_ERROR;
-		set_err(err, errlen, "%s", msg ? msg : "(error object is not a string)");
+		errbuf_set(err, errlen, "%s", msg ? msg : "(error object is not a string)");
 	}
 	lua_settop(E.L, 0);
 	after_call_gc();
@@ -650,7 +620,7 @@ static int host_log(lua_State *L)
 
 static int host_now(lua_State *L)
 {
-	lua_pushnumber(L, mono_now());
+	lua_pushnumber(L, clock_now());
 	return 1;
 }
 
@@ -736,7 +706,7 @@ static int counter_get(lua_State *L)
 {
 	size_t len;
 	const char *key = check_key(L, &len);
-	struct sentry *e = counter_live(key, len, mono_now());
+	struct sentry *e = counter_live(key, len, clock_now());
 
 	lua_pushnumber(L, e ? e->value : 0);
 	return 1;
@@ -748,7 +718,7 @@ static int counter_set(lua_State *L)
 	size_t len;
 	const char *key = check_key(L, &len);
 	double value = check_number(L, 2, "counter_set", "value");
-	double now = mono_now();
+	double now = clock_now();
 	double expires = check_ttl(L, 3, now);
 	struct sentry *e = counter_create(L, key, len, now);
 
@@ -764,7 +734,7 @@ static int counter_incr(lua_State *L)
 	size_t len;
 	const char *key = check_key(L, &len);
 	double delta = lua_isnoneornil(L, 2) ? 1 : check_number(L, 2, "counter_incr", "delta");
-	double now = mono_now();
+	double now = clock_now();
 	double expires = check_ttl(L, 3, now);
 	struct sentry *e = counter_live(key, len, now);
 
@@ -998,19 +968,19 @@ static bool dup_field(lua_State *L, int idx, const char *field, char **dst, size
 		return true;
 	}
 	if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER) {
-		set_err(err, errlen, "malformed decision: %s must be a string", field);
+		errbuf_set(err, errlen, "malformed decision: %s must be a string", field);
 		lua_pop(L, 1);
 		return false;
 	}
 	s = lua_tolstring(L, -1, &len);
 	if (memchr(s, '\0', len) != NULL) {
-		set_err(err, errlen, "malformed decision: %s contains a zero byte", field);
+		errbuf_set(err, errlen, "malformed decision: %s contains a zero byte", field);
 		lua_pop(L, 1);
 		return false;
 	}
 	*dst = malloc(len + 1);
 	if (*dst == NULL) {
-		set_err(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		lua_pop(L, 1);
 		return false;
 	}
@@ -1031,7 +1001,7 @@ static bool take_track(lua_State *L, int idx, struct policy_decision *out, char 
 		return true;
 	}
 	if (!lua_istable(L, -1)) {
-		set_err(err, errlen, "malformed decision: track must be an array");
+		errbuf_set(err, errlen, "malformed decision: track must be an array");
 		return false;
 	}
 	n = (int)lua_objlen(L, -1);
@@ -1041,7 +1011,7 @@ static bool take_track(lua_State *L, int idx, struct policy_decision *out, char 
 	}
 	out->track = calloc((size_t)n, sizeof(*out->track));
 	if (out->track == NULL) {
-		set_err(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		return false;
 	}
 	for (int i = 1; i <= n; i++) {
@@ -1051,7 +1021,7 @@ static bool take_track(lua_State *L, int idx, struct policy_decision *out, char 
 		lua_rawgeti(L, -1, i);
 		e = lua_gettop(L);
 		if (!lua_istable(L, e)) {
-			set_err(err, errlen, "malformed decision: track[%d] must be a table", i);
+			errbuf_set(err, errlen, "malformed decision: track[%d] must be a table", i);
 			return false;
 		}
 		out->n_track++;
@@ -1068,14 +1038,14 @@ static bool take_track(lua_State *L, int idx, struct policy_decision *out, char 
 		}
 		lua_pop(L, 1);
 		if (!tr->reset_all && (tr->name == NULL || !params_name_ok(tr->name))) {
-			set_err(err, errlen,
+			errbuf_set(err, errlen,
 				"malformed decision: track[%d] needs a parameter name of letters, "
 				"digits, '_' and '.'",
 				i);
 			return false;
 		}
 		if (!tr->reset && !tr->reset_all && tr->value == NULL) {
-			set_err(err, errlen, "malformed decision: track[%d] has no value", i);
+			errbuf_set(err, errlen, "malformed decision: track[%d] has no value", i);
 			return false;
 		}
 		lua_pop(L, 1);
@@ -1092,7 +1062,7 @@ static bool take_decision(lua_State *L, int idx, enum hook hook, bool truncated,
 	bool ok;
 
 	if (!lua_istable(L, idx)) {
-		set_err(err, errlen, "malformed decision: %s returned a %s", hook_names[hook],
+		errbuf_set(err, errlen, "malformed decision: %s returned a %s", hook_names[hook],
 			luaL_typename(L, idx));
 		return false;
 	}
@@ -1112,25 +1082,16 @@ static bool take_decision(lua_State *L, int idx, enum hook hook, bool truncated,
 			   strspn(sqlstate, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") == 5) {
 			strcpy(out->sqlstate, sqlstate);
 		} else {
-			set_err(err, errlen, "malformed decision: sqlstate must be 5 characters of 0-9/A-Z");
+			errbuf_set(err, errlen, "malformed decision: sqlstate must be 5 characters of 0-9/A-Z");
 			ok = false;
 		}
 	}
-	if (ok && pool_mode != NULL) {
-		if (strcmp(pool_mode, "session") == 0)
-			out->pool_mode = POOL_MODE_SESSION;
-		else if (strcmp(pool_mode, "transaction") == 0)
-			out->pool_mode = POOL_MODE_TRANSACTION;
-		else if (strcmp(pool_mode, "statement") == 0)
-			out->pool_mode = POOL_MODE_STATEMENT;
-		else {
-			set_err(err, errlen,
-				"malformed decision: pool_mode must be session, transaction or statement");
-			ok = false;
-		}
+	if (ok && pool_mode != NULL && !config_pool_mode_parse(pool_mode, &out->pool_mode)) {
+		errbuf_set(err, errlen, "malformed decision: pool_mode must be session, transaction or statement");
+		ok = false;
 	}
 	if (ok && out->rewrite != NULL && truncated) {
-		set_err(err, errlen, "malformed decision: rewrite of a truncated statement (q.truncated)");
+		errbuf_set(err, errlen, "malformed decision: rewrite of a truncated statement (q.truncated)");
 		ok = false;
 	}
 	free(sqlstate);
@@ -1182,9 +1143,9 @@ static bool take_error(lua_State *L, int idx, char *err, size_t errlen)
 	if (lua_isnil(L, idx))
 		return false;
 	if (lua_type(L, idx) == LUA_TSTRING)
-		set_err(err, errlen, "%s", lua_tostring(L, idx));
+		errbuf_set(err, errlen, "%s", lua_tostring(L, idx));
 	else
-		set_err(err, errlen, "(error value is a %s)", luaL_typename(L, idx));
+		errbuf_set(err, errlen, "(error value is a %s)", luaL_typename(L, idx));
 	return true;
 }
 
@@ -1196,7 +1157,7 @@ static bool take_limit(lua_State *L, int idx, const char *field, double *v, char
 		return true;
 	}
 	if (lua_type(L, -1) != LUA_TNUMBER || !(lua_tonumber(L, -1) >= 0) || isinf(lua_tonumber(L, -1))) {
-		set_err(err, errlen, "malformed limits: %s must be a non-negative number", field);
+		errbuf_set(err, errlen, "malformed limits: %s must be a non-negative number", field);
 		return false;
 	}
 	*v = lua_tonumber(L, -1);
@@ -1244,7 +1205,7 @@ static int call_body(lua_State *L)
 		double mc = -1, ma = -1, rate = -1;
 
 		if (!lua_istable(L, base)) {
-			set_err(k->err, sizeof(k->err), "malformed limits: limits returned a %s",
+			errbuf_set(k->err, sizeof(k->err), "malformed limits: limits returned a %s",
 				luaL_typename(L, base));
 			k->failed = true;
 			return 0;
@@ -1299,10 +1260,10 @@ static enum policy_result call_hook(struct call *k)
 		/* the dispatcher caught the memory error; its message names the file */
 		res = POLICY_MEMORY;
 		if (k->failed)
-			set_err(err, sizeof(err), "%s (%s: policy_max_memory is %zu bytes)", k->err,
+			errbuf_set(err, sizeof(err), "%s (%s: policy_max_memory is %zu bytes)", k->err,
 				BUDGET_MARK, E.heap_limit);
 		else
-			set_err(err, sizeof(err),
+			errbuf_set(err, sizeof(err),
 				"%s: the Lua heap would grow past policy_max_memory, %zu bytes", BUDGET_MARK,
 				E.heap_limit);
 	}
@@ -1516,7 +1477,7 @@ static bool find_runtime(char *out, size_t outlen, char *err, size_t errlen)
 		snprintf(out, outlen, "%s", runtime_override);
 		if (runtime_at(out))
 			return true;
-		set_err(err, errlen, "no Lua runtime in %s/lua", out);
+		errbuf_set(err, errlen, "no Lua runtime in %s/lua", out);
 		return false;
 	}
 	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
@@ -1539,7 +1500,7 @@ static bool find_runtime(char *out, size_t outlen, char *err, size_t errlen)
 		snprintf(out, outlen, "%s", MB_DATADIR);
 		return true;
 	}
-	set_err(err, errlen, "cannot find the Lua runtime: no lua/moonbouncer/dispatcher.lua in %s or %s",
+	errbuf_set(err, errlen, "cannot find the Lua runtime: no lua/moonbouncer/dispatcher.lua in %s or %s",
 		exe, MB_DATADIR);
 	return false;
 }
@@ -1599,7 +1560,7 @@ static bool list_policy_files(const struct config *cfg, struct file_list *fl, ch
 		return true;
 	d = opendir(cfg->policy_dir);
 	if (d == NULL) {
-		set_err(err, errlen, "policy_dir %s: %s", cfg->policy_dir, strerror(errno));
+		errbuf_set(err, errlen, "policy_dir %s: %s", cfg->policy_dir, strerror(errno));
 		return false;
 	}
 	first = fl->n;
@@ -1622,7 +1583,7 @@ static bool list_policy_files(const struct config *cfg, struct file_list *fl, ch
 	qsort(fl->paths + first, (size_t)(fl->n - first), sizeof(*fl->paths), cmp_str);
 	return true;
 oom:
-	set_err(err, errlen, "out of memory");
+	errbuf_set(err, errlen, "out of memory");
 	return false;
 }
 
@@ -1893,10 +1854,10 @@ static bool load_generation(const struct config *cfg, const char *root, struct f
 	res = run_protected(load_body, &a, budget.timeout > 0 ? LOAD_TIMEOUT : 0, perr, sizeof(perr));
 	if (res != POLICY_PASS || a.failed) {
 		if (res == POLICY_TIMEOUT)
-			set_err(err, errlen, "loading the policies took longer than %g s: %s", LOAD_TIMEOUT,
+			errbuf_set(err, errlen, "loading the policies took longer than %g s: %s", LOAD_TIMEOUT,
 				perr);
 		else
-			set_err(err, errlen, "%s", res != POLICY_PASS ? perr : a.err);
+			errbuf_set(err, errlen, "%s", res != POLICY_PASS ? perr : a.err);
 		free_kinds(a.kinds, a.n_kinds);
 		/* the config in force is still the old one (no allocation: both keys exist) */
 		lua_rawgeti(E.L, LUA_REGISTRYINDEX, E.ref_dbs_prev);
@@ -1938,14 +1899,14 @@ static bool open_state(const char *root, char *err, size_t errlen)
 	E.heap_limit = budget.max_memory;
 	E.L = lua_newstate(engine_alloc, NULL);
 	if (E.L == NULL) {
-		set_err(err, errlen, "cannot create a Lua state");
+		errbuf_set(err, errlen, "cannot create a Lua state");
 		return false;
 	}
 	/* count hooks do not run inside compiled traces: interpret only */
 	luaJIT_setmode(E.L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
 	if (run_protected(setup_body, &a, budget.timeout > 0 ? LOAD_TIMEOUT : 0, perr, sizeof(perr)) !=
 	    POLICY_PASS) {
-		set_err(err, errlen, "loading the Lua runtime from %s/lua: %s", root, perr);
+		errbuf_set(err, errlen, "loading the Lua runtime from %s/lua: %s", root, perr);
 		close_state();
 		return false;
 	}

@@ -513,6 +513,21 @@ static void test_misc(void)
 	char body[PATH_MAX + 64];
 	struct config *cfg;
 
+	{
+		enum pool_mode m = POOL_MODE_UNSET;
+
+		UNIT_CHECK(config_pool_mode_parse("statement", &m) && m == POOL_MODE_STATEMENT, "pool_mode: parsed");
+		UNIT_CHECK(config_pool_mode_parse("Transaction", &m) && m == POOL_MODE_TRANSACTION,
+			   "pool_mode: parsed case-insensitively");
+		UNIT_CHECK(!config_pool_mode_parse("sessions", &m) && m == POOL_MODE_TRANSACTION,
+			   "pool_mode: other text refused, the value untouched");
+		for (m = POOL_MODE_SESSION; m <= POOL_MODE_STATEMENT; m++) {
+			enum pool_mode back = POOL_MODE_UNSET;
+
+			UNIT_CHECK(config_pool_mode_parse(config_pool_mode_name(m), &back) && back == m,
+				   "pool_mode: a name parses back to its mode");
+		}
+	}
 	UNIT_CHECK(config_list_contains("a, B ,c", "b"), "list: case-insensitive, spaces ignored");
 	UNIT_CHECK(config_list_contains("alice", "alice"), "list: single item");
 	UNIT_CHECK(!config_list_contains("bb,cc", "b"), "list: no prefix match");

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "config.h"
 #include "log.h"
 #include "params.h"
@@ -16,14 +17,6 @@
 #include "unit.h"
 
 static char root[PATH_MAX];
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* Sleep the whole time: the engine's watchdog timer (SIGALRM) may interrupt a sleep. */
 static void sleep_s(double s)
@@ -186,9 +179,9 @@ static void test_descheduled(void)
 		;
 	if (!log_open_file(path))
 		abort();
-	t0 = now();
+	t0 = clock_now();
 	UNIT_EQ_INT(run_query("select", "stall", &d), POLICY_DECIDED, "descheduled: no timeout");
-	el = now() - t0;
+	el = clock_now() - t0;
 	printf("# held up for %.3f s\n", el);
 	UNIT_CHECK(el > 0.1, "descheduled: the call was held up past policy_timeout");
 	UNIT_EQ_STR(d.message, "survived", "descheduled: the call completed");
@@ -335,7 +328,7 @@ static void test_connect(void)
 
 	c = client(4, "clock");
 	UNIT_EQ_INT(policy_on_connect(&c, &d), POLICY_DECIDED, "host: now()");
-	UNIT_CHECK(d.message && atof(d.message) > now() - 1 && atof(d.message) <= now() + 0.001,
+	UNIT_CHECK(d.message && atof(d.message) > clock_now() - 1 && atof(d.message) <= clock_now() + 0.001,
 		   "host: now() is monotonic");
 	policy_decision_clear(&d);
 
@@ -668,9 +661,9 @@ static void test_budgets(void)
 	UNIT_EQ_INT(run_query("select", "ok", &d), POLICY_DECIDED, "error: the next call works");
 	policy_decision_clear(&d);
 
-	t0 = now();
+	t0 = clock_now();
 	UNIT_EQ_INT(run_query("select", "loop", &d), POLICY_TIMEOUT, "timeout: endless loop");
-	el = now() - t0;
+	el = clock_now() - t0;
 	printf("# endless loop stopped after %.3f s\n", el);
 	/* on a busy host the call gets only part of the CPU: up to 20 x policy_timeout of wall clock */
 	UNIT_CHECK(el >= 0.05 && el < 1.5, "timeout: stopped after about policy_timeout");
@@ -682,9 +675,9 @@ static void test_budgets(void)
 	UNIT_EQ_STR(d.message, "still works", "timeout: the next call decides");
 	policy_decision_clear(&d);
 
-	t0 = now();
+	t0 = clock_now();
 	UNIT_EQ_INT(run_query("select", "pcall loop", &d), POLICY_TIMEOUT, "timeout: a loop inside pcall");
-	UNIT_CHECK(now() - t0 < 1.5, "timeout: pcall cannot swallow it");
+	UNIT_CHECK(clock_now() - t0 < 1.5, "timeout: pcall cannot swallow it");
 	policy_decision_clear(&d);
 	UNIT_EQ_INT(run_query("select", "ok", &d), POLICY_DECIDED, "timeout: works after the pcall loop");
 	policy_decision_clear(&d);
@@ -695,9 +688,9 @@ static void test_budgets(void)
 	cfg->policy_timeout = 5;
 	UNIT_CHECK(policy_reload(cfg, err, sizeof(err)), "reload with a longer policy_timeout");
 	for (int i = 0; i < 3; i++) {
-		t0 = now();
+		t0 = clock_now();
 		UNIT_EQ_INT(run_query("select", "alloc", &d), POLICY_MEMORY, "memory: unbounded allocation");
-		printf("# allocation stopped after %.3f s\n", now() - t0);
+		printf("# allocation stopped after %.3f s\n", clock_now() - t0);
 		UNIT_CHECK(contains(d.error, "policy_max_memory"), "memory: the error says which budget");
 		if (i == 0)
 			printf("# %s\n", d.error);
@@ -762,11 +755,11 @@ static void test_patterns(void)
 	UNIT_CHECK(policy_load(cfg, err, sizeof(err)), "patterns: budget policies load");
 	policy_get_stats(&st0);
 	for (size_t i = 0; i < sizeof(runaway) / sizeof(runaway[0]); i++) {
-		double t0 = now(), el;
+		double t0 = clock_now(), el;
 
 		snprintf(name, sizeof(name), "patterns: %s stops at policy_timeout", fn[i]);
 		UNIT_EQ_INT(run_query("select", runaway[i], &d), POLICY_TIMEOUT, name);
-		el = now() - t0;
+		el = clock_now() - t0;
 		printf("# %s stopped after %.3f s: %s\n", fn[i], el, d.error);
 		snprintf(name, sizeof(name), "patterns: %s stopped in time", fn[i]);
 		UNIT_CHECK(el < 1.5, name);
