@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -30,37 +29,10 @@
 #define MOONBOUNCER_VERSION "0.1.0"
 #define JANITOR_PERIOD_MS 100
 
-struct runtime rt;
-
 static const char *g_config_path;
 static char *g_pidfile;
 static int g_verbose;
 static bool g_quiet;
-static struct event *g_reap_ev;
-
-double rt_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-void rt_check_shutdown(void)
-{
-	static bool said;
-
-	if (said)
-		return;
-	if (rt.shutdown == SHUTDOWN_WAIT_SERVERS && pool_servers_in_use() == 0) {
-		log_info("server connections dropped, exiting");
-		said = true;
-		event_base_loopbreak(rt.base);
-	} else if (rt.shutdown == SHUTDOWN_WAIT_CLIENTS && rt.n_clients == 0) {
-		log_info("client connections dropped, exiting");
-		said = true;
-		event_base_loopbreak(rt.base);
-	}
-}
 
 static void usage(FILE *out)
 {
@@ -211,11 +183,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 }
 
 /* Closed clients and servers are freed here, after every callback that might still look at them returned. */
-static void on_reap(evutil_socket_t fd, short what, void *arg)
+static void reap_closed(void)
 {
-	(void)fd;
-	(void)what;
-	(void)arg;
 	client_free_closed();
 	server_free_closed();
 }
@@ -232,14 +201,8 @@ static void on_janitor(evutil_socket_t fd, short what, void *arg)
 	LIST_FOREACH_SAFE(it, tmp, pool_list()) {
 		pool_janitor(container_of(it, struct pool, head));
 	}
-	on_reap(-1, 0, NULL);
+	rt_reap_now();
 	rt_check_shutdown();
-}
-
-void rt_schedule_reap(void)
-{
-	if (g_reap_ev)
-		event_active(g_reap_ev, 0, 0);
 }
 
 static bool drop_privileges(const char *user)
@@ -328,6 +291,8 @@ int main(int argc, char **argv)
 	enum { N_SIGS = sizeof(sigs) / sizeof(sigs[0]) };
 	struct event *sig_ev[N_SIGS], *janitor;
 	struct timeval period = { 0, JANITOR_PERIOD_MS * 1000 };
+	static const struct rt_hooks rt_hooks = { .reap = reap_closed, .servers_in_use = pool_servers_in_use };
+	struct event_base *base;
 	char err[512];
 	int opt;
 
@@ -372,8 +337,8 @@ int main(int argc, char **argv)
 	apply_logging(rt.cfg);
 	signal(SIGPIPE, SIG_IGN);
 
-	rt.base = event_base_new();
-	if (!rt.base) {
+	base = event_base_new();
+	if (!base || !rt_start(base, &rt_hooks)) {
 		log_error("could not create the event loop");
 		return 1;
 	}
@@ -403,7 +368,6 @@ int main(int argc, char **argv)
 		sigfillset(&sa.sa_mask);
 		sigaction(SIGQUIT, &sa, NULL);
 	}
-	g_reap_ev = event_new(rt.base, -1, 0, on_reap, NULL);
 	janitor = event_new(rt.base, -1, EV_PERSIST, on_janitor, NULL);
 	event_add(janitor, &period);
 	log_info("moonbouncer " MOONBOUNCER_VERSION " started, pid %d", (int)getpid());
@@ -423,7 +387,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < N_SIGS; i++)
 		event_free(sig_ev[i]);
 	event_free(janitor);
-	event_free(g_reap_ev);
+	rt_stop();
 	dns_shutdown();
 	sbuf_module_shutdown();
 	event_base_free(rt.base);

@@ -28,11 +28,24 @@ struct runtime {
 
 extern struct runtime rt;
 
-/* Monotonic seconds, cached per loop iteration by libevent. */
+/* What the runtime needs from the connection modules; main wires them in at start-up. */
+struct rt_hooks {
+	void (*reap)(void);	      /* free the closed clients and servers */
+	int (*servers_in_use)(void); /* server connections a client holds (SIGINT's shutdown waits for 0) */
+};
+
+/* Start the loop's services on base (rt.base); false if the reap event cannot be made. */
+bool rt_start(struct event_base *base, const struct rt_hooks *hooks) __attribute__((warn_unused_result));
+/* Free what rt_start made (before the event base goes). */
+void rt_stop(void);
+
+/* Monotonic seconds, read afresh on every call (runtime.c says why it is not cached per loop iteration). */
 double rt_now(void);
 /* Called by shutdown logic whenever something that might end the process happened. */
 void rt_check_shutdown(void);
 /* Free closed clients and servers once the current callbacks have returned. */
 void rt_schedule_reap(void);
+/* Free them now (the janitor, and the end of the process). */
+void rt_reap_now(void);
 
 #endif
