@@ -225,7 +225,7 @@ static bool server_clean_after_client(const struct server *s, const struct clien
 {
 	if (s->phase == PHASE_INTERNAL)
 		return s->goal == INTERNAL_APPLY;
-	return s->phase == PHASE_RELAY && s->pending_ready == 0 && s->txn_status == 'I' && !s->batch_open &&
+	return s->phase == PHASE_RELAY && s->pending_ready == 0 && s->txn_status == PROTO_TXN_IDLE && !s->batch_open &&
 	       !(c->sb.remain && !c->sb.remain_drop) && sbuf_input_pending(&s->sb) == 0 &&
 	       !(s->sb.remain && !s->sb.remain_drop);
 }
@@ -367,7 +367,7 @@ void client_send_welcome(struct client *c)
 	pkt_backend_key(&b, c->cancel_pid, c->cancel_key);
 	if (rt.cfg->login_notify_message && rt.cfg->login_notify_message[0])
 		pkt_notice(&b, "00000", "%s", rt.cfg->login_notify_message);
-	pkt_ready_for_query(&b, 'I');
+	pkt_ready_for_query(&b, PROTO_TXN_IDLE);
 	if (b.failed) {
 		pktbuf_free(&b);
 		client_fatal(c, "53200", "out of memory");
@@ -724,13 +724,13 @@ static enum sbuf_action handle_password(struct client *c, const struct sbuf_msg 
 	struct pkt_reader r;
 	char err[256];
 
-	if (msg->type != 'p') {
+	if (msg->type != FE_PASSWORD) {
 		client_fatal(c, "08P01", "expected a password message, got '%c'", msg->type);
 		return SBUF_CLOSED;
 	}
 	if (msg->avail < msg->len)
 		return SBUF_WAIT_FULL;
-	pkt_reader_init(&r, msg->data + 5, msg->len - 5);
+	pkt_reader_init(&r, msg->data + PROTO_HEADER_LEN, msg->len - PROTO_HEADER_LEN);
 	switch (c->auth_step) {
 	case AUTH_STEP_PASSWORD: {
 		const char *pw = pkt_get_string(&r);
@@ -780,7 +780,7 @@ static enum sbuf_action handle_password(struct client *c, const struct sbuf_msg 
 		return SBUF_DROP;
 	}
 	case AUTH_STEP_SASL_FINAL: {
-		char *reply = auth_scram_server_final(c->scram, (const char *)(msg->data + 5), msg->len - 5, err,
+		char *reply = auth_scram_server_final(c->scram, (const char *)(msg->data + PROTO_HEADER_LEN), msg->len - PROTO_HEADER_LEN, err,
 						      sizeof(err));
 		if (!reply) {
 			log_warning("C-%llu: SCRAM: %s", c->id, err);
@@ -918,12 +918,11 @@ static enum sbuf_action handle_startup(struct client *c, const struct sbuf_msg *
 
 /* ---- logged in ---- */
 
-/* Length of the statement name (with its NUL) at the start of a Parse body, as far as it is in the buffer. */
-static uint32_t statement_name_len(const struct sbuf_msg *msg)
+/* Where a Parse's text begins: after its statement name (past the buffered bytes when that does not end there). */
+static uint32_t parse_text_offset(const struct sbuf_msg *msg)
 {
-	const uint8_t *p = msg->data + 5, *end = msg->data + msg->avail;
-	const uint8_t *nul = memchr(p, 0, (size_t)(end - p));
-	return nul ? (uint32_t)(nul - p) + 1 : (uint32_t)(end - p);
+	uint32_t len;
+	return proto_statement_name(msg->data, msg->avail, &len) ? PROTO_HEADER_LEN + len + 1 : msg->avail;
 }
 
 /* The client's startup value of name would be set again after a RESET of it ("all": any). */
@@ -949,7 +948,7 @@ static void copy_text(struct client *c, const char *sql, size_t *copied, size_t 
 	struct pktbuf *out = &c->session_msg;
 
 	if (!out->len)
-		pkt_begin(out, 'Q');
+		pkt_begin(out, FE_QUERY);
 	pkt_put_bytes(out, sql + *copied, upto - *copied);
 	*copied = upto;
 }
@@ -1022,7 +1021,7 @@ static void note_session_changes(struct client *c, struct server *s, const struc
 	c->scanned_text = NULL;
 	if (stateless)
 		return;	/* nothing of session interest: the common case, without tokenizing */
-	whole_query = msg->type == 'Q' && msg->avail >= msg->len && nul;
+	whole_query = msg->type == FE_QUERY && msg->avail >= msg->len && nul;
 	/* a policy's decision on the message (track, rewrite) wins over the core's own tracking */
 	core_track = c->pool_mode != POOL_MODE_SESSION && rt.cfg->track_session_set && !c->msg_tracked &&
 		     !c->replacement.len;
@@ -1054,7 +1053,7 @@ static void note_session_changes(struct client *c, struct server *s, const struc
 			followed = core_track && strcmp(st.kind, "discard") != 0;
 		} else if ((st.flags & SQL_SETS_SESSION) && strcmp(st.kind, "set") == 0 && core_track) {
 			char value[512];
-			if (!whole_query && msg->type == 'P' && st.name[0] && !role_setting(st.name) &&
+			if (!whole_query && msg->type == FE_PARSE && st.name[0] && !role_setting(st.name) &&
 			    params_name_ok(st.name) && strcmp(st.name, "timezone") != 0 &&
 			    session_set_value(sql + start, pos - start, st.name, value, sizeof(value))) {
 				/* a Parse cannot carry an added statement: the value as written, kept if its transaction
@@ -1105,7 +1104,7 @@ bool client_apply_resets(struct client *c, struct param_set *server_params, stru
 
 	if (!c->pending_resets.n)
 		return false;
-	pkt_begin(restore, 'Q');
+	pkt_begin(restore, FE_QUERY);
 	if (params_find(&c->pending_resets, "all")) {
 		params_clear(&c->params);
 		if (!params_copy(&c->params, &c->startup))
@@ -1175,11 +1174,12 @@ static enum sbuf_action skip_to_sync(struct client *c, const struct sbuf_msg *ms
 {
 	struct server *s = c->server;
 
-	if (msg->type != 'S')
+	if (msg->type != FE_SYNC)
 		return SBUF_DROP;
 	c->skip_to_sync = false;
 	if (!s) {
-		uint8_t z[6] = { 'Z', 0, 0, 0, 5, 'I' };
+		uint8_t z[PROTO_READY_LEN];
+		proto_ready_for_query(z, PROTO_TXN_IDLE);
 		sbuf_send(&c->sb, z, sizeof(z));
 		return SBUF_DROP;
 	}
@@ -1230,7 +1230,7 @@ static enum sbuf_action handle_active(struct client *c, const struct sbuf_msg *m
 	struct server *s;
 
 	c->last_activity = rt_now();
-	if (msg->type == 'X') {
+	if (msg->type == FE_TERMINATE) {
 		c->sb.input_done = true;
 		client_close(c, "client close request");
 		return SBUF_CLOSED;
@@ -1239,7 +1239,7 @@ static enum sbuf_action handle_active(struct client *c, const struct sbuf_msg *m
 		client_fatal(c, "08P01", "message of %u bytes is longer than max_packet_size", msg->len - 1);
 		return SBUF_CLOSED;
 	}
-	if (msg->type == 'Q' && rt.cfg->disable_pqexec) {
+	if (msg->type == FE_QUERY && rt.cfg->disable_pqexec) {
 		/* the simple protocol can carry several statements in one message: refused outright */
 		client_fatal(c, "08P01", "PQexec disallowed (disable_pqexec)");
 		return SBUF_CLOSED;
@@ -1247,7 +1247,7 @@ static enum sbuf_action handle_active(struct client *c, const struct sbuf_msg *m
 	if (c->skip_to_sync)
 		return done(c, skip_to_sync(c, msg));
 	/* the keyword scan and the hooks want the statement text: short ones arrive whole first */
-	if ((msg->type == 'Q' || msg->type == 'P') && msg->avail < msg->len &&
+	if ((msg->type == FE_QUERY || msg->type == FE_PARSE) && msg->avail < msg->len &&
 	    msg->len <= SCAN_WHOLE_MAX + (uint32_t)rt.cfg->policy_max_query_length)
 		return SBUF_WAIT_FULL;
 	if (!c->checked) {
@@ -1272,12 +1272,12 @@ static enum sbuf_action handle_active(struct client *c, const struct sbuf_msg *m
 		return SBUF_PAUSE;
 	if (!c->noted) {
 		c->noted = true;
-		if (cur.type == 'Q') {
-			note_session_changes(c, s, &cur, 5);
+		if (cur.type == FE_QUERY) {
+			note_session_changes(c, s, &cur, PROTO_HEADER_LEN);
 			if (ps_relay_enabled(c) && ps_relay_query(c, s, &cur, &act))
 				return done(c, act);
-		} else if (cur.type == 'P') {
-			note_session_changes(c, s, &cur, 5 + statement_name_len(&cur));
+		} else if (cur.type == FE_PARSE) {
+			note_session_changes(c, s, &cur, parse_text_offset(&cur));
 		}
 	}
 	if (c->session_msg.len) {
@@ -1288,20 +1288,20 @@ static enum sbuf_action handle_active(struct client *c, const struct sbuf_msg *m
 	if (cur.data != msg->data && !sbuf_flush_pending(&c->sb))
 		return SBUF_RETRY;
 	/* until its Sync, an extended-protocol batch keeps the server even between ReadyForQuery answers */
-	if (cur.type == 'P' || cur.type == 'B' || cur.type == 'D' || cur.type == 'E' || cur.type == 'C' ||
-	    cur.type == 'H')
+	if (cur.type == FE_PARSE || cur.type == FE_BIND || cur.type == FE_DESCRIBE || cur.type == FE_EXECUTE ||
+	    cur.type == FE_CLOSE || cur.type == FE_FLUSH)
 		s->batch_open = true;
 	if (ps_relay_enabled(c) && ps_relay_client(c, s, &cur, &act))
 		return done(c, act);
 	switch (cur.type) {
-	case 'Q':
+	case FE_QUERY:
 		client_request_sent(s);	/* each Query, Sync and FunctionCall gets one ReadyForQuery */
 		break;
-	case 'S':
+	case FE_SYNC:
 		s->batch_open = false;
 		client_request_sent(s);
 		break;
-	case 'F':
+	case FE_FUNCTION_CALL:
 		s->dirty = true;	/* a function called by OID may be anything, advisory locks included */
 		client_request_sent(s);
 		break;
@@ -1424,7 +1424,7 @@ void client_janitor(void)
 		idle = client_timeout(c, TIMEOUT_CLIENT_IDLE);
 		if (c->server) {
 			struct server *s = c->server;
-			bool idle_server = s->phase == PHASE_RELAY && s->pending_ready == 0 && s->txn_status == 'I';
+			bool idle_server = s->phase == PHASE_RELAY && s->pending_ready == 0 && s->txn_status == PROTO_TXN_IDLE;
 			if (!idle_server || idle <= 0 || now - c->last_activity < idle) {
 				server_janitor(s);
 				continue;

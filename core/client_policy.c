@@ -50,7 +50,7 @@ static void fill_view(const struct client *c, struct policy_client *v)
 		v->port = ntohs(c->addr.in6.sin6_port);
 	v->tls = false;
 	v->params = &c->params;
-	v->in_transaction = c->server && c->server->txn_status != 'I';
+	v->in_transaction = c->server && c->server->txn_status != PROTO_TXN_IDLE;
 	v->tenant = c->tenant ? c->tenant->key : NULL;
 	v->pool_mode = config_pool_mode_name(c->pool_mode);
 }
@@ -157,43 +157,41 @@ struct msg_text {
 
 static bool message_text(const struct client *c, const struct sbuf_msg *msg, struct msg_text *t)
 {
-	const uint8_t *body = msg->data + 5, *end = msg->data + msg->avail, *nul;
+	const uint8_t *body = msg->data + PROTO_HEADER_LEN, *end = msg->data + msg->avail, *nul;
 
 	memset(t, 0, sizeof(*t));
 	t->complete = msg->avail >= msg->len;
 	switch (msg->type) {
-	case 'Q':
+	case FE_QUERY:
 		t->protocol = "simple";
 		t->sql = (const char *)body;
 		nul = memchr(body, 0, (size_t)(end - body));
 		t->len = nul ? (size_t)(nul - body) : (size_t)(end - body);
 		return true;
-	case 'P':
+	case FE_PARSE: {
+		uint32_t nlen;
+		const char *name = proto_statement_name(msg->data, msg->avail, &nlen);
 		t->protocol = "extended";
-		nul = memchr(body, 0, (size_t)(end - body));
-		if (!nul)
+		if (!name)
 			return false;
-		if (nul > body) {
-			snprintf(t->name_buf, sizeof(t->name_buf), "%.*s", (int)(nul - body), (const char *)body);
+		if (nlen > 0) {
+			snprintf(t->name_buf, sizeof(t->name_buf), "%.*s", (int)nlen, name);
 			t->name = t->name_buf;
 		}
-		t->sql = (const char *)nul + 1;
+		t->sql = name + nlen + 1;
 		nul = memchr(t->sql, 0, (size_t)(end - (const uint8_t *)t->sql));
 		t->len = nul ? (size_t)(nul - (const uint8_t *)t->sql) : (size_t)(end - (const uint8_t *)t->sql);
 		return true;
-	case 'B': {
+	}
+	case FE_BIND: {
 		/* a named statement's prepared text */
-		const uint8_t *stmt;
+		uint32_t nlen;
+		const char *name = proto_statement_name(msg->data, msg->avail, &nlen);
 		struct ps_stmt *st;
 		t->protocol = "extended";
-		nul = memchr(body, 0, (size_t)(end - body));
-		if (!nul)
+		if (!name || nlen == 0)
 			return false;
-		stmt = nul + 1;
-		nul = stmt < end ? memchr(stmt, 0, (size_t)(end - stmt)) : NULL;
-		if (!nul || nul == stmt)
-			return false;
-		snprintf(t->name_buf, sizeof(t->name_buf), "%.*s", (int)(nul - stmt), (const char *)stmt);
+		snprintf(t->name_buf, sizeof(t->name_buf), "%.*s", (int)nlen, name);
 		t->name = t->name_buf;
 		st = ps_client_find(&c->ps, t->name);
 		if (!st)
@@ -203,7 +201,7 @@ static bool message_text(const struct client *c, const struct sbuf_msg *msg, str
 		t->complete = true;
 		return true;
 	}
-	case 'F':
+	case FE_FUNCTION_CALL:
 		t->protocol = "function";
 		t->sql = "";
 		return true;
@@ -234,10 +232,10 @@ static int scan_kinds(struct client *c, const struct sbuf_msg *msg, const struct
 	unsigned session_flags = 0;
 	bool shared = false;	/* the session scan will reuse this scan's answer */
 
-	if (msg->type == 'F') {
+	if (msg->type == FE_FUNCTION_CALL) {
 		struct pkt_reader r;
 		unsigned oid;
-		pkt_reader_init(&r, msg->data + 5, msg->avail - 5);
+		pkt_reader_init(&r, msg->data + PROTO_HEADER_LEN, msg->avail - PROTO_HEADER_LEN);
 		oid = pkt_get_u32(&r);
 		add_kind(kinds, ptrs, &n, "function");
 		for (size_t i = 0; i < sizeof(ADVISORY_OIDS) / sizeof(ADVISORY_OIDS[0]); i++)
@@ -307,7 +305,7 @@ static bool build_rewrite(struct client *c, const struct sbuf_msg *msg, const st
 
 	pktbuf_reset(b);
 	pkt_begin(b, msg->type);
-	if (msg->type == 'P') {
+	if (msg->type == FE_PARSE) {
 		const uint8_t *after = (const uint8_t *)t->sql + t->len + 1;	/* int16 n + types */
 		pkt_put_string(b, t->name ? t->name : "");
 		pkt_put_bytes(b, sql, len);
@@ -384,7 +382,7 @@ void cpol_query(struct client *c, const struct sbuf_msg *msg)
 
 	c->msg_tracked = false;
 	c->scanned_text = NULL;
-	if (!policy_active() || (msg->type != 'Q' && msg->type != 'P' && msg->type != 'F'))
+	if (!policy_active() || (msg->type != FE_QUERY && msg->type != FE_PARSE && msg->type != FE_FUNCTION_CALL))
 		return;
 	if (!message_text(c, msg, &h.t))
 		return;
@@ -402,7 +400,7 @@ void cpol_query(struct client *c, const struct sbuf_msg *msg)
 		if (d->reject) {
 			set_reject(c, d->sqlstate[0] ? d->sqlstate : "0A000", d->message ? d->message : "rejected by policy");
 		} else if (d->rewrite) {
-			if (msg->type == 'F') {
+			if (msg->type == FE_FUNCTION_CALL) {
 				log_warning("C-%llu: policy rewrite of a FunctionCall refused", c->id);
 				set_reject(c, "0A000", "statement rejected: a policy cannot rewrite a function call");
 			} else if (h.q.truncated) {
@@ -476,10 +474,11 @@ enum sbuf_action cpol_reject(struct client *c, const struct sbuf_msg *msg)
 		/* no server: answer as PostgreSQL would, the session stays usable */
 		sbuf_send(&c->sb, c->reject_msg.data, c->reject_msg.len);
 		pktbuf_reset(&c->reject_msg);
-		if (msg->type == 'P') {
+		if (msg->type == FE_PARSE) {
 			c->skip_to_sync = true;
 		} else {
-			uint8_t z[6] = { 'Z', 0, 0, 0, 5, 'I' };
+			uint8_t z[PROTO_READY_LEN];
+			proto_ready_for_query(z, PROTO_TXN_IDLE);
 			sbuf_send(&c->sb, z, sizeof(z));
 		}
 		return SBUF_DROP;
@@ -499,24 +498,21 @@ enum sbuf_action cpol_reject(struct client *c, const struct sbuf_msg *msg)
 	memcpy(payload, c->reject_msg.data, len);
 	pktbuf_reset(&c->reject_msg);
 	pktbuf_init(&b);
-	if (msg->type == 'P') {
-		pkt_begin(&b, 'E');
-		pkt_put_string(&b, "MB_rejected_no_such_portal");
-		pkt_put_u32(&b, 0);
-		pkt_end(&b);
+	if (msg->type == FE_PARSE) {
+		pkt_execute(&b, "MB_rejected_no_such_portal", 0);
 		c->skip_to_sync = true;
 	} else {
 		pkt_query(&b, "MB_REJECTED_BY_POLICY");	/* a syntax error: the transaction aborts */
 	}
 	if (b.failed || !ps_pending_push_error(&s->ps_pending, payload, len) ||
-	    (msg->type != 'P' && !ps_pending_push(&s->ps_pending, PS_MARK, NULL))) {
+	    (msg->type != FE_PARSE && !ps_pending_push(&s->ps_pending, PS_MARK, NULL))) {
 		pktbuf_free(&b);
 		client_fatal(c, "53200", "out of memory");
 		return SBUF_CLOSED;
 	}
 	sbuf_send_pkt(&s->sb, &b);
 	pktbuf_free(&b);
-	if (msg->type != 'P')
+	if (msg->type != FE_PARSE)
 		client_request_sent(s);
 	return SBUF_DROP;
 }
@@ -535,9 +531,9 @@ void cpol_note_server_msg(struct client *c, const struct sbuf_msg *msg)
 {
 	if (!c->n_track)
 		return;
-	if (msg->type == 'E')
+	if (msg->type == BE_ERROR)
 		c->track_failed = true;
-	else if (msg->type == 'C' && msg->avail >= 13 && memcmp(msg->data + 5, "ROLLBACK", 8) == 0)
+	else if (msg->type == BE_COMMAND_COMPLETE && proto_tag_starts(msg->data, msg->avail, "ROLLBACK"))
 		c->track_failed = true;	/* ROLLBACK, or COMMIT of a failed transaction */
 }
 
@@ -581,9 +577,9 @@ void cpol_settle_tracks(struct client *c, struct server *s, char txn_status)
 {
 	if (!c->n_track)
 		return;
-	if (txn_status == 'T')
+	if (txn_status == PROTO_TXN_BLOCK)
 		return;	/* decided at COMMIT or ROLLBACK */
-	if (txn_status == 'E') {
+	if (txn_status == PROTO_TXN_FAILED) {
 		c->track_failed = true;
 		return;
 	}

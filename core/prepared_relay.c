@@ -75,10 +75,7 @@ static void send_close(struct server *s, const char *name)
 {
 	struct pktbuf b;
 	pktbuf_init(&b);
-	pkt_begin(&b, 'C');
-	pkt_put_u8(&b, 'S');
-	pkt_put_string(&b, name);
-	pkt_end(&b);
+	pkt_close(&b, PROTO_TARGET_STATEMENT, name);
 	send_to(&s->sb, &b);
 }
 
@@ -86,10 +83,7 @@ static void send_parse(struct server *s, const struct ps_stmt *st)
 {
 	struct pktbuf b;
 	pktbuf_init(&b);
-	pkt_begin(&b, 'P');
-	pkt_put_string(&b, st->server_name);
-	pkt_put_bytes(&b, st->body, st->body_len);
-	pkt_end(&b);
+	pkt_parse(&b, st->server_name, st->body, st->body_len);
 	send_to(&s->sb, &b);
 }
 
@@ -122,19 +116,10 @@ static bool ensure_prepared(struct server *s, struct ps_stmt *st)
 	return push(s, PS_DROP, st) && ps_server_add(&s->ps_cache, st, g_use_counter);
 }
 
-/* Statement name of a Parse/Describe/Close body at offset, bounded by the buffered bytes. */
-static const char *name_at(const struct sbuf_msg *msg, uint32_t offset, uint32_t *len)
+/* The statement name a message carries (proto_statement_name), bounded by the buffered bytes. */
+static const char *stmt_name(const struct sbuf_msg *msg, uint32_t *len)
 {
-	const uint8_t *p = msg->data + offset, *end = msg->data + msg->avail;
-	const uint8_t *nul;
-
-	if (p >= end)
-		return NULL;
-	nul = memchr(p, 0, (size_t)(end - p));
-	if (!nul)
-		return NULL;
-	*len = (uint32_t)(nul - p);
-	return (const char *)p;
+	return proto_statement_name(msg->data, msg->avail, len);
 }
 
 /* Once per shared statement: does running it change the session (SET, session locks, LISTEN...)? */
@@ -159,9 +144,17 @@ static enum sbuf_action bad_message(struct client *c, const char *what)
 	return SBUF_CLOSED;
 }
 
-static void answer_client(struct client *c, uint8_t type)
+static void answer_parse(struct client *c)
 {
-	uint8_t m[5] = { type, 0, 0, 0, 4 };
+	uint8_t m[PROTO_EMPTY_LEN];
+	proto_parse_complete(m);
+	sbuf_send(&c->sb, m, sizeof(m));
+}
+
+static void answer_close(struct client *c)
+{
+	uint8_t m[PROTO_EMPTY_LEN];
+	proto_close_complete(m);
 	sbuf_send(&c->sb, m, sizeof(m));
 }
 
@@ -205,7 +198,7 @@ bool ps_relay_client_unlinked(struct client *c, const struct sbuf_msg *msg, enum
 	uint32_t nlen;
 
 	switch (msg->type) {
-	case 'P': {
+	case FE_PARSE: {
 		struct ps_stmt *st;
 		if (msg->avail < msg->len) {
 			if (msg->len > WHOLE_MAX)
@@ -213,7 +206,7 @@ bool ps_relay_client_unlinked(struct client *c, const struct sbuf_msg *msg, enum
 			*act = SBUF_WAIT_FULL;
 			return true;
 		}
-		name = name_at(msg, 5, &nlen);
+		name = stmt_name(msg, &nlen);
 		if (!name) {
 			*act = bad_message(c, "Parse");
 			return true;
@@ -228,7 +221,7 @@ bool ps_relay_client_unlinked(struct client *c, const struct sbuf_msg *msg, enum
 		 * there: a Parse that never reaches one (a wait timeout, a rejected
 		 * transaction, a failed server login) leaves nothing behind.
 		 */
-		st = ps_lookup(c->pool, msg->data + 5 + nlen + 1, msg->len - 5 - nlen - 1);
+		st = ps_lookup(c->pool, msg->data + PROTO_HEADER_LEN + nlen + 1, msg->len - PROTO_HEADER_LEN - nlen - 1);
 		if (!st || !st->known_good)
 			return false;
 		if (!ps_client_set(&c->ps, name, st)) {
@@ -236,36 +229,35 @@ bool ps_relay_client_unlinked(struct client *c, const struct sbuf_msg *msg, enum
 			return true;
 		}
 		c->pool->ps_client_parses++;
-		answer_client(c, '1');
+		answer_parse(c);
 		*act = SBUF_DROP;
 		return true;
 	}
-	case 'Q':
+	case FE_QUERY:
 		if (!local_deallocate(c, msg))
 			return false;
 		*act = SBUF_DROP;
 		return true;
-	case 'C':
+	case FE_CLOSE:
 		if (msg->avail < msg->len) {
 			*act = SBUF_WAIT_FULL;
 			return true;
 		}
-		if (msg->len < 7 || msg->data[5] != 'S')
-			return false;
-		name = name_at(msg, 6, &nlen);
+		name = stmt_name(msg, &nlen);
 		if (!name || nlen == 0)
 			return false;
 		ps_client_remove(&c->ps, name);
-		answer_client(c, '3');
+		answer_close(c);
 		*act = SBUF_DROP;
 		return true;
-	case 'S': {
-		uint8_t z[6] = { 'Z', 0, 0, 0, 5, 'I' };	/* no server: no transaction */
+	case FE_SYNC: {
+		uint8_t z[PROTO_READY_LEN];
+		proto_ready_for_query(z, PROTO_TXN_IDLE);	/* no server: no transaction */
 		sbuf_send(&c->sb, z, sizeof(z));
 		*act = SBUF_DROP;
 		return true;
 	}
-	case 'H':
+	case FE_FLUSH:
 		*act = SBUF_DROP;	/* nothing is pending anywhere */
 		return true;
 	default:
@@ -279,7 +271,7 @@ static bool handle_parse(struct client *c, struct server *s, const struct sbuf_m
 	uint32_t nlen;
 	struct ps_stmt *st;
 
-	name = name_at(msg, 5, &nlen);
+	name = stmt_name(msg, &nlen);
 	if (!name) {
 		if (msg->avail >= msg->len) {
 			*act = bad_message(c, "Parse");
@@ -315,7 +307,7 @@ static bool handle_parse(struct client *c, struct server *s, const struct sbuf_m
 		*act = SBUF_RETRY;
 		return true;
 	}
-	st = ps_intern(s->pool, msg->data + 5 + nlen + 1, msg->len - 5 - nlen - 1);
+	st = ps_intern(s->pool, msg->data + PROTO_HEADER_LEN + nlen + 1, msg->len - PROTO_HEADER_LEN - nlen - 1);
 	if (!st || !ps_client_set(&c->ps, name, st)) {
 		ps_stmt_release_unused(st);
 		*act = out_of_memory(c);
@@ -352,12 +344,11 @@ static bool handle_parse(struct client *c, struct server *s, const struct sbuf_m
 static bool handle_bind(struct client *c, struct server *s, const struct sbuf_msg *msg, enum sbuf_action *act)
 {
 	uint32_t plen, nlen, newlen;
-	const char *portal = name_at(msg, 5, &plen), *name = NULL;
+	const char *portal = proto_string_at(msg->data, msg->avail, PROTO_HEADER_LEN, &plen);
+	const char *name = stmt_name(msg, &nlen);
 	struct ps_stmt *st;
 	struct pktbuf b;
 
-	if (portal)
-		name = name_at(msg, 5 + plen + 1, &nlen);
 	if (!name) {
 		uint32_t want;
 		if (msg->avail >= msg->len) {
@@ -389,10 +380,7 @@ static bool handle_bind(struct client *c, struct server *s, const struct sbuf_ms
 	/* our head (same portal, our statement name), then the rest of the client's Bind as it is */
 	newlen = msg->len - 1 - nlen + (uint32_t)strlen(st->server_name);
 	pktbuf_init(&b);
-	pkt_put_u8(&b, 'B');
-	pkt_put_u32(&b, newlen);
-	pkt_put_bytes(&b, portal, plen + 1);
-	pkt_put_string(&b, st->server_name);
+	pkt_bind_head(&b, newlen, portal, plen, st->server_name);
 	if (!send_to(&s->sb, &b)) {
 		*act = out_of_memory(c);
 		return true;
@@ -415,9 +403,9 @@ static bool handle_describe_close(struct client *c, struct server *s, const stru
 		*act = SBUF_WAIT_FULL;
 		return true;
 	}
-	if (msg->len < 7 || msg->data[5] != 'S' || !(name = name_at(msg, 6, &nlen)) || nlen == 0) {
+	if (!(name = stmt_name(msg, &nlen)) || nlen == 0) {
 		/* portals and the unnamed statement: relay (a Close still gets its CloseComplete counted) */
-		if (msg->type == 'C' && !push(s, PS_FORWARD, NULL)) {
+		if (msg->type == FE_CLOSE && !push(s, PS_FORWARD, NULL)) {
 			*act = out_of_memory(c);
 			return true;
 		}
@@ -427,7 +415,7 @@ static bool handle_describe_close(struct client *c, struct server *s, const stru
 		*act = SBUF_RETRY;
 		return true;
 	}
-	if (msg->type == 'C') {
+	if (msg->type == FE_CLOSE) {
 		/* the server keeps the statement for others; the client's name goes */
 		ps_client_remove(&c->ps, name);
 		send_close(s, NOOP_NAME);
@@ -442,10 +430,7 @@ static bool handle_describe_close(struct client *c, struct server *s, const stru
 		return true;
 	}
 	pktbuf_init(&b);
-	pkt_begin(&b, 'D');
-	pkt_put_u8(&b, 'S');
-	pkt_put_string(&b, st->server_name);
-	pkt_end(&b);
+	pkt_describe(&b, PROTO_TARGET_STATEMENT, st->server_name);
 	*act = send_to(&s->sb, &b) ? SBUF_DROP : out_of_memory(c);
 	return true;
 }
@@ -588,8 +573,8 @@ static bool query_text(const struct sbuf_msg *msg, const char **sql, size_t *len
 
 	if (msg->avail < msg->len || msg->len < 6)
 		return false;
-	*sql = (const char *)msg->data + 5;
-	*len = strnlen(*sql, msg->len - 5);
+	*sql = (const char *)msg->data + PROTO_HEADER_LEN;
+	*len = strnlen(*sql, msg->len - PROTO_HEADER_LEN);
 	end = *sql + *len;
 	for (int pass = 0; pass < 2; pass++)
 		for (p = *sql; (p = memchr(p, pass ? 'D' : 'd', (size_t)(end - p))) != NULL; p++)
@@ -602,9 +587,7 @@ static void send_command_complete(struct sbuf *sb, const char *tag)
 {
 	struct pktbuf b;
 	pktbuf_init(&b);
-	pkt_begin(&b, 'C');
-	pkt_put_string(&b, tag);
-	pkt_end(&b);
+	pkt_command_complete(&b, tag);
 	send_to(sb, &b);
 }
 
@@ -649,7 +632,7 @@ static bool local_deallocate(struct client *c, const struct sbuf_msg *msg)
 		send_command_complete(&c->sb, "DEALLOCATE");
 	}
 	pktbuf_init(&b);
-	pkt_ready_for_query(&b, 'I');
+	pkt_ready_for_query(&b, PROTO_TXN_IDLE);
 	send_to(&c->sb, &b);
 	return true;
 }
@@ -697,7 +680,7 @@ bool ps_relay_query(struct client *c, struct server *s, const struct sbuf_msg *m
 	if (!any)
 		return false;
 	pktbuf_init(&b);
-	pkt_begin(&b, 'Q');
+	pkt_begin(&b, FE_QUERY);
 	pos = 0;
 	for (start = pos; sqlscan_next(sql, len, &pos, &st); start = pos) {
 		enum ps_action what = PS_FORWARD;
@@ -743,16 +726,16 @@ bool ps_relay_query(struct client *c, struct server *s, const struct sbuf_msg *m
 bool ps_relay_client(struct client *c, struct server *s, const struct sbuf_msg *msg, enum sbuf_action *act)
 {
 	switch (msg->type) {
-	case 'P':
+	case FE_PARSE:
 		return handle_parse(c, s, msg, act);
-	case 'B':
+	case FE_BIND:
 		return handle_bind(c, s, msg, act);
-	case 'D':
-	case 'C':
+	case FE_DESCRIBE:
+	case FE_CLOSE:
 		return handle_describe_close(c, s, msg, act);
-	case 'S':
-	case 'Q':
-	case 'F':
+	case FE_SYNC:
+	case FE_QUERY:
+	case FE_FUNCTION_CALL:
 		if (!push(s, PS_MARK, NULL)) {
 			*act = out_of_memory(c);
 			return true;
@@ -768,13 +751,13 @@ bool ps_relay_server(struct server *s, const struct sbuf_msg *msg, enum sbuf_act
 	struct ps_pending_item it;
 
 	switch (msg->type) {
-	case '1':
-	case '3':
+	case BE_PARSE_COMPLETE:
+	case BE_CLOSE_COMPLETE:
 		if (!ps_pending_peek(&s->ps_pending, &it) || it.action == PS_MARK || it.action == PS_DEALLOCATE ||
 		    it.action == PS_UNLISTEN)
 			return false;	/* not tracked (session mode or feature off): relay */
 		ps_pending_pop(&s->ps_pending, &it);
-		if (msg->type == '1' && it.added)
+		if (msg->type == BE_PARSE_COMPLETE && it.added)
 			it.added->known_good = true;
 		forget_item(s, &it, true);
 		if (it.action == PS_DROP) {
@@ -782,14 +765,15 @@ bool ps_relay_server(struct server *s, const struct sbuf_msg *msg, enum sbuf_act
 			return true;
 		}
 		if (it.action == PS_AS_PARSE)
-			((uint8_t *)msg->data)[0] = '1';	/* same length: rewritten in place */
+			((uint8_t *)msg->data)[0] = BE_PARSE_COMPLETE;	/* same length: rewritten in place */
 		*act = SBUF_FORWARD;
 		return true;
-	case 'E': {
+	case BE_ERROR: {
 		bool replaced = false;
 		if (s->ps_cache.n && msg->avail > 5) {
 			/* after DDL a statement's plan can be stale for good: the reset drops every statement */
-			const char *m = proto_error_field(msg->data + 5, msg->avail - 5, 'M');
+			const char *m = proto_error_field(msg->data + PROTO_HEADER_LEN, msg->avail - PROTO_HEADER_LEN,
+						   PROTO_FIELD_MESSAGE);
 			if (m && strncmp(m, "cached plan must not change result type", 39) == 0)
 				s->dirty = true;
 		}
@@ -816,7 +800,7 @@ bool ps_relay_server(struct server *s, const struct sbuf_msg *msg, enum sbuf_act
 		}
 		return false;
 	}
-	case 'Z':
+	case BE_READY_FOR_QUERY:
 		if (s->ps_pending.n && s->ps_pending.items[s->ps_pending.head].action == PS_MARK) {
 			ps_pending_pop(&s->ps_pending, &it);	/* the usual case: nothing but the request's mark */
 			return false;
@@ -827,13 +811,13 @@ bool ps_relay_server(struct server *s, const struct sbuf_msg *msg, enum sbuf_act
 				break;
 		}
 		return false;
-	case 'C':
+	case BE_COMMAND_COMPLETE:
 		if (ps_pending_peek(&s->ps_pending, &it) && (it.action == PS_DEALLOCATE || it.action == PS_UNLISTEN)) {
 			if (msg->avail < msg->len) {
 				*act = SBUF_WAIT_FULL;
 				return true;
 			}
-			if (msg->len == 5 + 9 && memcmp(msg->data + 5, "UNLISTEN", 9) == 0) {
+			if (proto_tag_is(msg->data, msg->len, "UNLISTEN")) {
 				if (it.action == PS_UNLISTEN) {
 					ps_pending_pop(&s->ps_pending, &it);
 					return false;
@@ -853,9 +837,8 @@ bool ps_relay_server(struct server *s, const struct sbuf_msg *msg, enum sbuf_act
 			/* another statement's: on as usual */
 		}
 		/* a DEALLOCATE ALL / DISCARD ALL that ran (its CommandComplete says so) dropped every statement */
-		if (msg->avail >= 5 + 11 && msg->data[5] == 'D' &&
-		    ((msg->avail >= 5 + 14 && memcmp(msg->data + 5, "DEALLOCATE ALL", 14) == 0) ||
-		     memcmp(msg->data + 5, "DISCARD ALL", 11) == 0)) {
+		if (proto_tag_starts(msg->data, msg->avail, "DEALLOCATE ALL") ||
+		    proto_tag_starts(msg->data, msg->avail, "DISCARD ALL")) {
 			ps_server_clear(&s->ps_cache);
 			if (s->client)
 				ps_client_clear(&s->client->ps);

@@ -196,6 +196,54 @@ const char *proto_error_field(const uint8_t *body, size_t len, char code)
 	}
 }
 
+const char *proto_string_at(const uint8_t *msg, uint32_t avail, uint32_t offset, uint32_t *len)
+{
+	const uint8_t *nul;
+
+	if (offset >= avail)
+		return NULL;
+	nul = memchr(msg + offset, 0, avail - offset);
+	if (!nul)
+		return NULL;
+	*len = (uint32_t)(nul - (msg + offset));
+	return (const char *)msg + offset;
+}
+
+const char *proto_statement_name(const uint8_t *msg, uint32_t avail, uint32_t *len)
+{
+	uint32_t plen;
+
+	if (avail < PROTO_HEADER_LEN)
+		return NULL;
+	switch (msg[0]) {
+	case FE_PARSE:
+		return proto_string_at(msg, avail, PROTO_HEADER_LEN, len);
+	case FE_BIND:
+		if (!proto_string_at(msg, avail, PROTO_HEADER_LEN, &plen))
+			return NULL;
+		return proto_string_at(msg, avail, PROTO_HEADER_LEN + plen + 1, len);
+	case FE_DESCRIBE:
+	case FE_CLOSE:
+		if (avail <= PROTO_HEADER_LEN || msg[PROTO_HEADER_LEN] != PROTO_TARGET_STATEMENT)
+			return NULL;
+		return proto_string_at(msg, avail, PROTO_HEADER_LEN + 1, len);
+	default:
+		return NULL;
+	}
+}
+
+bool proto_tag_starts(const uint8_t *msg, uint32_t avail, const char *prefix)
+{
+	size_t n = strlen(prefix);
+	return avail >= PROTO_HEADER_LEN + n && memcmp(msg + PROTO_HEADER_LEN, prefix, n) == 0;
+}
+
+bool proto_tag_is(const uint8_t *msg, uint32_t len, const char *tag)
+{
+	size_t n = strlen(tag) + 1;
+	return len == PROTO_HEADER_LEN + n && memcmp(msg + PROTO_HEADER_LEN, tag, n) == 0;
+}
+
 /* Output buffer. msg_start holds the offset of the length word of the message being built. */
 
 void pktbuf_init(struct pktbuf *b)
@@ -327,13 +375,13 @@ static void error_body(struct pktbuf *b, uint8_t type, const char *severity, con
 		       const char *fmt, va_list ap)
 {
 	pkt_begin(b, type);
-	pkt_put_u8(b, 'S');
+	pkt_put_u8(b, PROTO_FIELD_SEVERITY);
 	pkt_put_string(b, severity);
-	pkt_put_u8(b, 'V');
+	pkt_put_u8(b, PROTO_FIELD_SEVERITY_RAW);
 	pkt_put_string(b, severity);
-	pkt_put_u8(b, 'C');
+	pkt_put_u8(b, PROTO_FIELD_SQLSTATE);
 	pkt_put_string(b, sqlstate);
-	pkt_put_u8(b, 'M');
+	pkt_put_u8(b, PROTO_FIELD_MESSAGE);
 	if (!b->failed)
 		put_vprintf(b, fmt, ap);
 	pkt_put_u8(b, 0);
@@ -342,7 +390,7 @@ static void error_body(struct pktbuf *b, uint8_t type, const char *severity, con
 
 void pkt_error_v(struct pktbuf *b, const char *severity, const char *sqlstate, const char *fmt, va_list ap)
 {
-	error_body(b, 'E', severity, sqlstate, fmt, ap);
+	error_body(b, BE_ERROR, severity, sqlstate, fmt, ap);
 }
 
 void pkt_error(struct pktbuf *b, const char *severity, const char *sqlstate, const char *fmt, ...)
@@ -350,7 +398,7 @@ void pkt_error(struct pktbuf *b, const char *severity, const char *sqlstate, con
 	va_list ap;
 
 	va_start(ap, fmt);
-	error_body(b, 'E', severity, sqlstate, fmt, ap);
+	error_body(b, BE_ERROR, severity, sqlstate, fmt, ap);
 	va_end(ap);
 }
 
@@ -359,13 +407,13 @@ void pkt_notice(struct pktbuf *b, const char *sqlstate, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	error_body(b, 'N', "NOTICE", sqlstate, fmt, ap);
+	error_body(b, BE_NOTICE, "NOTICE", sqlstate, fmt, ap);
 	va_end(ap);
 }
 
 void pkt_auth_request(struct pktbuf *b, uint32_t code, const void *data, size_t len)
 {
-	pkt_begin(b, 'R');
+	pkt_begin(b, BE_AUTHENTICATION);
 	pkt_put_u32(b, code);
 	pkt_put_bytes(b, data, len);
 	pkt_end(b);
@@ -373,7 +421,7 @@ void pkt_auth_request(struct pktbuf *b, uint32_t code, const void *data, size_t 
 
 void pkt_auth_sasl_mechanisms(struct pktbuf *b)
 {
-	pkt_begin(b, 'R');
+	pkt_begin(b, BE_AUTHENTICATION);
 	pkt_put_u32(b, AUTH_REQ_SASL);
 	pkt_put_string(b, "SCRAM-SHA-256");
 	pkt_put_u8(b, 0); /* end of the mechanism list */
@@ -393,7 +441,7 @@ void pkt_parameter_status(struct pktbuf *b, const char *name, const char *value)
 	if (!reserve(b, 1 + n))
 		return;
 	p = b->data + b->len;
-	p[0] = 'S';
+	p[0] = BE_PARAMETER_STATUS;
 	p[1] = (uint8_t)(n >> 24);
 	p[2] = (uint8_t)(n >> 16);
 	p[3] = (uint8_t)(n >> 8);
@@ -405,7 +453,7 @@ void pkt_parameter_status(struct pktbuf *b, const char *name, const char *value)
 
 void pkt_backend_key(struct pktbuf *b, uint32_t pid, uint32_t key)
 {
-	pkt_begin(b, 'K');
+	pkt_begin(b, BE_BACKEND_KEY);
 	pkt_put_u32(b, pid);
 	pkt_put_u32(b, key);
 	pkt_end(b);
@@ -413,34 +461,108 @@ void pkt_backend_key(struct pktbuf *b, uint32_t pid, uint32_t key)
 
 void pkt_ready_for_query(struct pktbuf *b, char status)
 {
-	pkt_begin(b, 'Z');
+	pkt_begin(b, BE_READY_FOR_QUERY);
 	pkt_put_u8(b, (uint8_t)status);
 	pkt_end(b);
 }
 
+void pkt_command_complete(struct pktbuf *b, const char *tag)
+{
+	pkt_begin(b, BE_COMMAND_COMPLETE);
+	pkt_put_string(b, tag);
+	pkt_end(b);
+}
+
+void pkt_parse(struct pktbuf *b, const char *name, const void *rest, size_t len)
+{
+	pkt_begin(b, FE_PARSE);
+	pkt_put_string(b, name);
+	pkt_put_bytes(b, rest, len);
+	pkt_end(b);
+}
+
+static void target_message(struct pktbuf *b, uint8_t type, uint8_t target, const char *name)
+{
+	pkt_begin(b, type);
+	pkt_put_u8(b, target);
+	pkt_put_string(b, name);
+	pkt_end(b);
+}
+
+void pkt_describe(struct pktbuf *b, uint8_t target, const char *name)
+{
+	target_message(b, FE_DESCRIBE, target, name);
+}
+
+void pkt_close(struct pktbuf *b, uint8_t target, const char *name)
+{
+	target_message(b, FE_CLOSE, target, name);
+}
+
+void pkt_execute(struct pktbuf *b, const char *portal, uint32_t max_rows)
+{
+	pkt_begin(b, FE_EXECUTE);
+	pkt_put_string(b, portal);
+	pkt_put_u32(b, max_rows);
+	pkt_end(b);
+}
+
+void pkt_bind_head(struct pktbuf *b, uint32_t body_len, const char *portal, uint32_t plen, const char *stmt)
+{
+	pkt_put_u8(b, FE_BIND);
+	pkt_put_u32(b, body_len);
+	pkt_put_bytes(b, portal, plen + 1);
+	pkt_put_string(b, stmt);
+}
+
+void proto_ready_for_query(uint8_t out[PROTO_READY_LEN], char status)
+{
+	out[0] = BE_READY_FOR_QUERY;
+	out[1] = out[2] = out[3] = 0;
+	out[4] = 5;
+	out[5] = (uint8_t)status;
+}
+
+static void empty_message(uint8_t out[PROTO_EMPTY_LEN], uint8_t type)
+{
+	out[0] = type;
+	out[1] = out[2] = out[3] = 0;
+	out[4] = 4;
+}
+
+void proto_parse_complete(uint8_t out[PROTO_EMPTY_LEN])
+{
+	empty_message(out, BE_PARSE_COMPLETE);
+}
+
+void proto_close_complete(uint8_t out[PROTO_EMPTY_LEN])
+{
+	empty_message(out, BE_CLOSE_COMPLETE);
+}
+
 void pkt_query(struct pktbuf *b, const char *sql)
 {
-	pkt_begin(b, 'Q');
+	pkt_begin(b, FE_QUERY);
 	pkt_put_string(b, sql);
 	pkt_end(b);
 }
 
 void pkt_terminate(struct pktbuf *b)
 {
-	pkt_begin(b, 'X');
+	pkt_begin(b, FE_TERMINATE);
 	pkt_end(b);
 }
 
 void pkt_password(struct pktbuf *b, const char *password)
 {
-	pkt_begin(b, 'p');
+	pkt_begin(b, FE_PASSWORD);
 	pkt_put_string(b, password);
 	pkt_end(b);
 }
 
 void pkt_sasl_initial(struct pktbuf *b, const char *mechanism, const void *data, size_t len)
 {
-	pkt_begin(b, 'p');
+	pkt_begin(b, FE_PASSWORD);
 	pkt_put_string(b, mechanism);
 	if (data == NULL) {
 		pkt_put_u32(b, UINT32_MAX); /* -1: no initial response */
@@ -455,7 +577,7 @@ void pkt_sasl_initial(struct pktbuf *b, const char *mechanism, const void *data,
 
 void pkt_sasl_response(struct pktbuf *b, const void *data, size_t len)
 {
-	pkt_begin(b, 'p');
+	pkt_begin(b, FE_PASSWORD);
 	pkt_put_bytes(b, data, len);
 	pkt_end(b);
 }
@@ -487,7 +609,7 @@ void pkt_startup(struct pktbuf *b, const struct startup_param *params, int n)
  */
 void pkt_negotiate_protocol(struct pktbuf *b, uint32_t minor, const char *const *options, int n)
 {
-	pkt_begin(b, 'v');
+	pkt_begin(b, BE_NEGOTIATE_PROTOCOL);
 	pkt_put_u32(b, PROTO_V3 | (minor & 0xffffu));
 	pkt_put_u32(b, n > 0 ? (uint32_t)n : 0);
 	for (int i = 0; i < n; i++)

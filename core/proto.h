@@ -14,6 +14,63 @@
 #define PROTO_MAX_STARTUP 10000u	/* as PostgreSQL's MAX_STARTUP_PACKET_LENGTH */
 #define PROTO_MAX_PARAMS 64
 
+/* Message types a client sends (frontend). */
+enum fe_type {
+	FE_BIND = 'B',
+	FE_CLOSE = 'C',
+	FE_DESCRIBE = 'D',
+	FE_EXECUTE = 'E',
+	FE_FUNCTION_CALL = 'F',
+	FE_FLUSH = 'H',
+	FE_PARSE = 'P',
+	FE_QUERY = 'Q',
+	FE_SYNC = 'S',
+	FE_TERMINATE = 'X',
+	FE_PASSWORD = 'p',	/* also SASLInitialResponse and SASLResponse */
+};
+
+/* Message types a server sends (backend). */
+enum be_type {
+	BE_PARSE_COMPLETE = '1',
+	BE_BIND_COMPLETE = '2',
+	BE_CLOSE_COMPLETE = '3',
+	BE_NOTIFICATION = 'A',
+	BE_COMMAND_COMPLETE = 'C',
+	BE_DATA_ROW = 'D',
+	BE_ERROR = 'E',
+	BE_BACKEND_KEY = 'K',
+	BE_NOTICE = 'N',
+	BE_AUTHENTICATION = 'R',
+	BE_PARAMETER_STATUS = 'S',
+	BE_ROW_DESCRIPTION = 'T',
+	BE_READY_FOR_QUERY = 'Z',
+	BE_NEGOTIATE_PROTOCOL = 'v',
+};
+
+/* What a Describe or Close names. */
+enum {
+	PROTO_TARGET_STATEMENT = 'S',
+	PROTO_TARGET_PORTAL = 'P',
+};
+
+/* Transaction status in a ReadyForQuery. */
+enum {
+	PROTO_TXN_IDLE = 'I',
+	PROTO_TXN_BLOCK = 'T',
+	PROTO_TXN_FAILED = 'E',
+};
+
+/* Fields of an ErrorResponse or NoticeResponse. */
+enum {
+	PROTO_FIELD_SEVERITY = 'S',
+	PROTO_FIELD_SEVERITY_RAW = 'V',	/* not localized */
+	PROTO_FIELD_SQLSTATE = 'C',
+	PROTO_FIELD_MESSAGE = 'M',
+};
+
+/* Bytes before a regular message's body: type and length. */
+#define PROTO_HEADER_LEN 5
+
 /* Authentication request codes ('R'). */
 enum {
 	AUTH_REQ_OK = 0,
@@ -73,6 +130,24 @@ const uint8_t *pkt_get_bytes(struct pkt_reader *r, size_t n);
 /* ErrorResponse/NoticeResponse body: find field code (e.g. 'C' SQLSTATE, 'M' message). NULL if absent. */
 const char *proto_error_field(const uint8_t *body, size_t len, char code);
 
+/*
+ * Readers of messages that may be partly buffered: msg is the message's first
+ * byte (its type), avail how many of its bytes are at hand. A string is found
+ * only if it ends (its NUL) within them; *len is its length without the NUL.
+ */
+const char *proto_string_at(const uint8_t *msg, uint32_t avail, uint32_t offset, uint32_t *len);
+/*
+ * The prepared statement a client message names: a Parse's, a Bind's (after
+ * its portal), a Describe's or Close's of a statement. "" is the unnamed one.
+ * NULL when the message names no statement (a portal, another type) or the
+ * name does not end within avail.
+ */
+const char *proto_statement_name(const uint8_t *msg, uint32_t avail, uint32_t *len);
+/* A CommandComplete whose tag (as far as avail holds it) begins with prefix. */
+bool proto_tag_starts(const uint8_t *msg, uint32_t avail, const char *prefix);
+/* A whole CommandComplete (len bytes, all at hand) whose tag is exactly tag. */
+bool proto_tag_is(const uint8_t *msg, uint32_t len, const char *tag);
+
 /* Growable output buffer for messages we build ourselves. */
 struct pktbuf {
 	uint8_t *data;
@@ -104,6 +179,19 @@ void pkt_auth_sasl_mechanisms(struct pktbuf *b);	/* AuthenticationSASL with SCRA
 void pkt_parameter_status(struct pktbuf *b, const char *name, const char *value);
 void pkt_backend_key(struct pktbuf *b, uint32_t pid, uint32_t key);
 void pkt_ready_for_query(struct pktbuf *b, char status);
+void pkt_command_complete(struct pktbuf *b, const char *tag);
+/* Parse: statement name, then the rest of a Parse body (query, parameter types) as it is. */
+void pkt_parse(struct pktbuf *b, const char *name, const void *rest, size_t len);
+/* Describe or Close of a statement or portal (PROTO_TARGET_*). */
+void pkt_describe(struct pktbuf *b, uint8_t target, const char *name);
+void pkt_close(struct pktbuf *b, uint8_t target, const char *name);
+void pkt_execute(struct pktbuf *b, const char *portal, uint32_t max_rows);
+/*
+ * The head of a Bind whose statement name changes: type, the length of the
+ * whole new message (body_len bytes after the type), the portal (plen bytes
+ * and its NUL) and the new statement name; the caller relays the rest.
+ */
+void pkt_bind_head(struct pktbuf *b, uint32_t body_len, const char *portal, uint32_t plen, const char *stmt);
 void pkt_query(struct pktbuf *b, const char *sql);
 void pkt_terminate(struct pktbuf *b);
 void pkt_password(struct pktbuf *b, const char *password);	/* 'p' with a string */
@@ -114,5 +202,12 @@ void pkt_cancel_request(struct pktbuf *b, uint32_t pid, uint32_t key);
 void pkt_startup(struct pktbuf *b, const struct startup_param *params, int n);
 /* NegotiateProtocolVersion: newest minor supported + unrecognized options. */
 void pkt_negotiate_protocol(struct pktbuf *b, uint32_t minor, const char *const *options, int n);
+
+/* Messages of a fixed size, built into the caller's array: answers on the relay path, without allocating. */
+#define PROTO_READY_LEN 6
+#define PROTO_EMPTY_LEN 5	/* no body: ParseComplete, CloseComplete */
+void proto_ready_for_query(uint8_t out[PROTO_READY_LEN], char status);
+void proto_parse_complete(uint8_t out[PROTO_EMPTY_LEN]);
+void proto_close_complete(uint8_t out[PROTO_EMPTY_LEN]);
 
 #endif

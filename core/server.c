@@ -281,7 +281,7 @@ void server_launch(struct pool *pool)
 	list_init(&s->head);
 	s->phase = PHASE_CONNECT;
 	s->connect_time = rt_now();
-	s->txn_status = 'I';
+	s->txn_status = PROTO_TXN_IDLE;
 	server_change_state(s, SV_LOGIN);
 
 	if (!db) {
@@ -308,7 +308,7 @@ static enum sbuf_action auth_request(struct server *s, const struct sbuf_msg *ms
 	struct pktbuf b;
 	char err[256];
 
-	pkt_reader_init(&r, msg->data + 5, msg->len - 5);
+	pkt_reader_init(&r, msg->data + PROTO_HEADER_LEN, msg->len - PROTO_HEADER_LEN);
 	code = pkt_get_u32(&r);
 	pktbuf_init(&b);
 	switch (code) {
@@ -398,7 +398,7 @@ static enum sbuf_action auth_request(struct server *s, const struct sbuf_msg *ms
 static bool read_status(const struct sbuf_msg *msg, const char **name, const char **value)
 {
 	struct pkt_reader r;
-	pkt_reader_init(&r, msg->data + 5, msg->len - 5);
+	pkt_reader_init(&r, msg->data + PROTO_HEADER_LEN, msg->len - PROTO_HEADER_LEN);
 	*name = pkt_get_string(&r);
 	*value = pkt_get_string(&r);
 	return *name && *value;
@@ -406,8 +406,8 @@ static bool read_status(const struct sbuf_msg *msg, const char **name, const cha
 
 static void read_error(const struct sbuf_msg *msg, char *sqlstate, char *text, size_t textlen)
 {
-	const char *code = proto_error_field(msg->data + 5, msg->len - 5, 'C');
-	const char *m = proto_error_field(msg->data + 5, msg->len - 5, 'M');
+	const char *code = proto_error_field(msg->data + PROTO_HEADER_LEN, msg->len - PROTO_HEADER_LEN, PROTO_FIELD_SQLSTATE);
+	const char *m = proto_error_field(msg->data + PROTO_HEADER_LEN, msg->len - PROTO_HEADER_LEN, PROTO_FIELD_MESSAGE);
 	snprintf(sqlstate, 6, "%s", code && strlen(code) == 5 ? code : "08006");
 	snprintf(text, textlen, "%s", m ? m : "unknown server error");
 }
@@ -418,7 +418,7 @@ static void read_error(const struct sbuf_msg *msg, char *sqlstate, char *text, s
  */
 static enum sbuf_action login_error(struct server *s, const struct sbuf_msg *msg)
 {
-	const char *severity = proto_error_field(msg->data + 5, msg->len - 5, 'S');
+	const char *severity = proto_error_field(msg->data + PROTO_HEADER_LEN, msg->len - PROTO_HEADER_LEN, PROTO_FIELD_SEVERITY);
 	char sqlstate[6], text[200], tag[160];
 
 	read_error(msg, sqlstate, text, sizeof(text));
@@ -433,27 +433,27 @@ static enum sbuf_action login_msg(struct server *s, const struct sbuf_msg *msg)
 	if (msg->avail < msg->len)
 		return SBUF_WAIT_FULL;
 	switch (msg->type) {
-	case 'R':
+	case BE_AUTHENTICATION:
 		return auth_request(s, msg);
-	case 'S':
+	case BE_PARAMETER_STATUS:
 		if (!read_status(msg, &name, &value))
 			return login_failed(s, "08P01", "malformed ParameterStatus from server");
 		if (!params_set(&s->params, name, value, true) || !params_set(&s->defaults, name, value, true))
 			return login_failed(s, "53200", "out of memory");
 		return SBUF_DROP;
-	case 'K': {
+	case BE_BACKEND_KEY: {
 		struct pkt_reader r;
-		pkt_reader_init(&r, msg->data + 5, msg->len - 5);
+		pkt_reader_init(&r, msg->data + PROTO_HEADER_LEN, msg->len - PROTO_HEADER_LEN);
 		s->backend_pid = pkt_get_u32(&r);
 		s->backend_key = pkt_get_u32(&r);
 		return SBUF_DROP;
 	}
-	case 'E':
+	case BE_ERROR:
 		return login_error(s, msg);
-	case 'N':
-	case 'v':
+	case BE_NOTICE:
+	case BE_NEGOTIATE_PROTOCOL:
 		return SBUF_DROP;
-	case 'Z':
+	case BE_READY_FOR_QUERY:
 		s->txn_status = msg->data[5];
 		if (s->scram_active) {
 			auth_scram_client_free(&s->scram);
@@ -513,7 +513,7 @@ static enum sbuf_action finish_internal(struct server *s)
 			return SBUF_CLOSED;
 		}
 		/* an open transaction left by connect_query or the check would leak into a client's session */
-		if (s->txn_status != 'I') {
+		if (s->txn_status != PROTO_TXN_IDLE) {
 			server_close(s, "connect_query or server_check_query left a transaction open");
 			return SBUF_CLOSED;
 		}
@@ -573,12 +573,12 @@ static enum sbuf_action internal_msg(struct server *s, const struct sbuf_msg *ms
 {
 	const char *name, *value;
 
-	if (msg->type != 'S' && msg->type != 'E' && msg->type != 'Z')
+	if (msg->type != BE_PARAMETER_STATUS && msg->type != BE_ERROR && msg->type != BE_READY_FOR_QUERY)
 		return SBUF_DROP;
 	if (msg->avail < msg->len)
 		return msg->len > MAX_STATUS_LEN ? SBUF_DROP : SBUF_WAIT_FULL;
 	switch (msg->type) {
-	case 'S':
+	case BE_PARAMETER_STATUS:
 		if (read_status(msg, &name, &value)) {
 			if (!params_set(&s->params, name, value, true))
 				log_warning("S-%llu: out of memory tracking %s", s->id, name);
@@ -588,7 +588,7 @@ static enum sbuf_action internal_msg(struct server *s, const struct sbuf_msg *ms
 				client_param_from_server(s->client, name, value, true);
 		}
 		return SBUF_DROP;
-	case 'E':
+	case BE_ERROR:
 		if (!s->internal_failed) {
 			char sqlstate[6], text[200];
 			read_error(msg, sqlstate, text, sizeof(text));
@@ -598,7 +598,7 @@ static enum sbuf_action internal_msg(struct server *s, const struct sbuf_msg *ms
 				    s->goal == INTERNAL_RESET ? "reset" : "parameter", text);
 		}
 		return SBUF_DROP;
-	default: /* 'Z' */
+	default: /* ReadyForQuery */
 		s->txn_status = msg->data[5];
 		if (--s->pending_ready > 0)
 			return SBUF_DROP;
@@ -615,7 +615,7 @@ static enum sbuf_action ready_for_query(struct server *s)
 
 	if (!c || s->pending_ready > 0 || s->batch_open || c->pool_mode == POOL_MODE_SESSION)
 		return SBUF_FORWARD;
-	if (s->txn_status == 'I')
+	if (s->txn_status == PROTO_TXN_IDLE)
 		return SBUF_FORWARD_PAUSE;
 	if (c->pool_mode == POOL_MODE_STATEMENT) {
 		client_fatal(c, "0A000", "transaction blocks not allowed in statement pooling mode");
@@ -634,15 +634,15 @@ static enum sbuf_action relay_msg(struct server *s, const struct sbuf_msg *msg)
 	if (ps_relay_server(s, msg, &act))
 		return act;
 	if (s->client && s->client->n_track) {
-		if (msg->type == 'C' && msg->avail < msg->len && msg->len < 64)
+		if (msg->type == BE_COMMAND_COMPLETE && msg->avail < msg->len && msg->len < 64)
 			return SBUF_WAIT_FULL;
 		cpol_note_server_msg(s->client, msg);
 	}
 	switch (msg->type) {
-	case 'Z':
+	case BE_READY_FOR_QUERY:
 		if (msg->avail < msg->len)
 			return SBUF_WAIT_FULL;
-		if (s->txn_status == 'I' && msg->data[5] != 'I')
+		if (s->txn_status == PROTO_TXN_IDLE && msg->data[PROTO_HEADER_LEN] != PROTO_TXN_IDLE)
 			s->xact_start = s->query_start;
 		s->txn_status = msg->data[5];
 		if (s->pending_ready > 0)
@@ -656,7 +656,7 @@ static enum sbuf_action relay_msg(struct server *s, const struct sbuf_msg *msg)
 		if (s->pending_ready == 0 && s->client && s->client->pending_resets.n) {
 			struct pktbuf b;
 			pktbuf_init(&b);
-			if (s->txn_status == 'E')
+			if (s->txn_status == PROTO_TXN_FAILED)
 				params_clear(&s->client->pending_resets);	/* they failed with the transaction */
 			else if (client_apply_resets(s->client, &s->params, &b)) {
 				/* this ReadyForQuery waits; the one answering our query goes to the client */
@@ -668,7 +668,7 @@ static enum sbuf_action relay_msg(struct server *s, const struct sbuf_msg *msg)
 		if (s->pending_ready == 0 && s->client && s->client->defer_status)
 			client_flush_deferred(s->client, NULL);	/* no restore ran after all */
 		return ready_for_query(s);
-	case 'S':
+	case BE_PARAMETER_STATUS:
 		if (msg->avail < msg->len)
 			return msg->len > MAX_STATUS_LEN ? SBUF_FORWARD : SBUF_WAIT_FULL;
 		if (read_status(msg, &name, &value)) {
@@ -695,7 +695,7 @@ static void on_forwarded(struct sbuf *sb)
 	struct server *s = sb->owner;
 	struct client *c = s->client;
 
-	if (!c || s->pending_ready != 0 || s->batch_open || s->txn_status != 'I')
+	if (!c || s->pending_ready != 0 || s->batch_open || s->txn_status != PROTO_TXN_IDLE)
 		return;
 	c->server = NULL;
 	s->client = NULL;
@@ -711,16 +711,16 @@ static enum sbuf_action idle_msg(struct server *s, const struct sbuf_msg *msg)
 	const char *name, *value;
 
 	switch (msg->type) {
-	case 'S':
+	case BE_PARAMETER_STATUS:
 		if (msg->avail < msg->len)
 			return msg->len > MAX_STATUS_LEN ? SBUF_DROP : SBUF_WAIT_FULL;
 		if (read_status(msg, &name, &value) && !params_set(&s->params, name, value, true))
 			log_warning("S-%llu: out of memory tracking %s", s->id, name);
 		return SBUF_DROP;
-	case 'N':
-	case 'A':
+	case BE_NOTICE:
+	case BE_NOTIFICATION:
 		return SBUF_DROP;
-	case 'E': {
+	case BE_ERROR: {
 		char sqlstate[6], text[200], reason[256];
 		if (msg->avail < msg->len)
 			return SBUF_WAIT_FULL;
@@ -793,7 +793,7 @@ static void on_error(struct sbuf *sb, int err)
 
 void server_close_abandoned(struct server *s)
 {
-	if (s->txn_status != 'I')
+	if (s->txn_status != PROTO_TXN_IDLE)
 		server_close(s, "client disconnect while server was not ready");
 	else if (s->pending_ready > 0 || s->batch_open || s->phase == PHASE_INTERNAL)
 		server_close(s, "client disconnected with query in progress");
@@ -844,7 +844,7 @@ void server_release(struct server *s)
 		sbuf_set_peer(&c->sb, NULL);
 		sbuf_set_peer(&s->sb, NULL);
 	}
-	if (s->txn_status != 'I' || s->pending_ready != 0 || s->batch_open) {
+	if (s->txn_status != PROTO_TXN_IDLE || s->pending_ready != 0 || s->batch_open) {
 		server_close(s, "released in the middle of a transaction");
 		return;
 	}
@@ -1015,7 +1015,7 @@ void server_janitor(struct server *s)
 			return;
 		}
 	}
-	if (s->txn_status == 'I')
+	if (s->txn_status == PROTO_TXN_IDLE)
 		return;
 	/* idle: the transaction is open and no request runs, since the last answer or client message */
 	limit = client_timeout(c, TIMEOUT_IDLE_TRANSACTION);

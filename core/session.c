@@ -460,7 +460,7 @@ static bool marked(const struct sbuf_msg *msg)
 	struct pkt_reader r;
 	const char *name;
 
-	pkt_reader_init(&r, msg->data + 5, msg->len - 5);
+	pkt_reader_init(&r, msg->data + PROTO_HEADER_LEN, msg->len - PROTO_HEADER_LEN);
 	if (pkt_get_u16(&r) < 1)
 		return false;
 	name = pkt_get_string(&r);
@@ -474,7 +474,7 @@ static char *column(const struct sbuf_msg *msg, int col)
 	uint32_t len;
 	char *v;
 
-	pkt_reader_init(&r, msg->data + 5, msg->len - 5);
+	pkt_reader_init(&r, msg->data + PROTO_HEADER_LEN, msg->len - PROTO_HEADER_LEN);
 	if (pkt_get_u16(&r) < col + 1)
 		return NULL;
 	if (col == 1) {
@@ -523,7 +523,7 @@ bool session_server_msg(struct client *c, const struct sbuf_msg *msg, enum sbuf_
 	struct hidden_entry e;
 
 	switch (msg->type) {
-	case 'T':
+	case BE_ROW_DESCRIPTION:
 		if (!h->n || h->items[h->head].kind == HIDDEN_END)
 			return false;
 		if (msg->avail < msg->len) {
@@ -538,7 +538,7 @@ bool session_server_msg(struct client *c, const struct sbuf_msg *msg, enum sbuf_
 		h->reading = true;
 		*act = SBUF_DROP;
 		return true;
-	case 'D':
+	case BE_DATA_ROW:
 		if (!h->reading)
 			return false;
 		if (msg->avail < msg->len) {
@@ -556,7 +556,7 @@ bool session_server_msg(struct client *c, const struct sbuf_msg *msg, enum sbuf_
 		}
 		*act = SBUF_DROP;
 		return true;
-	case 'C':
+	case BE_COMMAND_COMPLETE:
 		if (!h->reading)
 			return false;
 		if (msg->avail < msg->len) {
@@ -566,13 +566,13 @@ bool session_server_msg(struct client *c, const struct sbuf_msg *msg, enum sbuf_
 		finish(c, h);
 		*act = SBUF_DROP;
 		return true;
-	case 'E':
+	case BE_ERROR:
 		/* an added statement failed (or the client's, and ours will not run): the error goes to the client */
 		h->reading = false;
 		free(h->value);
 		h->value = NULL;
 		return false;
-	case 'Z':
+	case BE_READY_FOR_QUERY:
 		h->ready_seen++;
 		h->reading = false;
 		/* the Queries this ReadyForQuery ends: what they did not answer never ran */

@@ -518,6 +518,82 @@ static void test_round_trip(void)
 	pktbuf_free(&b);
 }
 
+/* The statement-name reader and the tag readers, on messages cut short at every length (guard page behind). */
+static void test_statement_names(void)
+{
+	static const char parse[] = "P\0\0\0\x12stmt\0SELECT 1\0\0\0";
+	static const char bind[] = "B\0\0\0\x0eportal\0s1\0\0";
+	static const char describe_s[] = "D\0\0\0\x08Sab\0";
+	static const char close_p[] = "C\0\0\0\x08Pab\0";
+	static const char unnamed[] = "P\0\0\0\x0e\0SELECT 1\0\0\0";
+	const uint8_t *m;
+	const char *name;
+	uint32_t len = 99;
+	bool cut_ok = true;
+
+	m = unit_guard_copy(parse, sizeof(parse) - 1);
+	name = proto_statement_name(m, sizeof(parse) - 1, &len);
+	UNIT_CHECK(name && len == 4 && memcmp(name, "stmt", 4) == 0, "Parse: its statement name");
+	for (uint32_t avail = 0; avail < 10; avail++)
+		cut_ok = cut_ok && proto_statement_name(unit_guard_copy(parse, avail), avail, &len) == NULL;
+	UNIT_CHECK(cut_ok, "Parse: a name that does not end within the buffered bytes is not read");
+	m = unit_guard_copy(unnamed, sizeof(unnamed) - 1);
+	name = proto_statement_name(m, sizeof(unnamed) - 1, &len);
+	UNIT_CHECK(name && len == 0, "Parse: the unnamed statement is \"\"");
+	m = unit_guard_copy(bind, sizeof(bind) - 1);
+	name = proto_statement_name(m, sizeof(bind) - 1, &len);
+	UNIT_CHECK(name && len == 2 && memcmp(name, "s1", 2) == 0, "Bind: the statement after the portal");
+	UNIT_CHECK(proto_statement_name(m, 12, &len) == NULL, "Bind: portal only: no statement yet");
+	m = unit_guard_copy(describe_s, sizeof(describe_s) - 1);
+	name = proto_statement_name(m, sizeof(describe_s) - 1, &len);
+	UNIT_CHECK(name && len == 2 && memcmp(name, "ab", 2) == 0, "Describe of a statement: its name");
+	m = unit_guard_copy(close_p, sizeof(close_p) - 1);
+	UNIT_CHECK(proto_statement_name(m, sizeof(close_p) - 1, &len) == NULL, "Close of a portal: no statement");
+	m = unit_guard_copy(L("Q\0\0\0\x05\0"));
+	UNIT_CHECK(proto_statement_name(m, 6, &len) == NULL, "Query: no statement");
+	m = unit_guard_copy(L("Q\0\0\0\x05x"));
+	UNIT_CHECK(proto_string_at(m, 6, 5, &len) == NULL, "proto_string_at: no NUL within avail");
+	UNIT_CHECK(proto_string_at(m, 6, 6, &len) == NULL, "proto_string_at: offset at the end");
+
+	m = unit_guard_copy(L("C\0\0\0\x0dUNLISTEN\0"));
+	UNIT_CHECK(proto_tag_is(m, 14, "UNLISTEN"), "tag is UNLISTEN");
+	UNIT_CHECK(!proto_tag_is(m, 14, "UNLISTE"), "a prefix is not the tag");
+	UNIT_CHECK(proto_tag_starts(m, 14, "UNLISTEN") && proto_tag_starts(m, 9, "UNLI"), "tag starts");
+	UNIT_CHECK(!proto_tag_starts(m, 9, "UNLISTEN"), "a tag cut short does not start with a longer prefix");
+}
+
+static void test_relay_builders(void)
+{
+	uint8_t z[PROTO_READY_LEN], e[PROTO_EMPTY_LEN];
+	struct pktbuf b;
+
+	proto_ready_for_query(z, PROTO_TXN_IDLE);
+	UNIT_CHECK(memcmp(z, "Z\0\0\0\x05I", 6) == 0, "ReadyForQuery idle");
+	proto_parse_complete(e);
+	UNIT_CHECK(memcmp(e, "1\0\0\0\x04", 5) == 0, "ParseComplete");
+	proto_close_complete(e);
+	UNIT_CHECK(memcmp(e, "3\0\0\0\x04", 5) == 0, "CloseComplete");
+	pktbuf_init(&b);
+	pkt_command_complete(&b, "DEALLOCATE");
+	check_bytes(&b, L("C\0\0\0\x0f" "DEALLOCATE\0"), "CommandComplete");
+	pktbuf_reset(&b);
+	pkt_close(&b, PROTO_TARGET_STATEMENT, "MB_1");
+	check_bytes(&b, L("C\0\0\0\x0aSMB_1\0"), "Close of a statement");
+	pktbuf_reset(&b);
+	pkt_describe(&b, PROTO_TARGET_STATEMENT, "MB_1");
+	check_bytes(&b, L("D\0\0\0\x0aSMB_1\0"), "Describe of a statement");
+	pktbuf_reset(&b);
+	pkt_parse(&b, "MB_1", "SELECT 1\0\0\0", 11);
+	check_bytes(&b, L("P\0\0\0\x14MB_1\0SELECT 1\0\0\0"), "Parse");
+	pktbuf_reset(&b);
+	pkt_execute(&b, "p", 0);
+	check_bytes(&b, L("E\0\0\0\x0ap\0\0\0\0\0"), "Execute");
+	pktbuf_reset(&b);
+	pkt_bind_head(&b, 20, "portal", 6, "MB_1");
+	check_bytes(&b, L("B\0\0\0\x14portal\0MB_1\0"), "Bind head");
+	pktbuf_free(&b);
+}
+
 int main(void)
 {
 	test_header();
@@ -529,5 +605,7 @@ int main(void)
 	test_builders();
 	test_builder_growth_and_failure();
 	test_round_trip();
+	test_statement_names();
+	test_relay_builders();
 	return unit_done();
 }
