@@ -1185,7 +1185,7 @@ static enum sbuf_action skip_to_sync(struct client *c, const struct sbuf_msg *ms
 	}
 	if (s->phase != PHASE_RELAY)
 		return SBUF_PAUSE;
-	if (ps_relay_enabled(c) && !ps_pending_push(&s->ps_pending, PS_MARK, NULL)) {
+	if (ps_relay_enabled(c) && !replies_push(&s->replies, REPLY_READY, NULL)) {
 		client_fatal(c, "53200", "out of memory");
 		return SBUF_CLOSED;
 	}

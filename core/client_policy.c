@@ -11,6 +11,7 @@
 #include "log.h"
 #include "pool.h"
 #include "prepared.h"
+#include "replies.h"
 #include "proto.h"
 #include "runtime.h"
 #include "server.h"
@@ -504,8 +505,14 @@ enum sbuf_action cpol_reject(struct client *c, const struct sbuf_msg *msg)
 	} else {
 		pkt_query(&b, "MB_REJECTED_BY_POLICY");	/* a syntax error: the transaction aborts */
 	}
-	if (b.failed || !ps_pending_push_error(&s->ps_pending, payload, len) ||
-	    (msg->type != FE_PARSE && !ps_pending_push(&s->ps_pending, PS_MARK, NULL))) {
+	if (b.failed) {
+		free(payload);
+		pktbuf_free(&b);
+		client_fatal(c, "53200", "out of memory");
+		return SBUF_CLOSED;
+	}
+	if (!replies_push_reject(&s->replies, payload, len) ||
+	    (msg->type != FE_PARSE && !replies_push(&s->replies, REPLY_READY, NULL))) {
 		pktbuf_free(&b);
 		client_fatal(c, "53200", "out of memory");
 		return SBUF_CLOSED;

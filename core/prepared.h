@@ -53,38 +53,6 @@ struct ps_server {
 };
 
 /*
- * What to do with each ParseComplete ('1') and CloseComplete ('3') the server
- * will send, in order, with a marker for each ReadyForQuery. After an error
- * the server skips to the next Sync, so entries up to the next marker are
- * dropped unanswered.
- */
-enum ps_action {
-	PS_FORWARD = 0,		/* the client's own Parse/Close: relay the answer */
-	PS_DROP,		/* a Parse or Close we added: swallow the answer */
-	PS_AS_PARSE,		/* a Close we sent for a Parse we skipped: turn CloseComplete into ParseComplete */
-	PS_MARK,		/* Sync, Query or FunctionCall: one ReadyForQuery */
-	PS_REPLACE_ERROR,	/* a request we made fail on purpose: its ErrorResponse becomes the payload */
-	/* CommandCompletes of a Query with a DEALLOCATE of a tracked name (an UNLISTEN no-op on the server): */
-	PS_DEALLOCATE,		/* ours: its "UNLISTEN" becomes "DEALLOCATE" and client_name goes */
-	PS_UNLISTEN,		/* the client's own UNLISTEN: relayed */
-};
-
-struct ps_pending_item {
-	uint8_t action;
-	struct ps_stmt *added;	/* a Parse that put this statement into the server cache (undone on error) */
-	struct ps_stmt *evicted; /* a Close that took it out of the cache (undone if the server skipped it) */
-	char *client_name;	/* the client's Parse under this name (the name goes if it fails);
-				 * PS_DEALLOCATE: the name it drops once it ran */
-	void *payload;		/* PS_REPLACE_ERROR: the ErrorResponse to send instead (malloc'd) */
-	uint32_t payload_len;
-};
-
-struct ps_pending {
-	struct ps_pending_item *items;
-	uint32_t head, n, cap;
-};
-
-/*
  * Look up or create the shared statement for a Parse body (everything after the name) within a scope
  * (the pool: a text valid in one database may not be in another). NULL on OOM.
  */
@@ -113,18 +81,5 @@ void ps_server_remove(struct ps_server *ps, const struct ps_stmt *st);
 /* The least recently used statement, removed from the cache (the caller closes it on the server and unrefs). */
 struct ps_stmt *ps_server_evict(struct ps_server *ps);
 void ps_server_clear(struct ps_server *ps);
-
-bool ps_pending_push(struct ps_pending *q, enum ps_action action, struct ps_stmt *added)
-	__attribute__((warn_unused_result));
-/* The entry just pushed, to fill in its other fields. */
-struct ps_pending_item *ps_pending_last(struct ps_pending *q);
-
-/* Queue a PS_REPLACE_ERROR entry; the queue takes over payload. */
-bool ps_pending_push_error(struct ps_pending *q, void *payload, uint32_t len) __attribute__((warn_unused_result));
-/* Pop the head; false if empty. */
-bool ps_pending_pop(struct ps_pending *q, struct ps_pending_item *out);
-bool ps_pending_peek(const struct ps_pending *q, struct ps_pending_item *out);
-void ps_pending_clear(struct ps_pending *q);
-void ps_pending_free(struct ps_pending *q);
 
 #endif

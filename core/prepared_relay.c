@@ -11,6 +11,7 @@
 #include "log.h"
 #include "pool.h"
 #include "prepared.h"
+#include "replies.h"
 #include "proto.h"
 #include "runtime.h"
 #include "server.h"
@@ -35,9 +36,9 @@ static bool send_to(struct sbuf *sb, struct pktbuf *b)
 	return ok;
 }
 
-static bool push(struct server *s, enum ps_action action, struct ps_stmt *added)
+static bool push(struct server *s, enum reply_action action, struct ps_stmt *added)
 {
-	if (!ps_pending_push(&s->ps_pending, action, added))
+	if (!replies_push(&s->replies, action, added))
 		return false;
 	if (added)
 		ps_stmt_ref(added);
@@ -45,10 +46,10 @@ static bool push(struct server *s, enum ps_action action, struct ps_stmt *added)
 }
 
 /* An answered entry is done; an unanswered one (the server skipped or refused it) is undone. */
-static void forget_item(struct server *s, const struct ps_pending_item *it, bool answered)
+static void forget_item(struct server *s, const struct reply *it, bool answered)
 {
 	free(it->payload);
-	if (it->action == PS_DEALLOCATE) {
+	if (it->action == REPLY_DEALLOCATE) {
 		/* a DEALLOCATE that ran drops the name; one the server skipped (an error before it) leaves it */
 		if (answered && it->client_name && s->client)
 			ps_client_remove(&s->client->ps, it->client_name);
@@ -95,11 +96,11 @@ static bool make_room(struct server *s)
 		if (!old)
 			break;
 		send_close(s, old->server_name);
-		if (!push(s, PS_DROP, NULL)) {
+		if (!push(s, REPLY_DROP, NULL)) {
 			ps_stmt_unref(old);
 			return false;
 		}
-		ps_pending_last(&s->ps_pending)->evicted = old;	/* the cache's reference moves here */
+		replies_last(&s->replies)->evicted = old;	/* the cache's reference moves here */
 	}
 	return true;
 }
@@ -113,7 +114,7 @@ static bool ensure_prepared(struct server *s, struct ps_stmt *st)
 		return false;
 	send_parse(s, st);
 	s->pool->ps_server_parses++;
-	return push(s, PS_DROP, st) && ps_server_add(&s->ps_cache, st, g_use_counter);
+	return push(s, REPLY_DROP, st) && ps_server_add(&s->ps_cache, st, g_use_counter);
 }
 
 /* The statement name a message carries (proto_statement_name), bounded by the buffered bytes. */
@@ -288,7 +289,7 @@ static bool handle_parse(struct client *c, struct server *s, const struct sbuf_m
 	}
 	if (nlen == 0) {
 		/* the unnamed statement is the client's own business: relayed as it streams in */
-		if (push(s, PS_FORWARD, NULL))
+		if (push(s, REPLY_FORWARD, NULL))
 			return false;
 		*act = out_of_memory(c);
 		return true;
@@ -318,11 +319,11 @@ static bool handle_parse(struct client *c, struct server *s, const struct sbuf_m
 	if (ps_server_has(&s->ps_cache, st, ++g_use_counter)) {
 		/* prepared here already: a Close of nothing stands in, and its answer becomes ParseComplete */
 		send_close(s, NOOP_NAME);
-		if (!push(s, PS_AS_PARSE, NULL)) {
+		if (!push(s, REPLY_AS_PARSE, NULL)) {
 			*act = out_of_memory(c);
 			return true;
 		}
-		ps_pending_last(&s->ps_pending)->client_name = strdup(name);
+		replies_last(&s->replies)->client_name = strdup(name);
 		*act = SBUF_DROP;
 		return true;
 	}
@@ -332,11 +333,11 @@ static bool handle_parse(struct client *c, struct server *s, const struct sbuf_m
 	}
 	send_parse(s, st);
 	s->pool->ps_server_parses++;
-	if (!push(s, PS_FORWARD, st) || !ps_server_add(&s->ps_cache, st, g_use_counter)) {
+	if (!push(s, REPLY_FORWARD, st) || !ps_server_add(&s->ps_cache, st, g_use_counter)) {
 		*act = out_of_memory(c);
 		return true;
 	}
-	ps_pending_last(&s->ps_pending)->client_name = strdup(name);	/* NULL only costs the clean-up */
+	replies_last(&s->replies)->client_name = strdup(name);	/* NULL only costs the clean-up */
 	*act = SBUF_DROP;
 	return true;
 }
@@ -405,7 +406,7 @@ static bool handle_describe_close(struct client *c, struct server *s, const stru
 	}
 	if (!(name = stmt_name(msg, &nlen)) || nlen == 0) {
 		/* portals and the unnamed statement: relay (a Close still gets its CloseComplete counted) */
-		if (msg->type == FE_CLOSE && !push(s, PS_FORWARD, NULL)) {
+		if (msg->type == FE_CLOSE && !push(s, REPLY_FORWARD, NULL)) {
 			*act = out_of_memory(c);
 			return true;
 		}
@@ -419,7 +420,7 @@ static bool handle_describe_close(struct client *c, struct server *s, const stru
 		/* the server keeps the statement for others; the client's name goes */
 		ps_client_remove(&c->ps, name);
 		send_close(s, NOOP_NAME);
-		*act = push(s, PS_FORWARD, NULL) ? SBUF_DROP : out_of_memory(c);
+		*act = push(s, REPLY_FORWARD, NULL) ? SBUF_DROP : out_of_memory(c);
 		return true;
 	}
 	st = ps_client_find(&c->ps, name);
@@ -638,11 +639,11 @@ static bool local_deallocate(struct client *c, const struct sbuf_msg *msg)
 }
 
 /* A DEALLOCATE of this name is already on its way in this Query (the last n entries of the queue). */
-static bool deallocating(const struct ps_pending *q, uint32_t n, const char *key)
+static bool deallocating(const struct replies *q, uint32_t n, const char *key)
 {
-	for (uint32_t i = q->n - n; i < q->n; i++) {
-		const struct ps_pending_item *it = &q->items[(q->head + i) % q->cap];
-		if (it->action == PS_DEALLOCATE && it->client_name && strcmp(it->client_name, key) == 0)
+	for (uint32_t i = 0; i < n; i++) {
+		const struct reply *it = replies_recent(q, n, i);
+		if (it->action == REPLY_DEALLOCATE && it->client_name && strcmp(it->client_name, key) == 0)
 			return true;
 	}
 	return false;
@@ -683,16 +684,16 @@ bool ps_relay_query(struct client *c, struct server *s, const struct sbuf_msg *m
 	pkt_begin(&b, FE_QUERY);
 	pos = 0;
 	for (start = pos; sqlscan_next(sql, len, &pos, &st); start = pos) {
-		enum ps_action what = PS_FORWARD;
+		enum reply_action what = REPLY_FORWARD;
 		bool dealloc = (st.flags & SQL_DEALLOCATE) && parse_deallocate(sql + start, pos - start, key, &from, &to);
 		if (!dealloc && strcmp(st.name, "all") == 0 &&
 		    ((st.flags & SQL_DEALLOCATE) || strcmp(st.kind, "discard") == 0))
 			cleared = true;	/* DEALLOCATE ALL / DISCARD ALL: later DEALLOCATEs are the server's to refuse */
-		if (dealloc && !cleared && ps_client_find(&c->ps, key) && !deallocating(&s->ps_pending, pushed, key))
-			what = PS_DEALLOCATE;
+		if (dealloc && !cleared && ps_client_find(&c->ps, key) && !deallocating(&s->replies, pushed, key))
+			what = REPLY_DEALLOCATE;
 		else if (strcmp(st.kind, "unlisten") == 0)
-			what = PS_UNLISTEN;	/* its CommandComplete looks like ours: counted, relayed */
-		if (what != PS_FORWARD) {
+			what = REPLY_UNLISTEN;	/* its CommandComplete looks like ours: counted, relayed */
+		if (what != REPLY_FORWARD) {
 			if (!push(s, what, NULL)) {
 				pktbuf_free(&b);
 				*act = out_of_memory(c);
@@ -700,9 +701,9 @@ bool ps_relay_query(struct client *c, struct server *s, const struct sbuf_msg *m
 			}
 			pushed++;
 		}
-		if (what == PS_DEALLOCATE) {
+		if (what == REPLY_DEALLOCATE) {
 			/* a name this Query deallocates twice: the second is the server's "does not exist" */
-			ps_pending_last(&s->ps_pending)->client_name = strdup(key);
+			replies_last(&s->replies)->client_name = strdup(key);
 			pkt_put_bytes(&b, sql + start, from);
 			pkt_put_bytes(&b, DEALLOCATE_NOOP, strlen(DEALLOCATE_NOOP));
 			pkt_put_bytes(&b, sql + start + to, pos - start - to);
@@ -736,7 +737,7 @@ bool ps_relay_client(struct client *c, struct server *s, const struct sbuf_msg *
 	case FE_SYNC:
 	case FE_QUERY:
 	case FE_FUNCTION_CALL:
-		if (!push(s, PS_MARK, NULL)) {
+		if (!push(s, REPLY_READY, NULL)) {
 			*act = out_of_memory(c);
 			return true;
 		}
@@ -748,78 +749,60 @@ bool ps_relay_client(struct client *c, struct server *s, const struct sbuf_msg *
 
 bool ps_relay_server(struct server *s, const struct sbuf_msg *msg, enum sbuf_action *act)
 {
-	struct ps_pending_item it;
+	struct reply it;
 
 	switch (msg->type) {
 	case BE_PARSE_COMPLETE:
 	case BE_CLOSE_COMPLETE:
-		if (!ps_pending_peek(&s->ps_pending, &it) || it.action == PS_MARK || it.action == PS_DEALLOCATE ||
-		    it.action == PS_UNLISTEN)
+		if (!replies_peek(&s->replies, &it) || it.action == REPLY_READY || it.action == REPLY_DEALLOCATE ||
+		    it.action == REPLY_UNLISTEN)
 			return false;	/* not tracked (session mode or feature off): relay */
-		ps_pending_pop(&s->ps_pending, &it);
+		replies_pop(&s->replies, &it);
 		if (msg->type == BE_PARSE_COMPLETE && it.added)
 			it.added->known_good = true;
 		forget_item(s, &it, true);
-		if (it.action == PS_DROP) {
+		if (it.action == REPLY_DROP) {
 			*act = SBUF_DROP;
 			return true;
 		}
-		if (it.action == PS_AS_PARSE)
+		if (it.action == REPLY_AS_PARSE)
 			((uint8_t *)msg->data)[0] = BE_PARSE_COMPLETE;	/* same length: rewritten in place */
 		*act = SBUF_FORWARD;
 		return true;
-	case BE_ERROR: {
-		bool replaced = false;
-		if (s->ps_cache.n && msg->avail > 5) {
+	case BE_ERROR:
+		if (s->ps_cache.n && msg->avail > PROTO_HEADER_LEN) {
 			/* after DDL a statement's plan can be stale for good: the reset drops every statement */
 			const char *m = proto_error_field(msg->data + PROTO_HEADER_LEN, msg->avail - PROTO_HEADER_LEN,
-						   PROTO_FIELD_MESSAGE);
+							   PROTO_FIELD_MESSAGE);
 			if (m && strncmp(m, "cached plan must not change result type", 39) == 0)
 				s->dirty = true;
 		}
-		if (ps_pending_peek(&s->ps_pending, &it) && it.action == PS_REPLACE_ERROR) {
-			/* our error goes out exactly where the server's would have */
-			if (!s->client || !sbuf_flush_pending(&s->sb)) {
-				if (s->client) {
-					*act = SBUF_RETRY;
-					return true;
-				}
-			} else {
-				sbuf_send(&s->client->sb, it.payload, it.payload_len);
-			}
-			replaced = true;
-		}
 		/* the failing request and everything up to the next Sync get no answer */
-		while (ps_pending_peek(&s->ps_pending, &it) && it.action != PS_MARK) {
-			ps_pending_pop(&s->ps_pending, &it);
+		while (replies_peek(&s->replies, &it) && it.action != REPLY_READY) {
+			replies_pop(&s->replies, &it);
 			forget_item(s, &it, false);
 		}
-		if (replaced) {
-			*act = SBUF_DROP;
-			return true;
-		}
 		return false;
-	}
 	case BE_READY_FOR_QUERY:
-		if (s->ps_pending.n && s->ps_pending.items[s->ps_pending.head].action == PS_MARK) {
-			ps_pending_pop(&s->ps_pending, &it);	/* the usual case: nothing but the request's mark */
+		if (replies_next_is(&s->replies, REPLY_READY)) {
+			replies_pop(&s->replies, &it);	/* the usual case: nothing but the request's mark */
 			return false;
 		}
-		while (ps_pending_pop(&s->ps_pending, &it)) {
-			forget_item(s, &it, it.action == PS_MARK);
-			if (it.action == PS_MARK)
+		while (replies_pop(&s->replies, &it)) {
+			forget_item(s, &it, it.action == REPLY_READY);
+			if (it.action == REPLY_READY)
 				break;
 		}
 		return false;
 	case BE_COMMAND_COMPLETE:
-		if (ps_pending_peek(&s->ps_pending, &it) && (it.action == PS_DEALLOCATE || it.action == PS_UNLISTEN)) {
+		if (replies_peek(&s->replies, &it) && (it.action == REPLY_DEALLOCATE || it.action == REPLY_UNLISTEN)) {
 			if (msg->avail < msg->len) {
 				*act = SBUF_WAIT_FULL;
 				return true;
 			}
 			if (proto_tag_is(msg->data, msg->len, "UNLISTEN")) {
-				if (it.action == PS_UNLISTEN) {
-					ps_pending_pop(&s->ps_pending, &it);
+				if (it.action == REPLY_UNLISTEN) {
+					replies_pop(&s->replies, &it);
 					return false;
 				}
 				/* our no-op ran: the DEALLOCATE did, and the client sees its CommandComplete */
@@ -827,7 +810,7 @@ bool ps_relay_server(struct server *s, const struct sbuf_msg *msg, enum sbuf_act
 					*act = SBUF_RETRY;
 					return true;
 				}
-				ps_pending_pop(&s->ps_pending, &it);
+				replies_pop(&s->replies, &it);
 				forget_item(s, &it, true);
 				if (s->client)
 					send_command_complete(&s->client->sb, "DEALLOCATE");
@@ -851,10 +834,10 @@ bool ps_relay_server(struct server *s, const struct sbuf_msg *msg, enum sbuf_act
 
 void ps_relay_server_forget(struct server *s)
 {
-	struct ps_pending_item it;
-	while (ps_pending_pop(&s->ps_pending, &it))
+	struct reply it;
+	while (replies_pop(&s->replies, &it))
 		forget_item(s, &it, true);
-	ps_pending_free(&s->ps_pending);
+	replies_free(&s->replies);
 	ps_server_clear(&s->ps_cache);
 }
 

@@ -624,6 +624,25 @@ static enum sbuf_action ready_for_query(struct server *s)
 	return SBUF_FORWARD;
 }
 
+/*
+ * The ErrorResponse of a request made to fail in place of one a policy
+ * rejected: the client gets the policy's error exactly where the server's
+ * would have gone.
+ */
+static enum sbuf_action owed_reject(struct server *s, const struct sbuf_msg *msg)
+{
+	const struct reply *r = replies_head(&s->replies);
+	enum sbuf_action unused;
+
+	if (s->client) {
+		if (!sbuf_flush_pending(&s->sb))
+			return SBUF_RETRY;
+		sbuf_send(&s->client->sb, r->payload, r->payload_len);
+	}
+	ps_relay_server(s, msg, &unused);	/* the request and the rest up to the next Sync go unanswered */
+	return SBUF_DROP;
+}
+
 static enum sbuf_action relay_msg(struct server *s, const struct sbuf_msg *msg)
 {
 	const char *name, *value;
@@ -631,6 +650,8 @@ static enum sbuf_action relay_msg(struct server *s, const struct sbuf_msg *msg)
 
 	if (s->client && s->client->hidden.n && session_server_msg(s->client, msg, &act))
 		return act;
+	if (msg->type == BE_ERROR && replies_next_is(&s->replies, REPLY_REJECT))
+		return owed_reject(s, msg);
 	if (ps_relay_server(s, msg, &act))
 		return act;
 	if (s->client && s->client->n_track) {

@@ -10,6 +10,7 @@
 #include "list.h"
 #include "params.h"
 #include "prepared.h"
+#include "replies.h"
 #include "sbuf.h"
 
 struct pool;
@@ -89,7 +90,7 @@ struct server {
 	bool await_cancel;		/* released, held back until those are delivered */
 	struct cancel_conn *cancels;	/* those requests, so that closing can detach them */
 	struct ps_server ps_cache;	/* prepared statements it holds under our names */
-	struct ps_pending ps_pending;	/* answers to Parse/Close it still owes, in order */
+	struct replies replies;		/* what becomes of the answers it still owes, in order */
 };
 
 /* Open a new server connection for the pool (asynchronous). */
