@@ -11,8 +11,8 @@ struct authfile;
 
 enum shutdown_mode {
 	SHUTDOWN_NONE = 0,
-	SHUTDOWN_WAIT_SERVERS,	/* SIGINT: stop accepting, exit once no server is in use */
-	SHUTDOWN_WAIT_CLIENTS,	/* SIGTERM: stop accepting, exit once every client has left */
+	SHUTDOWN_WAIT_SERVERS, /* SIGINT: stop accepting, exit once no server is in use */
+	SHUTDOWN_WAIT_CLIENTS, /* SIGTERM: stop accepting, exit once every client has left */
 };
 
 struct runtime {
@@ -20,17 +20,17 @@ struct runtime {
 	struct config *cfg;
 	struct authfile *auth;
 	enum shutdown_mode shutdown;
-	bool exiting;		/* the loop has ended: close everything at once */
-	bool paused;		/* SIGUSR1: no server is handed out until SIGUSR2 */
-	int n_clients;		/* every client connection, logging in or not (max_client_conn) */
-	unsigned long long total_clients;	/* ever accepted (ids) */
+	bool exiting;			  /* the loop has ended: close everything at once */
+	bool paused;			  /* SIGUSR1: no server is handed out until SIGUSR2 */
+	int n_clients;			  /* client connections, logging in or not (max_client_conn) */
+	unsigned long long total_clients; /* ever accepted (ids) */
 };
 
 extern struct runtime rt;
 
 /* What the runtime needs from the connection modules; main wires them in at start-up. */
 struct rt_hooks {
-	void (*reap)(void);	      /* free the closed clients and servers */
+	void (*reap)(void);	     /* free the closed clients and servers */
 	int (*servers_in_use)(void); /* server connections a client holds (SIGINT's shutdown waits for 0) */
 };
 

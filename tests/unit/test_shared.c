@@ -14,7 +14,8 @@ static void test_hash(void)
 	UNIT_EQ_INT(hash_bytes("foobar", 6), 0xbf9cf968u, "hash: foobar");
 	UNIT_EQ_INT(hash_str("foobar"), 0xbf9cf968u, "hash: a C string hashes as its bytes");
 	UNIT_EQ_INT(hash_bytes("foo\0bar", 7) != hash_str("foo"), 1, "hash: bytes past a zero byte count");
-	UNIT_EQ_INT(hash_str_lower("FooBAR"), hash_str("foobar"), "hash: case-insensitive variant folds ASCII");
+	UNIT_EQ_INT(hash_str_lower("FooBAR"), hash_str("foobar"),
+		    "hash: case-insensitive variant folds ASCII");
 	UNIT_CHECK(hash_str("FooBAR") != hash_str("foobar"), "hash: the plain one does not fold");
 }
 

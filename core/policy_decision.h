@@ -1,0 +1,27 @@
+/* Decisions and limits as C takes them from the dispatcher's results, private to the policy*.c family. */
+#ifndef MB_POLICY_DECISION_H
+#define MB_POLICY_DECISION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <lua.h>
+
+#include "policy.h"
+#include "policy_engine.h"
+
+/* An empty decision: nothing decided, pool_mode POOL_MODE_UNSET. */
+void policy_decision_init(struct policy_decision *out);
+/* Nothing decided? */
+bool policy_decision_empty(const struct policy_decision *d);
+/*
+ * Copy the decision table at idx, which the dispatcher has checked against
+ * the schema, into out. False with the reason in err should it still not fit
+ * what C relies on.
+ */
+bool policy_decision_take(lua_State *L, int idx, enum hook hook, bool truncated, struct policy_decision *out,
+			  char *err, size_t errlen);
+/* The same for the table limits(tenant) returned: out is only written when it fits. */
+bool policy_decision_take_limits(lua_State *L, int idx, struct tenant_limits *out, char *err, size_t errlen);
+
+#endif
