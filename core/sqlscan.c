@@ -178,11 +178,35 @@ static bool word_is(const struct token *t, const char *w)
 	return t->type == TOK_WORD && t->n == n && strncasecmp(t->p, w, n) == 0;
 }
 
-/* A name, bare or quoted: "set_config"(...) calls set_config. */
+/* A name, bare or quoted: "set_config"(...) calls set_config, "SET_CONFIG"(...) does not (quoting keeps case). */
 static bool name_is(const struct token *t, const char *w)
 {
 	size_t n = strlen(w);
-	return (t->type == TOK_WORD || t->type == TOK_QUOTED) && t->n == n && strncasecmp(t->p, w, n) == 0;
+	if (t->n != n)
+		return false;
+	return t->type == TOK_WORD ? strncasecmp(t->p, w, n) == 0 : t->type == TOK_QUOTED && memcmp(t->p, w, n) == 0;
+}
+
+static bool is_punct(const struct token *t, char c)
+{
+	return t->type == TOK_OTHER && t->n == 1 && *t->p == c;
+}
+
+/* The next token, the lexer left where it was. */
+static struct token peek_token(const struct lexer *lx)
+{
+	struct lexer ahead = *lx;
+	return next_token(&ahead);
+}
+
+/* pg_temp or pg_temp_N, the session's temporary schema, by its name (quoted: exactly so). */
+static bool is_temp_schema(const struct token *t)
+{
+	struct token head = *t;
+	if (t->n < 7)
+		return false;
+	head.n = 7;
+	return name_is(&head, "pg_temp") && (t->n == 7 || t->p[7] == '_');
 }
 
 static bool is_name(const struct token *t)
@@ -222,10 +246,39 @@ static void read_name(struct lexer *lx, struct sql_stmt *st, struct token *t)
 	}
 }
 
+static bool is_punct_next(const struct lexer *lx, char c)
+{
+	struct token t = peek_token(lx);
+	return is_punct(&t, c);
+}
+
+static bool word_next(const struct lexer *lx, const char *w)
+{
+	struct token t = peek_token(lx);
+	return word_is(&t, w);
+}
+
+/* SET name TO / = value: the name, and whether the value is DEFAULT. */
+static void read_set_name(struct lexer *lx, struct sql_stmt *st, struct token *t)
+{
+	read_name(lx, st, t);
+	if (word_is(t, "to") || (t->type == TOK_OTHER && *t->p == '=')) {
+		*t = next_token(lx);
+		if (word_is(t, "default"))
+			st->flags |= SQL_RESETS;
+	}
+}
+
 /* SET ...: session or local, and the parameter name. */
 static void scan_set(struct lexer *lx, struct sql_stmt *st, struct token *t)
 {
 	*t = next_token(lx);
+	if (is_name(t) && (is_punct_next(lx, '.') || is_punct_next(lx, '=') || word_next(lx, "to"))) {
+		/* local.x, transaction.x, time.x, local = 1: a parameter's name, not a keyword */
+		st->flags |= SQL_SETS_SESSION;
+		read_set_name(lx, st, t);
+		return;
+	}
 	if (word_is(t, "local") || word_is(t, "transaction") || word_is(t, "constraints"))
 		return;	/* ends with the transaction */
 	if (word_is(t, "session")) {
@@ -240,7 +293,7 @@ static void scan_set(struct lexer *lx, struct sql_stmt *st, struct token *t)
 		copy_lower(st->name, sizeof(st->name), "session_authorization", 21);
 		return;
 	}
-	if (word_is(t, "time")) {
+	if (word_is(t, "time") && !is_punct_next(lx, '.')) {
 		copy_lower(st->name, sizeof(st->name), "timezone", 8);
 		next_token(lx);	/* ZONE */
 		*t = next_token(lx);
@@ -248,12 +301,7 @@ static void scan_set(struct lexer *lx, struct sql_stmt *st, struct token *t)
 			st->flags |= SQL_RESETS;	/* SET TIME ZONE DEFAULT / LOCAL is RESET timezone */
 		return;
 	} else if (is_name(t)) {
-		read_name(lx, st, t);
-		if (word_is(t, "to") || (t->type == TOK_OTHER && *t->p == '=')) {
-			*t = next_token(lx);
-			if (word_is(t, "default"))
-				st->flags |= SQL_RESETS;
-		}
+		read_set_name(lx, st, t);
 		return;
 	}
 	*t = next_token(lx);
@@ -397,10 +445,11 @@ bool sqlscan_next(const char *sql, size_t len, size_t *pos, struct sql_stmt *st)
 	struct lexer lx = { sql, len, *pos };
 	struct token t;
 	bool in_create = false, create_as = false, temp = false, commit_drop = false, in_declare = false;
-	bool select_like = false;
+	bool select_like = false, routine = false;
 	struct token first;
-	int seen_on = 0, depth = 0;
-	bool prev_with = false;
+	int seen_on = 0, depth = 0, body_depth = 0;
+	bool prev_with = false, prev_dot = false, prev_begin = false, prev_insert = false;
+	unsigned call = 0;	/* what the name just read does when it is called: "(" comes next */
 
 	st->kind[0] = 0;	/* the rest of kind and name is written only as far as it is read */
 	st->flags = 0;
@@ -409,6 +458,10 @@ bool sqlscan_next(const char *sql, size_t len, size_t *pos, struct sql_stmt *st)
 	if (t.type == TOK_END) {
 		*pos = lx.pos;
 		return false;
+	}
+	while (is_punct(&t, '(')) {
+		depth++;	/* (SELECT ...) UNION (SELECT ...): the kind is the word inside */
+		t = next_token(&lx);
 	}
 	if (t.type == TOK_WORD)
 		copy_lower(st->kind, sizeof(st->kind), t.p, t.n);
@@ -429,7 +482,9 @@ bool sqlscan_next(const char *sql, size_t len, size_t *pos, struct sql_stmt *st)
 	} else if (word_is(&t, "reset")) {
 		t = next_token(&lx);
 		st->flags |= SQL_RESETS;
-		if (word_is(&t, "session")) {
+		if (is_name(&t) && is_punct_next(&lx, '.')) {
+			read_name(&lx, st, &t);	/* session.x, time.x: a custom parameter */
+		} else if (word_is(&t, "session")) {
 			copy_lower(st->name, sizeof(st->name), "session_authorization", 21);
 			t = next_token(&lx);
 		} else if (word_is(&t, "time")) {
@@ -480,7 +535,7 @@ bool sqlscan_next(const char *sql, size_t len, size_t *pos, struct sql_stmt *st)
 					if (t.type == TOK_OTHER && t.n == 1 && (*t.p == '(' || *t.p == ')'))
 						d += *t.p == '(' ? 1 : -1;
 					t = next_token(&lx);
-				} while (d > 0 && t.type != TOK_END && t.type != TOK_SEMI);
+				} while (d > 0 && t.type != TOK_END);
 			}
 			while (word_is(&t, "analyze") || word_is(&t, "analyse") || word_is(&t, "verbose"))
 				t = next_token(&lx);
@@ -498,34 +553,52 @@ bool sqlscan_next(const char *sql, size_t len, size_t *pos, struct sql_stmt *st)
 			t = next_token(&lx);
 		if (word_is(&t, "temp") || word_is(&t, "temporary"))
 			temp = true;
+		/* CREATE FUNCTION / PROCEDURE ... BEGIN ATOMIC ... END holds statements and their ';' */
+		routine = word_is(&first, "create") && (word_is(&t, "function") || word_is(&t, "procedure"));
 		t = next_token(&lx);
 	}
 
 	/* rest of the statement: function calls, WITH HOLD, ON COMMIT DROP, INTO, pg_temp */
 	select_like = select_like || strcmp(st->kind, "select") == 0 || strcmp(st->kind, "with") == 0;
-	while (t.type != TOK_END && t.type != TOK_SEMI) {
+	/* a ';' inside parentheses (CREATE RULE ... DO (a; b)) or a routine's body does not end the statement */
+	while (t.type != TOK_END && !(t.type == TOK_SEMI && depth <= 0 && body_depth <= 0)) {
 		if (t.type == TOK_UNICODE)
 			st->flags |= SQL_OPAQUE;	/* U&"pg\005ftemp", U&"set\005fconfig": names are not decoded */
 		else if (t.type == TOK_OTHER && t.n == 1 && (*t.p == '(' || *t.p == ')'))
 			depth += *t.p == '(' ? 1 : -1;
+		if (is_punct(&t, '('))
+			st->flags |= call;	/* a call: the column set_config or FROM pg_advisory_lock calls nothing */
+		call = 0;
 		if (is_name(&t)) {
-			if (t.n >= 7 && strncasecmp(t.p, "pg_temp", 7) == 0 && (t.n == 7 || t.p[7] == '_'))
-				temp = true;	/* pg_temp.x, pg_temp_3.x: a temporary table by its schema */
+			if (is_temp_schema(&t))
+				temp = true;	/* pg_temp.x, pg_temp_3.x, INTO pg_temp: temporary objects by their schema */
 			if (is_advisory(&t))
-				st->flags |= SQL_ADVISORY_LOCK;
+				call = SQL_ADVISORY_LOCK;
 			else if (name_is(&t, "set_config"))
-				st->flags |= SQL_SETS_SESSION | SQL_SET_CONFIG;
+				call = SQL_SETS_SESSION | SQL_SET_CONFIG;
 		}
+		if (routine && depth == 0 && !prev_dot && t.type == TOK_WORD) {
+			/* psql's rule, made stricter: BEGIN ATOMIC opens the body, CASE and END nest inside it;
+			 * t.end and t.case are column names */
+			if (prev_begin && word_is(&t, "atomic"))
+				body_depth++;
+			else if (body_depth > 0 && word_is(&t, "case"))
+				body_depth++;
+			else if (body_depth > 0 && word_is(&t, "end"))
+				body_depth--;
+		}
+		prev_begin = routine && depth == 0 && !prev_dot && word_is(&t, "begin");
+		prev_dot = is_punct(&t, '.');
 		if (t.type != TOK_WORD) {
 			seen_on = 0;	/* keywords are bare words: "on", "commit", "drop" are names */
-		} else if (select_like && word_is(&t, "into")) {
+		} else if (select_like && depth == 0 && !prev_insert && word_is(&t, "into")) {
 			struct token a = next_token(&lx);
 			st->flags |= SQL_SELECT_INTO;
 			if (word_is(&a, "local") || word_is(&a, "global"))
 				a = next_token(&lx);
 			if (word_is(&a, "temp") || word_is(&a, "temporary"))
 				temp = true;
-			prev_with = false;
+			prev_with = prev_insert = false;
 			t = a;
 			continue;
 		} else if (in_declare && prev_with && word_is(&t, "hold")) {
@@ -544,6 +617,7 @@ bool sqlscan_next(const char *sql, size_t len, size_t *pos, struct sql_stmt *st)
 				create_as = true;	/* the query of CREATE TABLE AS follows */
 		}
 		prev_with = word_is(&t, "with");	/* WITH HOLD, not WITHOUT HOLD */
+		prev_insert = word_is(&t, "insert") || word_is(&t, "merge");	/* WITH ... INSERT INTO makes no table */
 		t = next_token(&lx);
 	}
 	if (temp && !commit_drop)
@@ -561,4 +635,45 @@ unsigned sqlscan_flags(const char *sql, size_t len)
 	while (sqlscan_next(sql, len, &pos, &st))
 		flags |= st.flags;
 	return flags;
+}
+
+/* Add kind to the list unless it is there; false when the list is full. */
+static bool add_kind(char kinds[][SQL_KIND_MAX], int *n, int room, const char *kind)
+{
+	for (int i = 0; i < *n; i++)
+		if (strcmp(kinds[i], kind) == 0)
+			return true;
+	if (*n >= room)
+		return false;
+	memcpy(kinds[*n], kind, strlen(kind) + 1);
+	(*n)++;
+	return true;
+}
+
+int sqlscan_kinds(const char *sql, size_t len, char kinds[][SQL_KIND_MAX], int max, unsigned *session)
+{
+	struct sql_stmt st;
+	size_t pos = 0;
+	unsigned flags = 0;
+	int n = 0;
+
+	*session = 0;
+	if (max < 4)
+		return 0;
+	if (sqlscan_plain(sql, len, kinds[0]))
+		return 1;	/* one plain statement: its kind, without tokenizing */
+	while (sqlscan_next(sql, len, &pos, &st)) {
+		flags |= st.flags;
+		if (st.kind[0])
+			(void)add_kind(kinds, &n, max - 3, st.kind);	/* beyond the room: left out, the flags still count */
+	}
+	/* pseudo-kinds, after the statement kinds: prefilters can ask for these instead of every SELECT */
+	if (flags & SQL_ADVISORY_LOCK)
+		(void)add_kind(kinds, &n, max, "advisory_lock");
+	if (flags & SQL_SET_CONFIG)
+		(void)add_kind(kinds, &n, max, "set_config");
+	if (flags & SQL_SELECT_INTO)
+		(void)add_kind(kinds, &n, max, "select_into");
+	*session = flags & ~(unsigned)SQL_HINTS;
+	return n;
 }
