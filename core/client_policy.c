@@ -221,61 +221,36 @@ static void add_kind(char kinds[][SQL_KIND_MAX], const char **ptrs, int *n, cons
 /*
  * Kinds of every statement in the text, then the pseudo-kinds "advisory_lock",
  * "set_config" and "select_into" where a statement calls or does that, from
- * the core's keyword scan.
+ * the core's keyword scan (sqlscan_kinds).
  */
 static int scan_kinds(struct client *c, const struct sbuf_msg *msg, const struct msg_text *t,
 		      char kinds[][SQL_KIND_MAX], const char **ptrs)
 {
-	struct sql_stmt st;
-	size_t pos = 0;
 	int n = 0;
-	bool advisory = false, set_config = false, select_into = false;
-	unsigned session_flags = 0;
-	bool shared = false;	/* the session scan will reuse this scan's answer */
 
 	if (msg->type == FE_FUNCTION_CALL) {
 		struct pkt_reader r;
 		unsigned oid;
+		bool advisory = false;
 		pkt_reader_init(&r, msg->data + PROTO_HEADER_LEN, msg->avail - PROTO_HEADER_LEN);
 		oid = pkt_get_u32(&r);
 		add_kind(kinds, ptrs, &n, "function");
 		for (size_t i = 0; i < sizeof(ADVISORY_OIDS) / sizeof(ADVISORY_OIDS[0]); i++)
 			advisory = advisory || oid == ADVISORY_OIDS[i];
-	}
-	if (n == 0 && t->sql && t->len <= UINT32_MAX) {
-		/* the session scan of the same text (note_session_changes) reuses the answer */
-		c->stateless = sqlscan_plain(t->sql, t->len, kinds[0]);
-		c->scanned_text = t->sql;
-		c->scanned_len = (uint32_t)t->len;
-		shared = true;
-		if (c->stateless) {
-			ptrs[0] = kinds[0];
-			return 1;	/* one plain statement: its kind, without tokenizing */
+		if (advisory)
+			add_kind(kinds, ptrs, &n, "advisory_lock");
+	} else if (t->sql) {
+		unsigned session_flags;
+		n = sqlscan_kinds(t->sql, t->len, kinds, MAX_KINDS, &session_flags);
+		for (int i = 0; i < n; i++)
+			ptrs[i] = kinds[i];
+		if (t->len <= UINT32_MAX) {
+			/* the session scan of the same text (note_session_changes) reuses the answer */
+			c->stateless = session_flags == 0;
+			c->scanned_text = t->sql;
+			c->scanned_len = (uint32_t)t->len;
 		}
 	}
-	while (t->sql && sqlscan_next(t->sql, t->len, &pos, &st)) {
-		bool seen = false;
-		session_flags |= st.flags & ~(unsigned)SQL_HINTS;
-		advisory = advisory || (st.flags & SQL_ADVISORY_LOCK);
-		set_config = set_config || (st.flags & SQL_SET_CONFIG);
-		select_into = select_into || (st.flags & SQL_SELECT_INTO);
-		if (!st.kind[0] || n >= MAX_KINDS - 4)
-			continue;	/* kinds beyond the list's room are left out; the flags of every statement count */
-		/* each kind once, in order of first appearance, as the testing helper gives them */
-		for (int i = 0; i < n && !seen; i++)
-			seen = strcmp(kinds[i], st.kind) == 0;
-		if (!seen)
-			add_kind(kinds, ptrs, &n, st.kind);
-	}
-	if (shared)
-		c->stateless = session_flags == 0;	/* the whole text was tokenized: no second pass */
-	/* pseudo-kinds, after the statement kinds: prefilters can ask for these instead of every SELECT */
-	if (advisory)
-		add_kind(kinds, ptrs, &n, "advisory_lock");
-	if (set_config)
-		add_kind(kinds, ptrs, &n, "set_config");
-	if (select_into)
-		add_kind(kinds, ptrs, &n, "select_into");
 	if (n == 0) {
 		kinds[0][0] = 0;
 		ptrs[0] = kinds[0];

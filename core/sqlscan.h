@@ -52,4 +52,17 @@ bool sqlscan_plain(const char *sql, size_t len, char *kind);
 /* OR of the flags of every statement in the text. */
 unsigned sqlscan_flags(const char *sql, size_t len);
 
+/*
+ * q.kinds of the text, as policies see them: each statement's kind once, in
+ * order of first appearance, then the pseudo-kinds "advisory_lock",
+ * "set_config" and "select_into" where a statement calls or does that.
+ * Returns how many were written to kinds (0 when the text holds no statement;
+ * at most max, which must be at least 4: statement kinds beyond max - 3 are
+ * left out). *session gets the OR of every statement's session-state flags
+ * (SQL_HINTS left out): 0 when the text changes nothing of the session.
+ * tests/corpus/statements.tsv holds what it must answer, and so must
+ * lua/moonbouncer/classify.lua.
+ */
+int sqlscan_kinds(const char *sql, size_t len, char kinds[][SQL_KIND_MAX], int max, unsigned *session);
+
 #endif
