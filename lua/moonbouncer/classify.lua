@@ -396,6 +396,11 @@ local function norm_number(txt, neg)
   return neg and "-" .. txt or txt
 end
 
+-- pg_temp or pg_temp_N (any name so beginning): the session's temporary schema.
+local function is_temp_schema(name)
+  return sub(name, 1, 7) == "pg_temp" and (#name == 7 or byte(name, 8) == 95)
+end
+
 -- The analyzer works on one tokenized text; statements are token ranges [i, j].
 local function analyzer(t, s, e, v, unicode)
   local A = {}
@@ -497,6 +502,11 @@ local function analyzer(t, s, e, v, unicode)
       local typ = t[k]
       if unicode[k] then
         st.opaque = "unicode identifier" -- U&"pg\005ftemp", U&"set\005fconfig": any name at all
+      end
+      if (typ == "word" or typ == "ident") and is_temp_schema(v[k]) then
+        -- pg_temp.x, IMPORT ... INTO pg_temp, a view over pg_temp.t (a temporary view): the
+        -- session's temporary schema, named as the core's scan does it
+        st.temp_schema = true
       end
       if typ == "word" then
         local word = v[k]
@@ -652,12 +662,18 @@ local function analyzer(t, s, e, v, unicode)
     return concat(parts, "."), k
   end
 
+  -- Is the word at k a parameter's name (followed by '.', '=' or TO) rather than a keyword of SET?
+  -- SET local.x = 1, SET transaction.x = 1 and SET local = 1 set parameters of those names.
+  local function param_name_at(k)
+    return t[k + 1] == "." or (t[k + 1] == "op" and v[k + 1] == "=") or w(k + 1) == "to"
+  end
+
   local function analyze_set(i, j, st)
     local k = i + 1
     local scope = "session"
     local word = w(k)
     if (word == "local" or (word == "session" and not (w(k + 1) == "authorization"
-      or w(k + 1) == "characteristics"))) and not ((t[k + 1] == "op" and v[k + 1] == "=") or w(k + 1) == "to") then
+      or w(k + 1) == "characteristics"))) and not param_name_at(k) then
       -- SET LOCAL ... / SET SESSION ... (unless LOCAL or SESSION is itself the name being set)
       scope = word == "local" and "local" or "session"
       k = k + 1
@@ -665,10 +681,10 @@ local function analyzer(t, s, e, v, unicode)
     word = w(k)
     local nxt = w(k + 1)
     st.scope = scope
-    if word == "transaction" and nxt ~= "to" and not (t[k + 1] == "op" and v[k + 1] == "=") then
+    if word == "transaction" and not param_name_at(k) then
       st.scope = "local" -- SET TRANSACTION ...: this transaction only
       st.name = "transaction"
-    elseif word == "constraints" and t[k + 1] ~= "op" and nxt ~= "to" then
+    elseif word == "constraints" and not param_name_at(k) then
       st.scope = "local"
       st.name = "constraints"
     elseif word == "session" and nxt == "characteristics" then
@@ -679,7 +695,7 @@ local function analyzer(t, s, e, v, unicode)
       else
         st.untrackable = true
       end
-    elseif word == "role" and t[k + 1] ~= "op" and nxt ~= "to" then
+    elseif word == "role" and not param_name_at(k) then
       st.role_change = true
       st.name = "role"
       st.value = name_at(k + 1) or (t[k + 1] == "string" and v[k + 1]) or nil
@@ -701,7 +717,7 @@ local function analyzer(t, s, e, v, unicode)
           st.set_local = st.scope == "local"
           return
         end
-      elseif word == "names" and t[k + 1] ~= "op" and nxt ~= "to" then
+      elseif word == "names" and not param_name_at(k) then
         name, vk = "client_encoding", k + 1
         if vk > j then
           st.name, st.default = name, true
@@ -1049,12 +1065,18 @@ local function analyzer(t, s, e, v, unicode)
         elseif depth == 0 and typ == "word" and v[q] == "into" and not (kind == "with" and
           (w(q - 1) == "insert" or w(q - 1) == "merge")) then
           st.into = true
-          local a = w(q + 1)
-          if a == "local" or a == "global" then
-            a = w(q + 2)
+          local m = q + 1
+          if w(m) == "local" or w(m) == "global" then
+            m = m + 1
           end
-          if a == "temp" or a == "temporary" then
+          if w(m) == "temp" or w(m) == "temporary" then
             st.temp = true
+          end
+          while w(m) == "temp" or w(m) == "temporary" or w(m) == "unlogged" or w(m) == "table" do
+            m = m + 1
+          end
+          if name_at(m) and t[m + 1] == "." and is_temp_schema(name_at(m)) then
+            st.temp = true -- SELECT ... INTO pg_temp.x makes a temporary table
           end
           break
         end
@@ -1118,8 +1140,12 @@ function M.statements(sql, opts)
           fn_body = true
         end
       end
-      if fn_body then
-        if word == "begin" or word == "case" then
+      -- psql's rule, made stricter as the core's scan: BEGIN ATOMIC opens the body (a parameter or a
+      -- value named begin does not), CASE and END nest inside it, t.end and t.case are column names
+      if fn_body and depth == 0 and t[k - 1] ~= "." then
+        if word == "begin" and t[k + 1] == "word" and v[k + 1] == "atomic" then
+          begin_depth = begin_depth + 1
+        elseif word == "case" and begin_depth > 0 then
           begin_depth = begin_depth + 1
         elseif word == "end" and begin_depth > 0 then
           begin_depth = begin_depth - 1
@@ -1163,16 +1189,15 @@ end
 -- Kinds as the C core's scan reports them: each statement's first keyword in order, without
 -- duplicates, then the pseudo-kinds "advisory_lock" (a session advisory lock is taken), "set_config"
 -- (set_config is called) and "select_into" (SELECT ... INTO makes a table), each once. Policies can
--- list a pseudo-kind in query_kinds instead of every SELECT. The core's scan is lexical: it also
--- reports set_config and select_into for statements that only mention them (a column named
--- set_config, INSERT INTO inside a WITH), so a hook checks q.statements before acting.
+-- list a pseudo-kind in query_kinds instead of every SELECT. tests/corpus/statements.tsv holds what
+-- this and the core's scan must both answer (kinds, and changes_session below).
 function M.kinds_of(stmts)
   local out, seen = {}, {}
   local advisory, set_config, into = false, false, false
   for i = 1, #stmts do
     local st = stmts[i]
     local kind = st.kind
-    if kind ~= "" and not seen[kind] then
+    if kind ~= "" and kind ~= "unknown" and not seen[kind] then
       seen[kind] = true
       out[#out + 1] = kind
     end
@@ -1194,9 +1219,10 @@ end
 
 -- Does the statement change its server's session, as the C core's scan decides whether a server
 -- needs server_reset_query before another client gets it? A session SET, RESET, DISCARD, LISTEN, SQL
--- PREPARE / DEALLOCATE, WITH HOLD cursors, temporary objects without ON COMMIT DROP, session advisory
--- locks, set_config(), LOAD, and what the scan cannot see through (st.opaque: a DO block, a U&""
--- identifier). Functions the statement calls are not looked into.
+-- PREPARE / DEALLOCATE, WITH HOLD cursors, temporary objects without ON COMMIT DROP (and any statement
+-- naming the temporary schema pg_temp, st.temp_schema), session advisory locks, set_config(), LOAD,
+-- and what the scan cannot see through (st.opaque: a DO block, a U&"" identifier). Functions the
+-- statement calls are not looked into.
 function M.changes_session(st)
   local kind = st.kind
   if st.opaque or st.set_config or st.advisory_lock == "session" or st.with_hold then
@@ -1208,7 +1234,7 @@ function M.changes_session(st)
   elseif kind == "prepare" then
     return not st.two_phase
   end
-  return st.temp == true and not st.on_commit_drop
+  return (st.temp == true or st.temp_schema == true) and not st.on_commit_drop
 end
 
 function M.kinds(sql)

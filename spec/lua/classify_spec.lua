@@ -202,6 +202,13 @@ FROM (SELECT
   { "SELECT * INTO TEMP TABLE recent FROM orders WHERE created_at > now() - interval '1 day'", kind = "select",
     kinds = { "select", "select_into" }, ro = false, st = { into = true, temp = true } },
   { "SELECT id INTO archive_ids FROM orders", kind = "select", kinds = { "select", "select_into" }, ro = false, st = { into = true, temp = false } },
+  { "SELECT id INTO pg_temp.recent FROM orders", kind = "select", kinds = { "select", "select_into" }, ro = false,
+    session = true, st = { into = true, temp = true } },
+  -- the temporary schema named anywhere counts for the session, as in the core's scan (a view over
+  -- pg_temp.t is a temporary view; IMPORT FOREIGN SCHEMA ... INTO pg_temp makes temporary foreign tables)
+  { "CREATE VIEW v AS SELECT * FROM pg_temp.t", kind = "create", ro = false, session = true,
+    st = { temp = false, temp_schema = true } },
+  { "IMPORT FOREIGN SCHEMA s FROM SERVER srv INTO pg_temp", kind = "import", ro = false, session = true },
 
   -- other session state
   { "LOAD 'auto_explain'", kind = "load", ro = false, guard = "reject", st = { name = "auto_explain" } },
@@ -241,6 +248,16 @@ FROM (SELECT
   { "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", kind = "set", ro = false, st = { set_local = true } },
   { "SET CONSTRAINTS ALL DEFERRED", kind = "set", ro = true, st = { set_local = true, name = "constraints" } },
   { "SET seq_page_cost FROM CURRENT", kind = "set", ro = true, st = { from_current = true } },
+  -- a name whose first part is a keyword of SET is a parameter's name: SET local.x is a session SET
+  { "SET local.x = 1", kind = "set", ro = true, guard = "track", session = true,
+    st = { name = "local.x", value = "1", scope = "session", set_local = false } },
+  { "SET transaction.x TO 2", kind = "set", ro = true, guard = "track", session = true,
+    st = { name = "transaction.x", scope = "session" } },
+  { "SET constraints.x = 4", kind = "set", ro = true, guard = "track", session = true,
+    st = { name = "constraints.x", scope = "session" } },
+  { "SET role.x = 'a'", kind = "set", ro = true, guard = "track", session = true,
+    st = { name = "role.x", role_change = false } },
+  { "SET LOCAL local.x = 1", kind = "set", ro = true, session = false, st = { name = "local.x", scope = "local" } },
   { "SET default_transaction_read_only = on", kind = "set", ro = false, guard = "track" },
   { "RESET search_path", kind = "reset", ro = true, guard = "track",
     st = { name = "search_path", settings = { { reset = "search_path" } } } },
@@ -270,6 +287,16 @@ FROM (SELECT
   { "SELECT B'1010', X'FF', N'nat;ional'", kind = "select", ro = true },
   { "SELECT 1;;;SELECT 2;", kind = "select", n = 2, ro = true },
   { "(SELECT 1) UNION (SELECT 2)", kind = "select", ro = true },
+  { "CREATE RULE r AS ON INSERT TO t DO ALSO (NOTIFY x; NOTIFY y)", kind = "create", ro = false },
+  -- BEGIN ATOMIC opens a routine's body; a parameter or a value named begin does not, t.case and t.end are names
+  { "CREATE FUNCTION f(begin int) RETURNS int AS 'select 1' LANGUAGE sql; LISTEN x", kind = "create",
+    kinds = { "create", "listen" }, n = 2, ro = false, guard = "reject", session = true },
+  { "CREATE FUNCTION f() RETURNS int LANGUAGE sql SET search_path = begin AS 'select 1'; LISTEN x", kind = "create",
+    kinds = { "create", "listen" }, n = 2, ro = false, guard = "reject", session = true },
+  { "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT t.case FROM t; END; LISTEN x",
+    kind = "create", kinds = { "create", "listen" }, n = 2, ro = false, guard = "reject", session = true },
+  { "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT t.end FROM t; LISTEN y; END; LISTEN x",
+    kind = "create", kinds = { "create", "listen" }, n = 2, ro = false, guard = "reject", session = true },
   { "VALUES (1, 'a'), (2, 'b')", kind = "values", ro = true },
   { "TABLE users", kind = "table", ro = true },
   { "SELECT 'abc", kind = "select", ro = false, st = { incomplete = true } },
