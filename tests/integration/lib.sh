@@ -282,12 +282,26 @@ mb_is() {
 
 # mb_like GOT EXTENDED-REGEX NAME
 mb_like() {
-	if printf '%s' "$1" | grep -Eq -- "$2"; then
+	if mb_matches "$1" "$2"; then
 		mb_ok "$3"
 	else
 		mb_not_ok "$3" "got:      '$1'" "expected: /$2/"
 	fi
 }
+
+# mb_unlike GOT REGEX NAME: ok when GOT does not match the extended regex.
+mb_unlike() {
+	if mb_matches "$1" "$2"; then
+		mb_not_ok "$3" "got:      '$1'" "expected no match of /$2/"
+	else
+		mb_ok "$3"
+	fi
+}
+
+# mb_matches TEXT REGEX: TEXT has a line matching the extended regex. A here-string, not a pipe: grep -q
+# stops reading at the first match, and a writer still writing a long text into a pipe would then fail
+# with SIGPIPE, which pipefail turns into "no match".
+mb_matches() { grep -Eq -- "$2" <<<"$1"; }
 
 # mb_lt GOT LIMIT NAME: ok when the number GOT is below LIMIT (decimals allowed).
 mb_lt() {

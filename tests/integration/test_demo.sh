@@ -5,7 +5,6 @@ set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 mb_test_init demo
 
-mb_unlike() { if printf '%s' "$1" | grep -Eq -- "$2"; then mb_not_ok "$3" "got: '$1'"; else mb_ok "$3"; fi; }
 # the package list a target checks, from make's dry run (its first "for p in ...; do" loop)
 pkgs_of() {
 	make -n -s -C "$MB_REPO" --no-print-directory "$@" 2>/dev/null | sed -n 's/.*for p in \([^;]*\); do.*/\1/p' |

@@ -57,7 +57,6 @@ mb_is "$out" "ERROR 08P01 no such database: no_such_db" "md5: right password, un
 out=$(pqt connect "$(mb_connstr "$mu" "$mp" "$MB_DB")" 2>&1)
 mb_is "$out" "OK" "md5: right password, known database: logged in"
 out=$(mb_raw "$(mb_startup_hex user "$mu" database "$MB_DB")")
-mb_unlike() { if printf '%s' "$1" | grep -Eq -- "$2"; then mb_not_ok "$3" "got: '$1'"; else mb_ok "$3"; fi; }
 mb_unlike "$out" 'NOTICE' "no login_notify_message by default"
 mb_stop
 mb_reset

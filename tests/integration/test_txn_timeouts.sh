@@ -353,7 +353,7 @@ ttx_check() { # NAME OUTPUT
 	# message; then the pooler's log must show that it was the transaction timeout.
 	err=$(lines_of "$out" a | grep -E 'ERROR|connection lost' | head -n 2 | tr '\n' ' ')
 	if ! grep -Eq '25P04 transaction timeout|FATAL: +transaction timeout' <<<"$err" &&
-		tail -n +"$((TTX_MARK + 1))" "$MB_LOG" | grep -q 'closing because: transaction timeout'; then
+		mb_matches "$(tail -n +"$((TTX_MARK + 1))" "$MB_LOG")" 'closing because: transaction timeout'; then
 		mb_diag "$1: the client saw '$err'; the pooler logged the transaction timeout"
 		err="25P04 transaction timeout (from the log)"
 	fi
