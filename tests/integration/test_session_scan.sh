@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The session scan cannot be walked around: a DO block, a U&"" identifier, quoted words that look like
-# ON COMMIT DROP, or EXPLAIN ANALYZE of a CREATE TEMP change the server's session where the keyword scan
+# ON COMMIT DROP, EXPLAIN ANALYZE of a CREATE TEMP, or SET local.x change the server's session where the keyword scan
 # did not see it, so the server is reset before the next client gets it. Transaction mode, one server: client a leaves the state behind and stays
 # connected, client b on the same server must not see it.
 set -uo pipefail
@@ -73,6 +73,11 @@ left "EXPLAIN ANALYZE CREATE TEMP TABLE" "SELECT to_regclass('pg_temp.scan_e') I
 	'EXPLAIN ANALYZE CREATE TEMP TABLE scan_e AS SELECT 1'
 left "EXPLAIN ANALYZE SELECT ... INTO TEMP" "SELECT to_regclass('pg_temp.scan_ei') IS NULL" t \
 	'EXPLAIN (ANALYZE, COSTS OFF) SELECT 1 AS x INTO TEMP scan_ei'
+
+# a parameter named local.x, transaction.x or constraints.x is set for the session, not for the transaction
+left "SET local.x" "SELECT coalesce(current_setting('local.x', true), '') = ''" t 'SET local.x = 1'
+left "SET transaction.x" "SELECT coalesce(current_setting('transaction.x', true), '') = ''" t 'SET transaction.x TO 2'
+left "SET constraints.x" "SELECT coalesce(current_setting('constraints.x', true), '') = ''" t 'SET constraints.x = 3'
 
 # the advisory locks are really gone: another session takes them
 mb_is "$(pg_super_psql -d "$MB_DB" -c "SELECT pg_try_advisory_lock(4243) AND pg_try_advisory_lock(4244)")" t \
