@@ -15,6 +15,7 @@
 #include "log.h"
 #include "policy_budget.h"
 #include "policy_call.h"
+#include "policy_decision.h"
 #include "policy_engine.h"
 #include "policy_files.h"
 #include "policy_host.h"
@@ -56,6 +57,7 @@ static int new_ref(lua_State *L)
 static int setup_body(lua_State *L)
 {
 	struct setup_args *a = lua_touserdata(L, 1);
+	char err[256];
 
 	open_lib(L, "", luaopen_base);
 	open_lib(L, LUA_LOADLIBNAME, luaopen_package);
@@ -94,6 +96,8 @@ static int setup_body(lua_State *L)
 	lua_call(L, 1, 1);
 	if (!lua_istable(L, -1))
 		return luaL_error(L, "moonbouncer.dispatcher did not return a table");
+	if (!policy_decision_schema_check(L, lua_gettop(L), err, sizeof(err)))
+		return luaL_error(L, "%s", err);
 	eng.ref_dispatcher = new_ref(L);
 
 	/* after the runtime took its own locals: policies get pattern functions under the budget, also

@@ -85,7 +85,7 @@ static int call_body(lua_State *L)
 		k->decided = !k->failed;
 		return 0;
 	}
-	if (!policy_decision_take(L, base, k->hook, k->truncated, k->out, k->err, sizeof(k->err))) {
+	if (!policy_decision_take(L, base, k->hook, k->out, k->err, sizeof(k->err))) {
 		k->failed = true;
 		policy_decision_clear(k->out);
 		return 0;

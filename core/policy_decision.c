@@ -11,7 +11,20 @@
 
 #include "config.h"
 #include "errbuf.h"
-#include "params.h"
+
+/*
+ * The dispatcher has checked every decision and limits table against its
+ * schema (DECISION_SCHEMA and LIMIT_FIELDS in dispatcher.lua, the one
+ * definition of what a hook may return); this file only copies them into C.
+ * What C could not hold still fails here instead of being misread: a value
+ * that is not a string, a sqlstate that is not 5 bytes, a pool_mode the
+ * config's parser does not know.
+ */
+
+/* The fields C takes; the dispatcher's schema must name exactly these (policy_decision_schema_check). */
+static const char *const decision_fields[] = { "reject", "sqlstate",  "rewrite", "route",
+					       "user",	 "pool_mode", "tenant",	 "track" };
+static const char *const limit_fields[] = { "max_clients", "max_active", "rate" };
 
 /* A Lua string field of the table at idx as a malloc'ed C string; false with a message on a bad value. */
 static bool dup_field(lua_State *L, int idx, const char *field, char **dst, size_t *len_out, char *err,
@@ -31,11 +44,6 @@ static bool dup_field(lua_State *L, int idx, const char *field, char **dst, size
 		return false;
 	}
 	s = lua_tolstring(L, -1, &len);
-	if (memchr(s, '\0', len) != NULL) {
-		errbuf_set(err, errlen, "malformed decision: %s contains a zero byte", field);
-		lua_pop(L, 1);
-		return false;
-	}
 	*dst = malloc(len + 1);
 	if (*dst == NULL) {
 		errbuf_set(err, errlen, "out of memory");
@@ -94,26 +102,14 @@ static bool take_track(lua_State *L, int idx, struct policy_decision *out, char 
 			   !dup_field(L, e, "value", &tr->value, NULL, err, errlen)) {
 			return false;
 		}
-		lua_pop(L, 1);
-		if (!tr->reset_all && (tr->name == NULL || !params_name_ok(tr->name))) {
-			errbuf_set(err, errlen,
-				   "malformed decision: track[%d] needs a parameter name of letters, "
-				   "digits, '_' and '.'",
-				   i);
-			return false;
-		}
-		if (!tr->reset && !tr->reset_all && tr->value == NULL) {
-			errbuf_set(err, errlen, "malformed decision: track[%d] has no value", i);
-			return false;
-		}
-		lua_pop(L, 1);
+		lua_pop(L, 2);
 	}
 	lua_pop(L, 1);
 	return true;
 }
 
-bool policy_decision_take(lua_State *L, int idx, enum hook hook, bool truncated, struct policy_decision *out,
-			  char *err, size_t errlen)
+bool policy_decision_take(lua_State *L, int idx, enum hook hook, struct policy_decision *out, char *err,
+			  size_t errlen)
 {
 	char *sqlstate = NULL, *pool_mode = NULL;
 	bool ok;
@@ -135,22 +131,16 @@ bool policy_decision_take(lua_State *L, int idx, enum hook hook, bool truncated,
 		out->reject = true;
 		if (sqlstate == NULL) {
 			strcpy(out->sqlstate, hook == HOOK_CONNECT ? "42501" : "0A000");
-		} else if (strlen(sqlstate) == 5 &&
-			   strspn(sqlstate, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") == 5) {
-			strcpy(out->sqlstate, sqlstate);
+		} else if (strlen(sqlstate) == sizeof(out->sqlstate) - 1) {
+			memcpy(out->sqlstate, sqlstate, sizeof(out->sqlstate));
 		} else {
-			errbuf_set(err, errlen,
-				   "malformed decision: sqlstate must be 5 characters of 0-9/A-Z");
+			errbuf_set(err, errlen, "malformed decision: sqlstate must be 5 characters");
 			ok = false;
 		}
 	}
 	if (ok && pool_mode != NULL && !config_pool_mode_parse(pool_mode, &out->pool_mode)) {
 		errbuf_set(err, errlen,
 			   "malformed decision: pool_mode must be session, transaction or statement");
-		ok = false;
-	}
-	if (ok && out->rewrite != NULL && truncated) {
-		errbuf_set(err, errlen, "malformed decision: rewrite of a truncated statement (q.truncated)");
 		ok = false;
 	}
 	free(sqlstate);
@@ -186,18 +176,15 @@ void policy_decision_init(struct policy_decision *out)
 	out->pool_mode = POOL_MODE_UNSET;
 }
 
+/* A limit as a number, -1 when absent (the dispatcher checked it is a non-negative finite number). */
 static bool take_limit(lua_State *L, int idx, const char *field, double *v, char *err, size_t errlen)
 {
 	lua_getfield(L, idx, field);
-	if (lua_isnil(L, -1)) {
-		lua_pop(L, 1);
-		return true;
-	}
-	if (lua_type(L, -1) != LUA_TNUMBER || !(lua_tonumber(L, -1) >= 0) || isinf(lua_tonumber(L, -1))) {
-		errbuf_set(err, errlen, "malformed limits: %s must be a non-negative number", field);
+	if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TNUMBER) {
+		errbuf_set(err, errlen, "malformed limits: %s must be a number", field);
 		return false;
 	}
-	*v = lua_tonumber(L, -1);
+	*v = lua_isnil(L, -1) ? -1 : lua_tonumber(L, -1);
 	lua_pop(L, 1);
 	return true;
 }
@@ -218,4 +205,56 @@ bool policy_decision_take_limits(lua_State *L, int idx, struct tenant_limits *ou
 	out->max_active = ma > INT_MAX ? INT_MAX : (int)ma;
 	out->rate = rate;
 	return true;
+}
+
+/* Do the keys of the table at idx name exactly these fields? Else the first difference into err. */
+static bool same_fields(lua_State *L, int idx, const char *what, const char *const *fields, int n, char *err,
+			size_t errlen)
+{
+	int found = 0;
+
+	if (!lua_istable(L, idx)) {
+		errbuf_set(err, errlen, "moonbouncer.dispatcher has no %s table", what);
+		return false;
+	}
+	lua_pushnil(L);
+	while (lua_next(L, idx) != 0) {
+		const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+		int i = 0;
+
+		lua_pop(L, 1);
+		while (k != NULL && i < n && strcmp(k, fields[i]) != 0)
+			i++;
+		if (k == NULL || i == n) {
+			errbuf_set(
+				err, errlen,
+				"moonbouncer.dispatcher's %s has the field %s, which the core does not take",
+				what, k ? k : "(not a string)");
+			lua_pop(L, 1);
+			return false;
+		}
+		found++;
+	}
+	if (found != n) {
+		errbuf_set(err, errlen, "moonbouncer.dispatcher's %s lacks fields the core takes", what);
+		return false;
+	}
+	return true;
+}
+
+bool policy_decision_schema_check(lua_State *L, int dispatcher, char *err, size_t errlen)
+{
+	bool ok;
+
+	lua_getfield(L, dispatcher, "DECISION_SCHEMA");
+	ok = same_fields(L, lua_gettop(L), "DECISION_SCHEMA", decision_fields,
+			 (int)(sizeof(decision_fields) / sizeof(decision_fields[0])), err, errlen);
+	lua_pop(L, 1);
+	if (!ok)
+		return false;
+	lua_getfield(L, dispatcher, "LIMIT_FIELDS");
+	ok = same_fields(L, lua_gettop(L), "LIMIT_FIELDS", limit_fields,
+			 (int)(sizeof(limit_fields) / sizeof(limit_fields[0])), err, errlen);
+	lua_pop(L, 1);
+	return ok;
 }

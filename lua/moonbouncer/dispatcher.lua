@@ -27,16 +27,7 @@ for _, h in ipairs(HOOK_NAMES) do
 end
 local POLICY_FIELDS = { query_kinds = "table", name = "string", description = "string" }
 
--- Decision fields allowed per hook.
-local DECISION_FIELDS = {
-  on_connect = { reject = true, sqlstate = true, route = true, user = true, pool_mode = true, tenant = true },
-  on_query = { reject = true, sqlstate = true, rewrite = true, track = true },
-  on_transaction_begin = { reject = true, sqlstate = true, route = true },
-}
-local ANY_DECISION_FIELD = { reject = true, sqlstate = true, route = true, user = true, pool_mode = true,
-  tenant = true, rewrite = true, track = true }
 local POOL_MODES = { session = true, transaction = true, statement = true }
-local LIMIT_FIELDS = { max_clients = "integer", max_active = "integer", rate = "number" }
 
 -------------------------------------------------------------------------------------------------
 -- Sandbox
@@ -392,6 +383,29 @@ local function array_length(t)
   return n
 end
 
+-- A string the core can take: non-empty, no zero byte (the core keeps C strings). Nil, or what is wrong.
+local function bad_text(v, what)
+  if not nonempty_string(v) then
+    return what .. " must be a non-empty string, got " .. describe(v)
+  end
+  if find(v, "\0", 1, true) then
+    return what .. " must not contain a zero byte"
+  end
+  return nil
+end
+
+-- A session parameter's name as the core sends it in SET: letters, digits, '_' and '.'.
+local function bad_param_name(v, what)
+  local bad = bad_text(v, what)
+  if bad then
+    return bad
+  end
+  if not find(v, "^[%w_.]+$") then
+    return fmt("%s must be a parameter name (letters, digits, '_' and '.'), got %s", what, describe(v))
+  end
+  return nil
+end
+
 local function check_track(track)
   if type(track) ~= "table" then
     return "track must be an array of entries, got " .. describe(track)
@@ -418,16 +432,101 @@ local function check_track(track)
       if reset ~= true and not nonempty_string(reset) then
         return fmt("track[%d]: reset must be a parameter name or true, got %s", i, describe(reset))
       end
+      if reset ~= true then
+        local bad = bad_param_name(reset, fmt("track[%d]: reset", i))
+        if bad then
+          return bad
+        end
+      end
     else
-      if not nonempty_string(name) then
-        return fmt("track[%d]: name must be a non-empty string, got %s", i, describe(name))
+      local bad = bad_param_name(name, fmt("track[%d]: name", i))
+      if bad then
+        return bad
       end
       if type(value) ~= "string" and type(value) ~= "number" then
         return fmt("track[%d]: value must be a string, got %s", i, describe(value))
       end
+      if type(value) == "string" and find(value, "\0", 1, true) then
+        return fmt("track[%d]: value must not contain a zero byte", i)
+      end
     end
   end
   return nil
+end
+
+-- The decision schema: the one definition of what a hook may return. For each field, the hooks that
+-- may return it and the check of its value (nil, or what is wrong). The C core takes what passed as it
+-- is, and refuses at start-up a dispatcher whose fields are not the ones it takes.
+local DECISION_SCHEMA = {
+  reject = {
+    hooks = { "on_connect", "on_query", "on_transaction_begin" },
+    check = function(v)
+      if not nonempty_string(v) then
+        return "reject must be a non-empty string (the message), got " .. describe(v)
+      end
+      return bad_text(v, "reject")
+    end,
+  },
+  sqlstate = {
+    hooks = { "on_connect", "on_query", "on_transaction_begin" },
+    check = function(v)
+      if type(v) ~= "string" or not find(v, "^[0-9A-Z][0-9A-Z][0-9A-Z][0-9A-Z][0-9A-Z]$") then
+        return "sqlstate must be 5 characters of 0-9/A-Z, got " .. describe(v)
+      end
+      return nil
+    end,
+  },
+  rewrite = {
+    hooks = { "on_query" },
+    check = function(v, truncated)
+      local bad = bad_text(v, "rewrite")
+      if bad then
+        return bad
+      end
+      if truncated then
+        return "rewrite is not allowed for a truncated statement (q.truncated)"
+      end
+      return nil
+    end,
+  },
+  route = {
+    hooks = { "on_connect", "on_transaction_begin" },
+    check = function(v)
+      return bad_text(v, "route")
+    end,
+  },
+  user = {
+    hooks = { "on_connect" },
+    check = function(v)
+      return bad_text(v, "user")
+    end,
+  },
+  pool_mode = {
+    hooks = { "on_connect" },
+    check = function(v)
+      if type(v) ~= "string" or not POOL_MODES[v] then
+        return "pool_mode must be one of session, transaction, statement, got " .. describe(v)
+      end
+      return nil
+    end,
+  },
+  tenant = {
+    hooks = { "on_connect" },
+    check = function(v)
+      return bad_text(v, "tenant")
+    end,
+  },
+  track = { hooks = { "on_query" }, check = check_track },
+}
+D.DECISION_SCHEMA = DECISION_SCHEMA
+
+-- hook -> { field = true }: the fields each hook may return
+local DECISION_FIELDS = {}
+for field, spec in pairs(DECISION_SCHEMA) do
+  for _, hook in ipairs(spec.hooks) do
+    DECISION_FIELDS[hook] = DECISION_FIELDS[hook] or {}
+    DECISION_FIELDS[hook][field] = true
+  end
 end
 
 -- Returns nil when the decision is valid for hook, else a message.
@@ -441,39 +540,14 @@ local function check_decision(d, hook, truncated)
       return "unexpected key of type " .. type(k)
     end
     if not allowed[k] then
-      if ANY_DECISION_FIELD[k] then
+      if DECISION_SCHEMA[k] then
         return fmt("field '%s' is not allowed in %s", k, hook)
       end
       return fmt("unknown field '%s'", k)
     end
-    if k == "reject" then
-      if not nonempty_string(v) then
-        return "reject must be a non-empty string (the message), got " .. describe(v)
-      end
-    elseif k == "sqlstate" then
-      if type(v) ~= "string" or not find(v, "^[0-9A-Z][0-9A-Z][0-9A-Z][0-9A-Z][0-9A-Z]$") then
-        return "sqlstate must be 5 characters of 0-9/A-Z, got " .. describe(v)
-      end
-    elseif k == "rewrite" then
-      if not nonempty_string(v) then
-        return "rewrite must be a non-empty string, got " .. describe(v)
-      end
-      if truncated then
-        return "rewrite is not allowed for a truncated statement (q.truncated)"
-      end
-    elseif k == "route" or k == "user" or k == "tenant" then
-      if not nonempty_string(v) then
-        return k .. " must be a non-empty string, got " .. describe(v)
-      end
-    elseif k == "pool_mode" then
-      if type(v) ~= "string" or not POOL_MODES[v] then
-        return "pool_mode must be one of session, transaction, statement, got " .. describe(v)
-      end
-    elseif k == "track" then
-      local bad = check_track(v)
-      if bad then
-        return bad
-      end
+    local bad = DECISION_SCHEMA[k].check(v, truncated)
+    if bad then
+      return bad
     end
   end
   if rawget(d, "sqlstate") ~= nil and rawget(d, "reject") == nil then
@@ -482,6 +556,10 @@ local function check_decision(d, hook, truncated)
   return nil
 end
 D.check_decision = check_decision
+
+-- What limits(tenant) may return: field -> "integer" or "number", each non-negative and finite.
+local LIMIT_FIELDS = { max_clients = "integer", max_active = "integer", rate = "number" }
+D.LIMIT_FIELDS = LIMIT_FIELDS
 
 local function check_limits(l)
   if type(l) ~= "table" then

@@ -349,6 +349,35 @@ describe("merge rules", function()
   end)
 end)
 
+describe("the decision schema", function()
+  it("names, for each hook, the fields the policy API documents", function()
+    local by_hook = {}
+    for field, spec in pairs(D.DECISION_SCHEMA) do
+      assert.is_function(spec.check, field)
+      for _, hook in ipairs(spec.hooks) do
+        by_hook[hook] = by_hook[hook] or {}
+        by_hook[hook][#by_hook[hook] + 1] = field
+      end
+    end
+    for _, list in pairs(by_hook) do
+      table.sort(list)
+    end
+    assert.are.same({
+      on_connect = { "pool_mode", "reject", "route", "sqlstate", "tenant", "user" },
+      on_query = { "reject", "rewrite", "sqlstate", "track" },
+      on_transaction_begin = { "reject", "route", "sqlstate" },
+    }, by_hook)
+    assert.are.same({ max_clients = "integer", max_active = "integer", rate = "number" }, D.LIMIT_FIELDS)
+  end)
+
+  it("is what check_decision applies", function()
+    assert.is_nil(D.check_decision({ reject = "no", sqlstate = "42501" }, "on_connect"))
+    assert.matches("field 'tenant' is not allowed in on_query", D.check_decision({ tenant = "t" }, "on_query"))
+    assert.is_nil(D.check_decision({ track = { { name = "search_path", value = 1 } } }, "on_query"))
+    assert.matches("must be a parameter name", D.check_decision({ track = { { reset = "a-b" } } }, "on_query"))
+  end)
+end)
+
 describe("malformed decisions", function()
   local cases = {
     on_connect = {
@@ -368,6 +397,10 @@ describe("malformed decisions", function()
       { "'reject'", "a decision must be a table or nil, got \"reject\"" },
       { "true", "a decision must be a table or nil, got boolean" },
       { "{ [1] = 'x' }", "unexpected key of type number" },
+      { "{ reject = 'a\\0b' }", "reject must not contain a zero byte" },
+      { "{ route = 'a\\0' }", "route must not contain a zero byte" },
+      { "{ user = '\\0' }", "user must not contain a zero byte" },
+      { "{ tenant = 't\\0' }", "tenant must not contain a zero byte" },
     },
     on_query = {
       { "{ route = 'x' }", "field 'route' is not allowed in on_query" },
@@ -381,6 +414,13 @@ describe("malformed decisions", function()
       { "{ track = { [1] = { reset = true }, [3] = { reset = true } } }", "track must be an array" },
       { "{ rewrite = '' }", "rewrite must be a non%-empty string" },
       { "{ rewrite = 42 }", "rewrite must be a non%-empty string" },
+      { "{ rewrite = 'SELECT 1\\0' }", "rewrite must not contain a zero byte" },
+      { "{ track = { { name = 'a-b', value = '1' } } }",
+        "track%[1%]: name must be a parameter name %(letters, digits, '_' and '%.'%), got \"a%-b\"" },
+      { "{ track = { { name = 'x;y', value = '1' } } }", "track%[1%]: name must be a parameter name" },
+      { "{ track = { { reset = 'a b' } } }", "track%[1%]: reset must be a parameter name" },
+      { "{ track = { { name = 'a\\0', value = '1' } } }", "track%[1%]: name must not contain a zero byte" },
+      { "{ track = { { name = 'a', value = 'x\\0y' } } }", "track%[1%]: value must not contain a zero byte" },
       { "{ pool_mode = 'session' }", "field 'pool_mode' is not allowed in on_query" },
     },
     on_transaction_begin = {

@@ -244,6 +244,76 @@ static void test_load_errors(void)
 	free_config(cfg);
 }
 
+/* A copy of the runtime in a temporary directory whose dispatcher ends with extra (Lua code before "return D"). */
+static bool runtime_copy(char *dir, size_t dirlen, const char *extra)
+{
+	char cmd[4 * PATH_MAX + 256];
+	FILE *f;
+
+	snprintf(dir, dirlen, "/tmp/mb-unit-runtime.XXXXXX");
+	if (mkdtemp(dir) == NULL)
+		return false;
+	snprintf(cmd, sizeof(cmd), "mkdir -p '%s/lua' && cp -r '%s/lua/moonbouncer' '%s/lua/' && "
+		 "sed -i '$d' '%s/lua/moonbouncer/dispatcher.lua'", dir, root, dir, dir);
+	if (system(cmd) != 0)
+		return false;
+	snprintf(cmd, sizeof(cmd), "%s/lua/moonbouncer/dispatcher.lua", dir);
+	f = fopen(cmd, "a");
+	if (f == NULL)
+		return false;
+	fprintf(f, "%s\nreturn D\n", extra);
+	return fclose(f) == 0;
+}
+
+static void runtime_remove(const char *dir)
+{
+	char cmd[PATH_MAX + 32];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		printf("# could not remove %s\n", dir);
+}
+
+/* The dispatcher's schema and the fields the core takes must agree, or the runtime does not load. */
+static void test_schema_agreement(void)
+{
+	static const struct {
+		const char *extra, *want, *name;
+	} cases[] = {
+		{ "", NULL, "schema: the unchanged runtime loads" },
+		{ "D.DECISION_SCHEMA.priority = { hooks = { 'on_connect' }, check = function() end }",
+		  "DECISION_SCHEMA has the field priority, which the core does not take",
+		  "schema: a decision field the core does not take is refused" },
+		{ "D.DECISION_SCHEMA.tenant = nil", "DECISION_SCHEMA lacks fields",
+		  "schema: a decision field the core takes and the schema lacks is refused" },
+		{ "D.LIMIT_FIELDS.burst = 'number'", "LIMIT_FIELDS has the field burst",
+		  "schema: a limits field the core does not take is refused" },
+	};
+	struct config *cfg = make_config("chain");
+	char dir[PATH_MAX], err[512];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		bool loaded;
+
+		if (!UNIT_CHECK(runtime_copy(dir, sizeof(dir), cases[i].extra), "schema: runtime copied"))
+			continue;
+		policy_set_runtime_dir(dir);
+		err[0] = '\0';
+		loaded = policy_load(cfg, err, sizeof(err));
+		if (cases[i].want == NULL) {
+			UNIT_CHECK(loaded, cases[i].name);
+		} else {
+			UNIT_CHECK(!loaded && contains(err, cases[i].want), cases[i].name);
+			if (!contains(err, cases[i].want))
+				printf("# %s\n", err);
+		}
+		policy_shutdown();
+		runtime_remove(dir);
+	}
+	policy_set_runtime_dir(root);
+	free_config(cfg);
+}
+
 static void format_test_addr(const struct policy_client *v, char *buf, size_t len)
 {
 	(void)v;
@@ -814,6 +884,7 @@ int main(void)
 
 	test_idle();
 	test_load_errors();
+	test_schema_agreement();
 
 	chain = make_config("chain");
 	UNIT_CHECK(policy_load(chain, err, sizeof(err)), "two policy files load");
