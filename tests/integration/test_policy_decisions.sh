@@ -38,6 +38,10 @@ rows() { pg_super_psql -d mb_rw -c "SELECT count(*) FROM dec_t"; }
 out=$(pt "$c" "Q:SELECT 'mb_forbidden'" "Q:SELECT 'next'" "X:SELECT 'mb_denied'" "X:SELECT 'next ext'")
 mb_is "$out" $'ERROR 42501 mb_forbidden is not allowed here\nnext\nERROR 0A000 mb_denied by policy\nnext ext' \
 	"reject outside a transaction: the policy's SQLSTATE (or 0A000), and the connection goes on (simple, extended)"
+# a SELECT in parentheses is a select for query_kinds: the policy is called for it
+out=$(pt "$c" "Q:(SELECT 'mb_forbidden') UNION ALL (SELECT 'x')" "X:((SELECT 'mb_denied'))" "Q:SELECT 'next'")
+mb_is "$out" $'ERROR 42501 mb_forbidden is not allowed here\nERROR 0A000 mb_denied by policy\nnext' \
+	"(SELECT ...) reaches a policy that asks for select (simple, extended)"
 
 # --- inside an explicit transaction (psql): the error aborts the transaction, COMMIT reports ROLLBACK
 for db in mb_rw mb_rw_sess; do
