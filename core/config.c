@@ -312,19 +312,6 @@ static bool parse_time(const char *s, double *out)
 	return true;
 }
 
-bool config_pool_mode_parse(const char *s, enum pool_mode *out)
-{
-	if (strcasecmp(s, "session") == 0)
-		*out = POOL_MODE_SESSION;
-	else if (strcasecmp(s, "transaction") == 0)
-		*out = POOL_MODE_TRANSACTION;
-	else if (strcasecmp(s, "statement") == 0)
-		*out = POOL_MODE_STATEMENT;
-	else
-		return false;
-	return true;
-}
-
 static bool set_string(char **dst, const char *value, char *err, size_t errlen)
 {
 	char *copy = strdup(value);
@@ -903,6 +890,19 @@ const char *config_pool_mode_name(enum pool_mode mode)
 		break;
 	}
 	return NULL;
+}
+
+bool config_pool_mode_parse(const char *s, enum pool_mode *out)
+{
+	if (strcasecmp(s, "session") == 0)
+		*out = POOL_MODE_SESSION;
+	else if (strcasecmp(s, "transaction") == 0)
+		*out = POOL_MODE_TRANSACTION;
+	else if (strcasecmp(s, "statement") == 0)
+		*out = POOL_MODE_STATEMENT;
+	else
+		return false;
+	return true;
 }
 
 void config_foreach_key(const struct config *cfg,

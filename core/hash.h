@@ -1,4 +1,4 @@
-/* The string hash of the core's tables: 32-bit FNV-1a, inline because lookups sit on hot paths. */
+/* The hash of the core's tables: FNV-1a, 32 bits (64 for long keys), inline: lookups sit on hot paths. */
 #ifndef MB_HASH_H
 #define MB_HASH_H
 
@@ -39,6 +39,17 @@ static inline uint32_t hash_str_lower(const char *s)
 
 	for (; *s; s++)
 		h = hash_byte(h, (unsigned char)tolower((unsigned char)*s));
+	return h;
+}
+
+/* 64 bits, for tables whose keys are long bodies (prepared statements). */
+static inline uint64_t hash_bytes64(const void *data, size_t len)
+{
+	const unsigned char *p = data;
+	uint64_t h = 14695981039346656037ull;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ p[i]) * 1099511628211ull;
 	return h;
 }
 

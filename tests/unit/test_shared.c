@@ -17,6 +17,9 @@ static void test_hash(void)
 	UNIT_EQ_INT(hash_str_lower("FooBAR"), hash_str("foobar"),
 		    "hash: case-insensitive variant folds ASCII");
 	UNIT_CHECK(hash_str("FooBAR") != hash_str("foobar"), "hash: the plain one does not fold");
+	UNIT_CHECK(hash_bytes64("", 0) == 0xcbf29ce484222325ull, "hash64: empty");
+	UNIT_CHECK(hash_bytes64("a", 1) == 0xaf63dc4c8601ec8cull, "hash64: a");
+	UNIT_CHECK(hash_bytes64("foobar", 6) == 0x85944171f73967e8ull, "hash64: foobar");
 }
 
 static void test_clock(void)
