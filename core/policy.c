@@ -277,16 +277,14 @@ static bool load_generation(const struct config *cfg, const char *root, struct f
 	policy_call_forget_limits();
 	eng_generation++;
 	lua_gc(eng.L, LUA_GCCOLLECT, 0); /* the old generation */
-	eng.heap_after_gc = eng.heap;
+	policy_budget_collected();
 	return true;
 }
 
 static void close_state(void)
 {
 	if (eng.L != NULL) {
-		eng.armed = false;
-		eng.enforce = false;
-		lua_close(eng.L);
+		policy_budget_close(eng.L);
 	}
 	free_kinds(eng.kinds, eng.n_kinds);
 	memset(&eng, 0, sizeof(eng));
@@ -299,7 +297,7 @@ static bool open_state(const char *root, char *err, size_t errlen)
 	struct setup_args a = { .root = root };
 	char perr[256];
 
-	eng.heap_limit = eng_budget.max_memory;
+	policy_budget_set_heap_limit(eng_budget.max_memory);
 	eng.L = lua_newstate(policy_budget_alloc, NULL);
 	if (eng.L == NULL) {
 		errbuf_set(err, errlen, "cannot create a Lua state");
@@ -339,7 +337,7 @@ static bool load_policies(const struct config *cfg, bool fresh, char *err, size_
 		close_state();
 	if (eng.L == NULL && !open_state(root, err, errlen))
 		goto out;
-	eng.heap_limit = eng_budget.max_memory;
+	policy_budget_set_heap_limit(eng_budget.max_memory);
 	if (!load_generation(cfg, root, &files, err, errlen)) {
 		if (fresh)
 			close_state();
@@ -380,7 +378,7 @@ void policy_shutdown(void)
 void policy_get_stats(struct policy_stats *st)
 {
 	*st = eng_stats;
-	st->heap_bytes = eng.L ? eng.heap : 0;
+	st->heap_bytes = eng.L ? policy_budget_heap() : 0;
 	st->n_files = eng.L ? eng.n_files : 0;
 	st->generation = eng_generation;
 }

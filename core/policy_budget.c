@@ -28,6 +28,28 @@
 /* a call the OS keeps descheduled still ends at this many times policy_timeout */
 #define DESCHEDULED_CAP 20
 
+/* The budget state of the engine's Lua state (one at a time). */
+static struct {
+	/* heap accounting (lua_Alloc) */
+	size_t heap;
+	size_t heap_limit; /* 0 = unlimited */
+	size_t heap_after_gc;
+	bool enforce;	  /* refuse growth past heap_limit */
+	bool mem_refused; /* the allocator refused during the current call */
+
+	/* wall clock budget (count hook) */
+	bool armed;
+	double deadline;
+	double timeout; /* of the current call */
+	double started;
+	double wall_mark; /* past the deadline: when the thread's CPU time was last read */
+	double cpu_mark;  /* and that CPU time; < 0 before the first reading */
+	bool timed_out;
+	bool escalated;
+	char where[200];  /* the position the timeout interrupted */
+	const char *what; /* the library function it interrupted ("string.find"), or NULL */
+} B;
+
 struct policy_budget policy_budget_from_config(const struct config *cfg)
 {
 	struct policy_budget b = {
@@ -50,12 +72,12 @@ void *policy_budget_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 		osize = 0;
 	if (nsize == 0) {
 		free(ptr);
-		eng.heap -= osize;
+		B.heap -= osize;
 		return NULL;
 	}
-	if (nsize > osize && eng.enforce && eng.heap_limit != 0 &&
-	    eng.heap - osize + nsize > eng.heap_limit + (eng.mem_refused ? MEM_GRACE : 0)) {
-		eng.mem_refused = true;
+	if (nsize > osize && B.enforce && B.heap_limit != 0 &&
+	    B.heap - osize + nsize > B.heap_limit + (B.mem_refused ? MEM_GRACE : 0)) {
+		B.mem_refused = true;
 		return NULL;
 	}
 	p = realloc(ptr, nsize);
@@ -64,7 +86,7 @@ void *policy_budget_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 			return ptr; /* a shrink must not fail: keep the larger block */
 		return NULL;
 	}
-	eng.heap = eng.heap - osize + nsize;
+	B.heap = B.heap - osize + nsize;
 	return p;
 }
 
@@ -86,18 +108,18 @@ static bool overrun(double now)
 {
 	double cpu = thread_cpu();
 
-	if (now - eng.started >= eng.timeout * DESCHEDULED_CAP)
+	if (now - B.started >= B.timeout * DESCHEDULED_CAP)
 		return true;
-	if (eng.cpu_mark < 0) {
-		eng.cpu_mark = cpu;
-		eng.wall_mark = now;
+	if (B.cpu_mark < 0) {
+		B.cpu_mark = cpu;
+		B.wall_mark = now;
 	} else {
-		double share = (cpu - eng.cpu_mark) / (now - eng.wall_mark);
+		double share = (cpu - B.cpu_mark) / (now - B.wall_mark);
 
-		if (share * (eng.wall_mark - eng.started) + (cpu - eng.cpu_mark) >= eng.timeout)
+		if (share * (B.wall_mark - B.started) + (cpu - B.cpu_mark) >= B.timeout)
 			return true;
 	}
-	eng.deadline = now + eng.timeout / 4;
+	B.deadline = now + B.timeout / 4;
 	return false;
 }
 
@@ -105,22 +127,22 @@ static void count_hook(lua_State *L, lua_Debug *ar)
 {
 	double now;
 
-	if (!eng.armed)
+	if (!B.armed)
 		return;
-	if (!eng.timed_out) {
+	if (!B.timed_out) {
 		now = clock_now();
-		if (now < eng.deadline || !overrun(now))
+		if (now < B.deadline || !overrun(now))
 			return;
-		eng.timed_out = true;
-		eng.where[0] = '\0';
+		B.timed_out = true;
+		B.where[0] = '\0';
 		if (lua_getinfo(L, "Sl", ar) && ar->currentline > 0)
-			snprintf(eng.where, sizeof(eng.where),
+			snprintf(B.where, sizeof(B.where),
 				 "%s:%d: ", ar->source[0] == '@' ? ar->source + 1 : ar->short_src,
 				 ar->currentline);
 	}
-	if (!eng.escalated) {
+	if (!B.escalated) {
 		/* from now on every instruction raises, until the call has unwound */
-		eng.escalated = true;
+		B.escalated = true;
 		lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
 	}
 	lua_pushfstring(L, "%s: the call ran longer than policy_timeout", BUDGET_MARK);
@@ -174,7 +196,7 @@ static void wd_signal(int sig)
 	} else {
 		/* overdue: set the hook, and set it again a budget later should the call still run */
 		wd_hooked = 1;
-		lua_sethook(eng.L, count_hook, LUA_MASKCOUNT, eng.escalated ? 1 : HOOK_COUNT);
+		lua_sethook(eng.L, count_hook, LUA_MASKCOUNT, B.escalated ? 1 : HOOK_COUNT);
 		wd_set(now + atomic_load_explicit(&wd_period, memory_order_relaxed));
 	}
 	errno = saved;
@@ -213,16 +235,16 @@ static bool wd_create(void)
 
 static void arm(double timeout)
 {
-	eng.timed_out = false;
-	eng.what = NULL;
-	eng.mem_refused = false;
-	eng.timeout = timeout;
-	eng.armed = timeout > 0;
-	eng.started = clock_now();
-	eng.deadline = eng.started + timeout;
-	eng.cpu_mark = -1;
-	eng.enforce = true;
-	if (!eng.armed)
+	B.timed_out = false;
+	B.what = NULL;
+	B.mem_refused = false;
+	B.timeout = timeout;
+	B.armed = timeout > 0;
+	B.started = clock_now();
+	B.deadline = B.started + timeout;
+	B.cpu_mark = -1;
+	B.enforce = true;
+	if (!B.armed)
 		return;
 	if (!wd_created && !wd_failed && !wd_create()) {
 		wd_failed = true;
@@ -234,23 +256,23 @@ static void arm(double timeout)
 		lua_sethook(eng.L, count_hook, LUA_MASKCOUNT, HOOK_COUNT);
 		return;
 	}
-	atomic_store_explicit(&wd_deadline, to_ns(eng.deadline), memory_order_relaxed);
+	atomic_store_explicit(&wd_deadline, to_ns(B.deadline), memory_order_relaxed);
 	atomic_store_explicit(&wd_period, to_ns(timeout > 0.001 ? timeout : 0.001), memory_order_relaxed);
 	wd_in_call = 1;
-	if (!wd_pending || atomic_load_explicit(&wd_timer_at, memory_order_relaxed) > to_ns(eng.deadline)) {
+	if (!wd_pending || atomic_load_explicit(&wd_timer_at, memory_order_relaxed) > to_ns(B.deadline)) {
 		wd_pending = 1;
-		wd_set(to_ns(eng.deadline));
+		wd_set(to_ns(B.deadline));
 	}
 }
 
 static void disarm(void)
 {
 	wd_in_call = 0; /* first: a tick from now on leaves the hook alone */
-	eng.armed = false;
-	eng.enforce = false;
+	B.armed = false;
+	B.enforce = false;
 	if (wd_hooked) {
 		wd_hooked = 0;
-		eng.escalated = false;
+		B.escalated = false;
 		lua_sethook(eng.L, NULL, 0, 0);
 	}
 }
@@ -265,22 +287,22 @@ void policy_budget_pattern(lua_State *L, const char *fn)
 	lua_Debug ar;
 	double now;
 
-	if (!eng.armed)
+	if (!B.armed)
 		return;
-	if (!eng.timed_out) {
+	if (!B.timed_out) {
 		if (!wd_hooked && !wd_failed)
 			return;
 		now = clock_now();
-		if (now < eng.deadline || !overrun(now))
+		if (now < B.deadline || !overrun(now))
 			return;
-		eng.timed_out = true;
-		eng.what = fn;
-		eng.where[0] = '\0';
+		B.timed_out = true;
+		B.what = fn;
+		B.where[0] = '\0';
 		/* the nearest Lua line: the caller, or the one that handed the function to pcall */
 		for (int level = 1; level < 8 && lua_getstack(L, level, &ar); level++) {
 			if (lua_getinfo(L, "Sl", &ar) && ar.currentline > 0 &&
 			    strstr(ar.source, "/moonbouncer/dispatcher.lua") == NULL) {
-				snprintf(eng.where, sizeof(eng.where),
+				snprintf(B.where, sizeof(B.where),
 					 "%s:%d: ", ar.source[0] == '@' ? ar.source + 1 : ar.short_src,
 					 ar.currentline);
 				break;
@@ -294,12 +316,12 @@ void policy_budget_pattern(lua_State *L, const char *fn)
 /* Collect garbage outside the budget after a refusal, or when the heap nears the limit. */
 static void after_call_gc(void)
 {
-	if (eng.heap_limit == 0)
+	if (B.heap_limit == 0)
 		return;
-	if (eng.mem_refused || (eng.heap > (size_t)((double)eng.heap_limit * GC_TRIGGER) &&
-				eng.heap > eng.heap_after_gc + eng.heap_limit / 8)) {
+	if (B.mem_refused || (B.heap > (size_t)((double)B.heap_limit * GC_TRIGGER) &&
+			      B.heap > B.heap_after_gc + B.heap_limit / 8)) {
 		lua_gc(eng.L, LUA_GCCOLLECT, 0);
-		eng.heap_after_gc = eng.heap;
+		B.heap_after_gc = B.heap;
 	}
 }
 
@@ -311,14 +333,14 @@ enum policy_result policy_budget_run(lua_CFunction fn, void *ud, double timeout,
 	arm(timeout);
 	status = lua_cpcall(eng.L, fn, ud);
 	disarm();
-	if (eng.timed_out) {
+	if (B.timed_out) {
 		res = POLICY_TIMEOUT;
-		errbuf_set(err, errlen, "%s%s: the call ran longer than policy_timeout (%g s)%s%s", eng.where,
-			   BUDGET_MARK, eng.timeout, eng.what ? ", in " : "", eng.what ? eng.what : "");
-	} else if (status == LUA_ERRMEM || (status != 0 && eng.mem_refused)) {
+		errbuf_set(err, errlen, "%s%s: the call ran longer than policy_timeout (%g s)%s%s", B.where,
+			   BUDGET_MARK, B.timeout, B.what ? ", in " : "", B.what ? B.what : "");
+	} else if (status == LUA_ERRMEM || (status != 0 && B.mem_refused)) {
 		res = POLICY_MEMORY;
 		errbuf_set(err, errlen, "%s: the Lua heap would grow past policy_max_memory, %zu bytes",
-			   BUDGET_MARK, eng.heap_limit);
+			   BUDGET_MARK, B.heap_limit);
 	} else if (status != 0) {
 		const char *msg = lua_tostring(eng.L, -1);
 
@@ -337,4 +359,39 @@ void policy_budget_shutdown(void)
 		wd_created = false;
 		wd_pending = 0;
 	}
+}
+
+void policy_budget_set_heap_limit(size_t bytes)
+{
+	B.heap_limit = bytes;
+}
+
+size_t policy_budget_heap_limit(void)
+{
+	return B.heap_limit;
+}
+
+size_t policy_budget_heap(void)
+{
+	return B.heap;
+}
+
+bool policy_budget_memory_refused(void)
+{
+	return B.mem_refused;
+}
+
+void policy_budget_collected(void)
+{
+	B.heap_after_gc = B.heap;
+}
+
+void policy_budget_close(lua_State *L)
+{
+	B.armed = false;
+	B.enforce = false;
+	lua_close(L);
+	B.heap = 0;
+	B.heap_after_gc = 0;
+	B.escalated = false;
 }

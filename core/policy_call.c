@@ -119,16 +119,16 @@ static enum policy_result call_hook(struct call *k)
 	res = policy_budget_run(call_body, k, eng_budget.timeout, err, sizeof(err));
 	eng.cur_client = NULL;
 	eng.cur_query = NULL;
-	if (res == POLICY_PASS && eng.mem_refused) {
+	if (res == POLICY_PASS && policy_budget_memory_refused()) {
 		/* the dispatcher caught the memory error; its message names the file */
 		res = POLICY_MEMORY;
 		if (k->failed)
 			errbuf_set(err, sizeof(err), "%s (%s: policy_max_memory is %zu bytes)", k->err,
-				   BUDGET_MARK, eng.heap_limit);
+				   BUDGET_MARK, policy_budget_heap_limit());
 		else
 			errbuf_set(err, sizeof(err),
 				   "%s: the Lua heap would grow past policy_max_memory, %zu bytes",
-				   BUDGET_MARK, eng.heap_limit);
+				   BUDGET_MARK, policy_budget_heap_limit());
 	}
 	if (res != POLICY_PASS) {
 		if (k->out) {

@@ -36,25 +36,6 @@ struct policy_budget {
 struct engine {
 	lua_State *L;
 
-	/* heap accounting (lua_Alloc) */
-	size_t heap;
-	size_t heap_limit; /* 0 = unlimited */
-	size_t heap_after_gc;
-	bool enforce;	  /* refuse growth past heap_limit */
-	bool mem_refused; /* the allocator refused during the current call */
-
-	/* wall clock budget (count hook) */
-	bool armed;
-	double deadline;
-	double timeout; /* of the current call */
-	double started;
-	double wall_mark; /* past the deadline: when the thread's CPU time was last read */
-	double cpu_mark;  /* and that CPU time; < 0 before the first reading */
-	bool timed_out;
-	bool escalated;
-	char where[200];  /* the position the timeout interrupted */
-	const char *what; /* the library function it interrupted ("string.find"), or NULL */
-
 	/* registry references */
 	int ref_dispatcher;
 	int ref_gen;
