@@ -29,7 +29,17 @@ SAN_LIB = build/asan/libcore.a
 
 UNIT_SRCS = $(wildcard tests/unit/test_*.c)
 UNIT_EXTRA = $(wildcard tests/unit/unit.c)
-UNIT_BINS = $(patsubst tests/unit/%.c,build/asan/%,$(UNIT_SRCS))
+UNIT_BINS = $(patsubst tests/unit/%.c,build/asan/%,$(UNIT_SRCS)) $(FUZZ_REPLAY_BINS)
+
+# Fuzz targets (tests/fuzz/fuzz_*.c): libFuzzer builds for `make fuzz`, and replay builds (ASan/UBSan,
+# the committed corpora and crash inputs, once each) that `make check` runs with the unit tests.
+FUZZ_SRCS = $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_REPLAY_BINS = $(patsubst tests/fuzz/%.c,build/asan/%,$(FUZZ_SRCS))
+FUZZ_SECONDS = 60
+FUZZ_CC = clang
+FUZZ_CFLAGS = -std=gnu11 -O1 -g $(WARN) -fsanitize=address,undefined -fno-sanitize-recover=all \
+	-fno-omit-frame-pointer -Icore -DMB_DATADIR='"$(CURDIR)"' $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+FUZZ_OBJS = $(patsubst core/%.c,build/fuzz/core/%.o,$(LIB_SRCS))
 
 PQTOOL = build/pqtool
 
@@ -39,13 +49,14 @@ FORMAT_FILES = $(wildcard core/*.c core/*.h tests/unit/*.c tests/unit/*.h tests/
 # then what the tests and benchmarks add (`make deps`, run by check and bench).
 DEMO_DEB_PKGS = build-essential pkg-config libevent-dev libssl-dev libluajit-5.1-dev postgresql procps \
 	util-linux
+FUZZ_DEB_PKGS = clang libclang-rt-dev
 TEST_DEB_PKGS = luajit libpq-dev postgresql-contrib lua-busted pgbouncer valgrind \
 	nodejs openjdk-17-jdk-headless libpostgresql-jdbc-java
 
 # make demo PORT=7432: the port moonbouncer listens on (default 6432, or a free one if that is taken)
 PORT =
 
-.PHONY: FORCE all deps deps-demo check unit spec integration integration-small demo install uninstall format format-check clean
+.PHONY: FORCE all deps deps-demo check unit spec integration integration-small fuzz demo install uninstall format format-check clean
 
 all: moonbouncer
 
@@ -76,6 +87,29 @@ $(SAN_LIB): $(SAN_OBJS) | build/asan
 build/asan/test_%: tests/unit/test_%.c tests/unit/unit.h $(UNIT_EXTRA) $(SAN_LIB) | build/asan
 	@rm -f $@
 	$(CC) $(SAN_CFLAGS) $(DEPFLAGS) -o $@ $< $(UNIT_EXTRA) $(SAN_LIB) $(LIBS)
+
+build/asan/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(wildcard tests/fuzz/*.h) $(SAN_LIB) | build/asan
+	@rm -f $@
+	$(CC) $(SAN_CFLAGS) $(DEPFLAGS) -DFUZZ_NAME='"$*"' -o $@ $< tests/fuzz/replay.c $(SAN_LIB) $(LIBS)
+
+build/fuzz/core:
+	mkdir -p $@
+
+build/fuzz/core/%.o: core/%.c | build/fuzz/core
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(DEPFLAGS) -c -o $@ $<
+
+build/fuzz/libcore.a: $(FUZZ_OBJS)
+	rm -f $@
+	ar rcs $@ $(FUZZ_OBJS)
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard tests/fuzz/*.h) build/fuzz/libcore.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< build/fuzz/libcore.a $(LIBS)
+
+# make fuzz FUZZ_SECONDS=N [FUZZ_TARGETS="ini scram"]: each target for N seconds (tests/fuzz/run.sh)
+fuzz:
+	$(call install_missing,$(DEMO_DEB_PKGS) $(FUZZ_DEB_PKGS))
+	$(MAKE) --no-print-directory $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRCS))
+	tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 # The pooler under ASan/UBSan, for the integration suite's small-buffers pass.
 ASAN_BIN = build/asan/moonbouncer

@@ -759,6 +759,12 @@ char *auth_scram_client_final(struct scram_client *c, const char *server_first, 
 		goto out;
 	}
 
+	if (!c->have_keys && iterations > SCRAM_MAX_SERVER_ITERATIONS) {
+		/* the key derivation runs on the event loop: an absurd count would stop every client */
+		errbuf_set(err, errlen, "server asked for %d SCRAM iterations, more than the limit of %d", iterations,
+			SCRAM_MAX_SERVER_ITERATIONS);
+		goto out;
+	}
 	if (!c->have_keys &&
 	    !derive_keys(c->password, salt, (size_t)salt_len, iterations, c->client_key, c->server_key)) {
 		errbuf_set(err, errlen, "SCRAM computation failed");
@@ -861,16 +867,18 @@ bool auth_check_password(const char *user, const char *secret, const char *passw
 	if (strncmp(secret, SCRAM_PREFIX, strlen(SCRAM_PREFIX)) == 0) {
 		struct scram_secret s;
 		uint8_t client_key[SCRAM_KEY_LEN], server_key[SCRAM_KEY_LEN], stored[SCRAM_KEY_LEN];
-		bool ok;
+		bool ok, stored_ok, server_ok;
 
 		/* a broken verifier is refused rather than taken as a cleartext password */
 		if (!auth_scram_parse_secret(secret, &s))
 			return false;
 		ok = derive_keys(password, s.salt, s.salt_len, s.iterations, client_key, server_key) &&
 		     sha256(client_key, SCRAM_KEY_LEN, stored);
-		/* StoredKey is what a SCRAM login proves; PostgreSQL checks ServerKey: require both */
-		ok = ok && (auth_equal(stored, s.stored_key, SCRAM_KEY_LEN) &
-			    auth_equal(server_key, s.server_key, SCRAM_KEY_LEN));
+		/* StoredKey is what a SCRAM login proves; PostgreSQL checks ServerKey: require both,
+		 * both compared every time */
+		stored_ok = auth_equal(stored, s.stored_key, SCRAM_KEY_LEN);
+		server_ok = auth_equal(server_key, s.server_key, SCRAM_KEY_LEN);
+		ok = ok && stored_ok && server_ok;
 		OPENSSL_cleanse(client_key, sizeof(client_key));
 		OPENSSL_cleanse(&s, sizeof(s));
 		return ok;

@@ -8,6 +8,8 @@
 
 #define SCRAM_KEY_LEN 32
 #define SCRAM_MAX_SALT 64
+/* Largest iteration count a server may ask of our password login (PostgreSQL's default is 4096). */
+#define SCRAM_MAX_SERVER_ITERATIONS 1000000
 #define SCRAM_NONCE_LEN 18 /* raw bytes, base64 encoded on the wire */
 
 /* md5: "md5" + hex(md5(password || user)); out must hold 36 bytes. */

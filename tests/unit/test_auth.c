@@ -613,6 +613,9 @@ static void test_bad_server_messages(void)
 		{ "r=" RFC_CNONCE "x,s=" RFC_SALT_B64 ",i=", "iteration count" },
 		{ "r=" RFC_CNONCE "x,s=" RFC_SALT_B64 ",i=4096,x=1", "garbage" },
 		{ "r=" RFC_CNONCE "x,s=" RFC_SALT_B64 ",i=4096,", "iteration count" },
+		/* bounded: the derivation would hold the event loop for minutes */
+		{ "r=" RFC_CNONCE "x,s=" RFC_SALT_B64 ",i=1000001", "more than the limit of 1000000" },
+		{ "r=" RFC_CNONCE "x,s=" RFC_SALT_B64 ",i=2147483647", "more than the limit" },
 	};
 	static const struct {
 		const char *msg, *err;
