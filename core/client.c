@@ -13,10 +13,12 @@
 #include <openssl/rand.h>
 
 #include "config.h"
+#include "link.h"
 #include "log.h"
 #include "net.h"
 #include "pool.h"
 #include "runtime.h"
+#include "client_params.h"
 #include "client_policy.h"
 #include "prepared_relay.h"
 #include "tenant.h"
@@ -220,19 +222,8 @@ void client_notice(struct client *c, const char *sqlstate, const char *fmt, ...)
 	pktbuf_free(&b);
 }
 
-/* Could the server go on serving others after this client vanished? */
-static bool server_clean_after_client(const struct server *s, const struct client *c)
-{
-	if (s->phase == PHASE_INTERNAL)
-		return s->goal == INTERNAL_APPLY;
-	return s->phase == PHASE_RELAY && s->pending_ready == 0 && s->txn_status == PROTO_TXN_IDLE && !s->batch_open &&
-	       !(c->sb.remain && !c->sb.remain_drop) && sbuf_input_pending(&s->sb) == 0 &&
-	       !(s->sb.remain && !s->sb.remain_drop);
-}
-
 void client_close(struct client *c, const char *reason)
 {
-	struct server *s;
 	char abuf[64];
 
 	if (c->state == CL_CLOSED)
@@ -242,25 +233,8 @@ void client_close(struct client *c, const char *reason)
 			 c->user ? c->user : "?", client_addr(c, abuf), reason, rt_now() - c->connect_time);
 	else
 		log_debug("C-%llu %s closing because: %s", c->id, client_addr(c, abuf), reason);
-	s = c->server;
-	if (s) {
-		bool clean = server_clean_after_client(s, c);
-		c->server = NULL;
-		s->client = NULL;
-		sbuf_set_peer(&c->sb, NULL);
-		sbuf_set_peer(&s->sb, NULL);
-		if (clean)
-			server_release(s);
-		else
-			server_close_abandoned(s);
-	}
+	link_client_gone(c);
 	sbuf_close(&c->sb);
-	if (c->tenant_active) {
-		c->tenant_active = false;
-		tenant_end(c->tenant);
-	}
-	if (c->tenant)
-		tenant_remove_client(c->tenant);
 	if (c->pool) {
 		c->pool->n_clients--;
 		cpol_disconnect(c);
@@ -325,14 +299,7 @@ static const char *handle_cancel(uint32_t pid, uint32_t key)
 		log_debug("cancel request for an unknown key ignored");
 		return "failed cancel request";
 	}
-	/* only while a request runs: PostgreSQL ignores a cancel between statements, and a late one must not
-	 * land on whatever the server runs next */
-	if (target->server && target->server->phase == PHASE_RELAY && target->server->pending_ready > 0) {
-		server_send_cancel(target->server);
-		return "successfully sent cancel request";
-	}
-	log_debug("C-%llu: cancel request with no query running ignored", target->id);
-	return "cancel request for idle client";
+	return link_cancel(target);
 }
 
 /* ---- welcome ---- */
@@ -379,22 +346,6 @@ void client_send_welcome(struct client *c)
 	sbuf_resume(&c->sb);
 }
 
-static bool always_tracked(const char *name)
-{
-	static const char *const always[] = { "client_encoding", "DateStyle", "TimeZone", "IntervalStyle",
-					      "standard_conforming_strings", "application_name" };
-	for (size_t i = 0; i < sizeof(always) / sizeof(always[0]); i++)
-		if (strcasecmp(always[i], name) == 0)
-			return true;
-	return config_list_contains(rt.cfg->track_extra_parameters, name);
-}
-
-/* Tracked parameters follow the client from server to server. */
-static bool tracked_param(const struct client *c, const char *name)
-{
-	return always_tracked(name) || params_find(&c->params, name) != NULL;
-}
-
 /*
  * ignore_startup_parameters, as PgBouncer reads it: a listed parameter is dropped (never sent to a server)
  * unless it is one the pooler tracks itself; listing "options" drops every untracked setting in options.
@@ -403,68 +354,9 @@ static bool startup_param_ignored(const char *name, void *in_options)
 {
 	const char *list = rt.cfg->ignore_startup_parameters;
 
-	if (!list || !list[0] || always_tracked(name))
+	if (!list || !list[0] || client_param_always_tracked(name))
 		return false;
 	return config_list_contains(list, name) || (in_options && config_list_contains(list, "options"));
-}
-
-/* Reported settings that never follow a client to another server: it hears their values again there. */
-static const char *const ROLE_PARAMS[] = { "session_authorization", "is_superuser" };
-
-void client_resync_roles(struct client *c, const struct param_set *server_params)
-{
-	for (size_t i = 0; i < sizeof(ROLE_PARAMS) / sizeof(ROLE_PARAMS[0]); i++) {
-		const char *now = params_get(server_params, ROLE_PARAMS[i]);
-		if (now)
-			client_param_from_server(c, ROLE_PARAMS[i], now, true);
-	}
-}
-
-void client_param_from_server(struct client *c, const char *name, const char *value, bool forward)
-{
-	const char *seen, *welcome;
-
-	for (size_t i = 0; i < sizeof(ROLE_PARAMS) / sizeof(ROLE_PARAMS[0]); i++)
-		if (strcasecmp(ROLE_PARAMS[i], name) == 0)
-			c->role_told = true;
-
-	if (tracked_param(c, name) && !params_set(&c->params, name, value, true))
-		log_warning("C-%llu: out of memory tracking parameter %s", c->id, name);
-	welcome = c->pool ? params_get(&c->pool->welcome, name) : NULL;
-	seen = params_get(&c->reported, name);
-	if (!seen)
-		seen = welcome;
-	if (seen && strcmp(seen, value) == 0)
-		return;
-	if (welcome && strcmp(welcome, value) == 0)
-		params_remove(&c->reported, name);
-	else if (!params_set(&c->reported, name, value, true))
-		log_warning("C-%llu: out of memory tracking parameter %s", c->id, name);
-	if (forward) {
-		struct pktbuf b;
-		pktbuf_init(&b);
-		pkt_parameter_status(&b, name, value);
-		sbuf_send_pkt(&c->sb, &b);
-		pktbuf_free(&b);
-	}
-}
-
-void client_param_deferred(struct client *c, const char *name, const char *value)
-{
-	if ((tracked_param(c, name) && !params_set(&c->params, name, value, true)) ||
-	    !params_set(&c->deferred_status, name, value, true))
-		log_warning("C-%llu: out of memory tracking parameter %s", c->id, name);
-}
-
-void client_flush_deferred(struct client *c, const struct param_set *server_params)
-{
-	c->defer_status = false;
-	for (int i = 0; i < c->deferred_status.n; i++) {
-		const struct param *d = &c->deferred_status.items[i];
-		const char *now = server_params ? params_get(server_params, d->name) : NULL;
-		client_param_from_server(c, d->name, now ? now : d->value, true);
-	}
-	params_clear(&c->deferred_status);
 }
 
 /* ---- authentication ---- */
@@ -780,7 +672,8 @@ static enum sbuf_action handle_password(struct client *c, const struct sbuf_msg 
 		return SBUF_DROP;
 	}
 	case AUTH_STEP_SASL_FINAL: {
-		char *reply = auth_scram_server_final(c->scram, (const char *)(msg->data + PROTO_HEADER_LEN), msg->len - PROTO_HEADER_LEN, err,
+		char *reply = auth_scram_server_final(c->scram, (const char *)(msg->data + PROTO_HEADER_LEN),
+						      msg->len - PROTO_HEADER_LEN, err,
 						      sizeof(err));
 		if (!reply) {
 			log_warning("C-%llu: SCRAM: %s", c->id, err);
@@ -1058,7 +951,7 @@ static void note_session_changes(struct client *c, struct server *s, const struc
 			    session_set_value(sql + start, pos - start, st.name, value, sizeof(value))) {
 				/* a Parse cannot carry an added statement: the value as written, kept if its transaction
 				 * commits (an ErrorResponse before then drops it) */
-				followed = cpol_track_add(c, st.name, value, false);
+				followed = client_param_track_add(c, st.name, value, false);
 			} else if (role_setting(st.name) || !whole_query) {
 				client_notice(c, "00000", "%s lasts only until the end of the transaction in %s pooling mode",
 					      role_setting(st.name) ? (strcmp(st.name, "role") == 0 ? "SET ROLE"
@@ -1098,62 +991,6 @@ static void note_session_changes(struct client *c, struct server *s, const struc
 	(void)added;
 }
 
-bool client_apply_resets(struct client *c, struct param_set *server_params, struct pktbuf *restore)
-{
-	int n_restore = 0;
-
-	if (!c->pending_resets.n)
-		return false;
-	pkt_begin(restore, FE_QUERY);
-	if (params_find(&c->pending_resets, "all")) {
-		params_clear(&c->params);
-		if (!params_copy(&c->params, &c->startup))
-			log_warning("C-%llu: out of memory restoring parameters", c->id);
-		params_drop_unreported(server_params);
-		n_restore = params_put_restore(restore, &c->startup, NULL, session_not_reset_by_all, NULL);
-		for (int i = 0; i < c->startup.n; i++)
-			if (!session_not_reset_by_all(c->startup.items[i].name) &&
-			    !params_set(server_params, c->startup.items[i].name, c->startup.items[i].value, false))
-				log_warning("C-%llu: out of memory restoring parameters", c->id);
-	} else {
-		for (int i = 0; i < c->pending_resets.n; i++) {
-			const char *name = c->pending_resets.items[i].name;
-			const char *own = params_get(&c->startup, name);
-			const struct param *sp = params_find(server_params, name);
-			if (own) {
-				if (!params_set(&c->params, name, own, false))
-					log_warning("C-%llu: out of memory restoring %s", c->id, name);
-			} else {
-				params_remove(&c->params, name);
-			}
-			if (own && strcmp(c->pending_resets.items[i].value, "r") == 0 &&
-			    params_put_restore(restore, &c->startup, name, NULL, NULL) > 0) {
-				pkt_put_u8(restore, ';');
-				if (!params_set(server_params, name, own, false))
-					params_remove(server_params, name);
-				n_restore++;
-			} else if (sp && !sp->reported) {
-				params_remove(server_params, name);
-			}
-		}
-	}
-	params_clear(&c->pending_resets);
-	if (!n_restore) {
-		pktbuf_reset(restore);
-		restore->failed = false;
-		return false;
-	}
-	pkt_put_u8(restore, 0);
-	pkt_end(restore);
-	return !restore->failed;
-}
-
-void client_request_sent(struct server *s)
-{
-	if (s->pending_ready++ == 0)
-		s->query_start = rt_now();
-}
-
 /* The request at hand is done with (relayed, answered or dropped): the next one starts afresh. */
 static enum sbuf_action done(struct client *c, enum sbuf_action act)
 {
@@ -1189,8 +1026,7 @@ static enum sbuf_action skip_to_sync(struct client *c, const struct sbuf_msg *ms
 		client_fatal(c, "53200", "out of memory");
 		return SBUF_CLOSED;
 	}
-	s->batch_open = false;
-	client_request_sent(s);
+	link_request_msg(s, FE_SYNC);
 	return SBUF_FORWARD;
 }
 
@@ -1207,14 +1043,8 @@ static enum sbuf_action take_server(struct client *c, const struct sbuf_msg *msg
 			return cpol_reject(c, msg);
 		c->began = true;
 	}
-	if (c->tenant && !c->tenant_active) {
-		if (!tenant_try_begin(c->tenant)) {
-			c->request_time = rt_now();
-			client_change_state(c, CL_TENANT_WAIT);
-			return SBUF_PAUSE;
-		}
-		c->tenant_active = true;
-	}
+	if (!link_admit(c))
+		return SBUF_PAUSE;	/* its tenant's limits: it waits */
 	pool_request_server(c->txn_pool ? c->txn_pool : c->pool, c);
 	if (c->state == CL_CLOSED)
 		return SBUF_CLOSED;
@@ -1287,48 +1117,16 @@ static enum sbuf_action handle_active(struct client *c, const struct sbuf_msg *m
 	/* bytes of ours go after what was relayed before them (checked before anything is counted as sent) */
 	if (cur.data != msg->data && !sbuf_flush_pending(&c->sb))
 		return SBUF_RETRY;
-	/* until its Sync, an extended-protocol batch keeps the server even between ReadyForQuery answers */
-	if (cur.type == FE_PARSE || cur.type == FE_BIND || cur.type == FE_DESCRIBE || cur.type == FE_EXECUTE ||
-	    cur.type == FE_CLOSE || cur.type == FE_FLUSH)
-		s->batch_open = true;
+	link_batch_msg(s, cur.type);
 	if (ps_relay_enabled(c) && ps_relay_client(c, s, &cur, &act))
 		return done(c, act);
-	switch (cur.type) {
-	case FE_QUERY:
-		client_request_sent(s);	/* each Query, Sync and FunctionCall gets one ReadyForQuery */
-		break;
-	case FE_SYNC:
-		s->batch_open = false;
-		client_request_sent(s);
-		break;
-	case FE_FUNCTION_CALL:
-		s->dirty = true;	/* a function called by OID may be anything, advisory locks included */
-		client_request_sent(s);
-		break;
-	}
+	link_request_msg(s, cur.type);
 	if (cur.data != msg->data) {
 		/* a policy's rewrite, or the Query with the core's added statements */
 		sbuf_send(&s->sb, cur.data, cur.len);
 		return done(c, SBUF_DROP);
 	}
 	return done(c, SBUF_FORWARD);
-}
-
-void client_tenant_admitted(struct client *c)
-{
-	c->tenant_active = true;
-	client_change_state(c, CL_ACTIVE);
-	sbuf_resume(&c->sb);
-}
-
-void client_transaction_ended(struct client *c)
-{
-	c->began = false;
-	c->txn_pool = NULL;
-	if (c->tenant_active && c->pool_mode != POOL_MODE_SESSION) {
-		c->tenant_active = false;
-		tenant_end(c->tenant);
-	}
 }
 
 void client_linked(struct client *c)
@@ -1424,9 +1222,9 @@ void client_janitor(void)
 		idle = client_timeout(c, TIMEOUT_CLIENT_IDLE);
 		if (c->server) {
 			struct server *s = c->server;
-			bool idle_server = s->phase == PHASE_RELAY && s->pending_ready == 0 && s->txn_status == PROTO_TXN_IDLE;
+			bool idle_server = s->phase == PHASE_RELAY && link_idle(s);
 			if (!idle_server || idle <= 0 || now - c->last_activity < idle) {
-				server_janitor(s);
+				link_timeouts(s);
 				continue;
 			}
 		}

@@ -120,20 +120,6 @@ void client_close(struct client *client, const char *reason);
 void client_linked(struct client *client);
 /* Send the welcome (ParameterStatus set, BackendKeyData, ReadyForQuery) now that the pool has it. */
 void client_send_welcome(struct client *client);
-/* Server-side ParameterStatus while linked: update what the client wants and has seen. */
-void client_param_from_server(struct client *client, const char *name, const char *value, bool forward);
-/* ParameterStatus while defer_status: kept back until the restore after RESET has run. */
-void client_param_deferred(struct client *client, const char *name, const char *value);
-/* Send what was kept back, with the server's final values (server_params, or as received when NULL). */
-void client_flush_deferred(struct client *client, const struct param_set *server_params);
-/* Linked to a server (transaction, statement mode): tell it the role settings there if they differ. */
-void client_resync_roles(struct client *client, const struct param_set *server_params);
-/*
- * At the end of a request: the RESETs the session scan noted return to the
- * client's own values. True when restore holds a query that sets them on the
- * server again (its values are recorded in server_params already).
- */
-bool client_apply_resets(struct client *client, struct param_set *server_params, struct pktbuf *restore);
 /* Timeouts that [users] (and for query_wait_timeout [databases]) entries may override. */
 enum client_timeout {
 	TIMEOUT_QUERY,
@@ -144,12 +130,6 @@ enum client_timeout {
 };
 /* The timeout in force for this client, in seconds (0: off). */
 double client_timeout(const struct client *client, enum client_timeout which);
-/* A Query/Sync/FunctionCall went to the server: one more ReadyForQuery to wait for. */
-void client_request_sent(struct server *server);
-/* Its tenant let it start: go on with the waiting request. */
-void client_tenant_admitted(struct client *client);
-/* The server went back to the pool: the transaction (or session) is over for limits and routing. */
-void client_transaction_ended(struct client *client);
 /* "1.2.3.4:5678", "[::1]:5678" or "unix", for messages. */
 const char *client_addr(const struct client *client, char buf[64]);
 /* Find a client by the cancel key we gave it. */

@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "client.h"
+#include "link.h"
+#include "client_params.h"
 #include "log.h"
 #include "pool.h"
 #include "prepared.h"
@@ -295,43 +297,15 @@ static bool build_rewrite(struct client *c, const struct sbuf_msg *msg, const st
 	return !b->failed;
 }
 
-static bool track_room(struct client *c)
-{
-	if (c->n_track == c->cap_track) {
-		int cap = c->cap_track ? c->cap_track * 2 : 4;
-		struct policy_track *a = realloc(c->track, (size_t)cap * sizeof(*a));
-		if (!a)
-			return false;
-		c->track = a;
-		c->cap_track = cap;
-	}
-	return true;
-}
-
 static void keep_tracks(struct client *c, struct policy_decision *d)
 {
 	for (int i = 0; i < d->n_track; i++) {
-		if (!track_room(c)) {
+		if (!client_param_track_take(c, &d->track[i])) {
 			log_warning("C-%llu: out of memory keeping tracked settings", c->id);
 			return;
 		}
-		c->track[c->n_track++] = d->track[i];
-		d->track[i].name = d->track[i].value = NULL;	/* moved */
 	}
 	c->msg_tracked = d->n_track > 0;
-}
-
-bool cpol_track_add(struct client *c, const char *name, const char *value, bool reset_all)
-{
-	struct policy_track tr = { NULL, NULL, !reset_all && !value, reset_all };
-
-	if ((name && !(tr.name = strdup(name))) || (value && !(tr.value = strdup(value))) || !track_room(c)) {
-		free(tr.name);
-		free(tr.value);
-		return false;
-	}
-	c->track[c->n_track++] = tr;
-	return true;
 }
 
 /* Scratch space of one hook call: the views Lua gets, and what it decided. */
@@ -495,88 +469,13 @@ enum sbuf_action cpol_reject(struct client *c, const struct sbuf_msg *msg)
 	sbuf_send_pkt(&s->sb, &b);
 	pktbuf_free(&b);
 	if (msg->type != FE_PARSE)
-		client_request_sent(s);
+		link_request_sent(s);
 	return SBUF_DROP;
-}
-
-static void clear_tracks(struct client *c)
-{
-	for (int i = 0; i < c->n_track; i++) {
-		free(c->track[i].name);
-		free(c->track[i].value);
-	}
-	c->n_track = 0;
-	c->track_failed = false;
-}
-
-void cpol_note_server_msg(struct client *c, const struct sbuf_msg *msg)
-{
-	if (!c->n_track)
-		return;
-	if (msg->type == BE_ERROR)
-		c->track_failed = true;
-	else if (msg->type == BE_COMMAND_COMPLETE && proto_tag_starts(msg->data, msg->avail, "ROLLBACK"))
-		c->track_failed = true;	/* ROLLBACK, or COMMIT of a failed transaction */
-}
-
-static void apply_track(struct client *c, struct server *s, const struct policy_track *tr)
-{
-	/* a RESET in a Query was followed by the client's startup values (session.c), a RESET elsewhere by a
-	 * restoring query before its ReadyForQuery (client_apply_resets): the server has those values now */
-	if (tr->reset_all) {
-		params_clear(&c->params);
-		params_drop_unreported(&s->params);
-		for (int i = 0; i < c->startup.n; i++) {
-			const struct param *p = &c->startup.items[i];
-			bool kept = session_not_reset_by_all(p->name);
-			if ((!kept && !params_set(&s->params, p->name, p->value, false)) ||
-			    !params_set(&c->params, p->name, p->value, false))
-				log_warning("C-%llu: out of memory restoring settings", c->id);
-		}
-		return;
-	}
-	if (!tr->name)
-		return;
-	if (tr->reset) {
-		const char *own = params_get(&c->startup, tr->name);
-		const struct param *sp = params_find(&s->params, tr->name);
-		if (!own) {
-			params_remove(&c->params, tr->name);
-			if (sp && !sp->reported)
-				params_remove(&s->params, tr->name);
-		} else if (!params_set(&c->params, tr->name, own, false) ||
-			   !params_set(&s->params, tr->name, own, false)) {
-			log_warning("C-%llu: out of memory restoring %s", c->id, tr->name);
-		}
-		return;
-	}
-	if (tr->value && (!params_set(&c->params, tr->name, tr->value, false) ||
-			  !params_set(&s->params, tr->name, tr->value, false)))
-		log_warning("C-%llu: out of memory tracking %s", c->id, tr->name);
-}
-
-void cpol_settle_tracks(struct client *c, struct server *s, char txn_status)
-{
-	if (!c->n_track)
-		return;
-	if (txn_status == PROTO_TXN_BLOCK)
-		return;	/* decided at COMMIT or ROLLBACK */
-	if (txn_status == PROTO_TXN_FAILED) {
-		c->track_failed = true;
-		return;
-	}
-	if (!c->track_failed)
-		for (int i = 0; i < c->n_track; i++)
-			apply_track(c, s, &c->track[i]);
-	clear_tracks(c);
 }
 
 void cpol_forget(struct client *c)
 {
-	clear_tracks(c);
-	free(c->track);
-	c->track = NULL;
-	c->cap_track = 0;
+	client_param_tracks_free(c);
 	pktbuf_free(&c->replacement);
 	pktbuf_free(&c->reject_msg);
 	free(c->route_name);

@@ -29,13 +29,6 @@ void cpol_begin(struct client *c, const struct sbuf_msg *msg);
 void cpol_disconnect(struct client *c);
 /* A request that ends here: answer the client or make the server fail in its place. */
 enum sbuf_action cpol_reject(struct client *c, const struct sbuf_msg *msg);
-/* Once the request's transaction has ended: keep the tracked SETs if it committed. */
-void cpol_settle_tracks(struct client *c, struct server *s, char txn_status);
-/* A setting the core itself follows for the client (reset: value NULL; RESET ALL: name NULL, reset_all). */
-bool cpol_track_add(struct client *c, const char *name, const char *value, bool reset_all)
-	__attribute__((warn_unused_result));
-/* Server answers that decide whether tracked SETs survive. */
-void cpol_note_server_msg(struct client *c, const struct sbuf_msg *msg);
 void cpol_forget(struct client *c);
 
 #endif

@@ -7,6 +7,7 @@
 
 #include "authfile.h"
 #include "client.h"
+#include "link.h"
 #include "log.h"
 #include "runtime.h"
 #include "server.h"
@@ -388,7 +389,7 @@ void pool_request_server(struct pool *pool, struct client *client)
 		it = rt.cfg->server_round_robin ? pool->idle_servers.next : pool->idle_servers.prev;
 		s = container_of(it, struct server, head);
 		if (!server_needs_check(s)) {
-			server_link(s, client);
+			link_hand_over(s, client);
 			return;
 		}
 		/* idle past server_check_delay: the check runs first, then the server goes to the first waiter */
@@ -448,7 +449,7 @@ void pool_server_ready(struct server *server)
 	}
 	if (!list_empty(&pool->waiting_clients) && !rt.paused) {
 		struct client *c = container_of(pool->waiting_clients.next, struct client, head);
-		server_link(server, c);
+		link_hand_over(server, c);
 		return;
 	}
 	server_change_state(server, SV_IDLE);
@@ -461,7 +462,7 @@ void pool_resume_all(void)
 		while (!list_empty(&pool->waiting_clients) && !list_empty(&pool->idle_servers)) {
 			struct server *s = container_of(pool->idle_servers.prev, struct server, head);
 			struct client *c = container_of(pool->waiting_clients.next, struct client, head);
-			server_link(s, c);
+			link_hand_over(s, c);
 		}
 		launch_as_needed(pool);
 	}

@@ -14,9 +14,11 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "client_params.h"
 #include "client_policy.h"
 #include "config.h"
 #include "dns.h"
+#include "link.h"
 #include "log.h"
 #include "net.h"
 #include "pool.h"
@@ -39,7 +41,6 @@ static struct list g_closed = { &g_closed, &g_closed };
 static unsigned long long g_next_id;
 
 static enum sbuf_action on_msg(struct sbuf *sb, const struct sbuf_msg *msg);
-static enum sbuf_action ready_for_query(struct server *s);
 static void finish_close(struct server *s);
 static void start_internal(struct server *s, enum internal_goal goal, struct pktbuf *query);
 static void on_error(struct sbuf *sb, int err);
@@ -454,7 +455,7 @@ static enum sbuf_action login_msg(struct server *s, const struct sbuf_msg *msg)
 	case BE_NEGOTIATE_PROTOCOL:
 		return SBUF_DROP;
 	case BE_READY_FOR_QUERY:
-		s->txn_status = msg->data[5];
+		s->txn_status = msg->data[PROTO_HEADER_LEN];
 		if (s->scram_active) {
 			auth_scram_client_free(&s->scram);
 			s->scram_active = false;
@@ -543,29 +544,24 @@ static enum sbuf_action finish_internal(struct server *s)
 			s->dirty = true;	/* what it holds is not what we recorded */
 		}
 		if (c && c->defer_status)
-			client_flush_deferred(c, &s->params);
+			client_param_flush_deferred(c, &s->params);
 		if (c && c->sb.paused)
 			sbuf_resume(&c->sb);
-		return ready_for_query(s);	/* forwards the ReadyForQuery at hand */
+		return link_ready_relay(s);	/* forwards the ReadyForQuery at hand */
 	}
 	/* INTERNAL_APPLY */
 	if (!c) {
 		server_release(s);
 		return s->state == SV_CLOSED ? SBUF_CLOSED : SBUF_DROP;
 	}
+	s->phase = PHASE_RELAY;
 	if (s->internal_failed) {
-		/* PostgreSQL refuses such a startup parameter at login: so do we, now that we know */
-		char sqlstate[6];
-		memcpy(sqlstate, s->internal_error, 5);
-		sqlstate[5] = 0;
-		s->phase = PHASE_RELAY;
 		s->dirty = true;	/* part of the query may have run */
-		client_fatal(c, sqlstate, "%s", s->internal_error + 6);
+		link_applied(s, s->internal_error);
 		return s->state == SV_CLOSED ? SBUF_CLOSED : SBUF_DROP;
 	}
 	params_applied(&c->params, &s->params, &s->defaults);
-	s->phase = PHASE_RELAY;
-	client_linked(c);
+	link_applied(s, NULL);
 	return SBUF_DROP;
 }
 
@@ -599,7 +595,7 @@ static enum sbuf_action internal_msg(struct server *s, const struct sbuf_msg *ms
 		}
 		return SBUF_DROP;
 	default: /* ReadyForQuery */
-		s->txn_status = msg->data[5];
+		s->txn_status = msg->data[PROTO_HEADER_LEN];
 		if (--s->pending_ready > 0)
 			return SBUF_DROP;
 		return finish_internal(s);
@@ -607,22 +603,6 @@ static enum sbuf_action internal_msg(struct server *s, const struct sbuf_msg *ms
 }
 
 /* ---- relay ---- */
-
-/* A ReadyForQuery for the client: in transaction and statement mode the server goes back once it is delivered. */
-static enum sbuf_action ready_for_query(struct server *s)
-{
-	struct client *c = s->client;
-
-	if (!c || s->pending_ready > 0 || s->batch_open || c->pool_mode == POOL_MODE_SESSION)
-		return SBUF_FORWARD;
-	if (s->txn_status == PROTO_TXN_IDLE)
-		return SBUF_FORWARD_PAUSE;
-	if (c->pool_mode == POOL_MODE_STATEMENT) {
-		client_fatal(c, "0A000", "transaction blocks not allowed in statement pooling mode");
-		return s->state == SV_CLOSED ? SBUF_CLOSED : SBUF_DROP;
-	}
-	return SBUF_FORWARD;
-}
 
 /*
  * The ErrorResponse of a request made to fail in place of one a policy
@@ -657,38 +637,31 @@ static enum sbuf_action relay_msg(struct server *s, const struct sbuf_msg *msg)
 	if (s->client && s->client->n_track) {
 		if (msg->type == BE_COMMAND_COMPLETE && msg->avail < msg->len && msg->len < 64)
 			return SBUF_WAIT_FULL;
-		cpol_note_server_msg(s->client, msg);
+		client_param_note_server_msg(s->client, msg);
 	}
 	switch (msg->type) {
 	case BE_READY_FOR_QUERY:
 		if (msg->avail < msg->len)
 			return SBUF_WAIT_FULL;
-		if (s->txn_status == PROTO_TXN_IDLE && msg->data[PROTO_HEADER_LEN] != PROTO_TXN_IDLE)
-			s->xact_start = s->query_start;
-		s->txn_status = msg->data[5];
-		if (s->pending_ready > 0)
-			s->pending_ready--;
-		if (s->pending_ready > 0)
-			s->query_start = rt_now();	/* the next pipelined request is running now */
-		else
-			s->ready_time = rt_now();
-		if (s->pending_ready == 0 && s->client)
-			cpol_settle_tracks(s->client, s, s->txn_status);
-		if (s->pending_ready == 0 && s->client && s->client->pending_resets.n) {
+		if (!link_ready(s, (char)msg->data[PROTO_HEADER_LEN]) || !s->client)
+			return link_ready_relay(s);
+		/* the request's last answer: its settings are settled */
+		client_param_settle_tracks(s->client, &s->params, s->txn_status);
+		if (s->client->pending_resets.n) {
 			struct pktbuf b;
 			pktbuf_init(&b);
 			if (s->txn_status == PROTO_TXN_FAILED)
 				params_clear(&s->client->pending_resets);	/* they failed with the transaction */
-			else if (client_apply_resets(s->client, &s->params, &b)) {
+			else if (client_param_apply_resets(s->client, &s->params, &b)) {
 				/* this ReadyForQuery waits; the one answering our query goes to the client */
 				start_internal(s, INTERNAL_REAPPLY, &b);	/* sends and frees b */
 				return SBUF_DROP;
 			}
 			pktbuf_free(&b);
 		}
-		if (s->pending_ready == 0 && s->client && s->client->defer_status)
-			client_flush_deferred(s->client, NULL);	/* no restore ran after all */
-		return ready_for_query(s);
+		if (s->client->defer_status)
+			client_param_flush_deferred(s->client, NULL);	/* no restore ran after all */
+		return link_ready_relay(s);
 	case BE_PARAMETER_STATUS:
 		if (msg->avail < msg->len)
 			return msg->len > MAX_STATUS_LEN ? SBUF_FORWARD : SBUF_WAIT_FULL;
@@ -713,17 +686,7 @@ static enum sbuf_action relay_msg(struct server *s, const struct sbuf_msg *msg)
 
 static void on_forwarded(struct sbuf *sb)
 {
-	struct server *s = sb->owner;
-	struct client *c = s->client;
-
-	if (!c || s->pending_ready != 0 || s->batch_open || s->txn_status != PROTO_TXN_IDLE)
-		return;
-	c->server = NULL;
-	s->client = NULL;
-	sbuf_set_peer(&c->sb, NULL);
-	sbuf_set_peer(&s->sb, NULL);
-	client_transaction_ended(c);
-	server_release(s);
+	link_forwarded(sb->owner);
 }
 
 /* Messages from a server nobody is using: notices are dropped, an error means it is going away. */
@@ -801,12 +764,7 @@ static void on_error(struct sbuf *sb, int err)
 	snprintf(reason, sizeof(reason), "server conn crashed? (%s)", detail);
 	if (c) {
 		/* the client's session is gone with its server */
-		s->client = NULL;
-		c->server = NULL;
-		sbuf_set_peer(&c->sb, NULL);
-		sbuf_set_peer(&s->sb, NULL);
-		server_close(s, reason);
-		client_fatal(c, "08006", "server conn crashed?");
+		link_server_lost(s, reason, "08006", "server conn crashed?");
 		return;
 	}
 	server_close(s, reason);
@@ -824,48 +782,26 @@ void server_close_abandoned(struct server *s)
 
 /* ---- hand-out ---- */
 
-void server_link(struct server *s, struct client *c)
+bool server_apply(struct server *s, const struct param_set *want)
 {
 	struct pktbuf b;
 
-	server_change_state(s, SV_ACTIVE);
-	s->used = true;
-	s->client = c;
-	c->server = s;
-	s->last_mode = c->pool_mode;
-	s->pending_ready = 0;
-	s->batch_open = false;
-	s->last_used = rt_now();
-	sbuf_set_peer(&c->sb, &s->sb);
-	sbuf_set_peer(&s->sb, &c->sb);
-	if (c->role_told && c->pool_mode != POOL_MODE_SESSION)
-		client_resync_roles(c, &s->params);
 	pktbuf_init(&b);
-	if (params_build_apply(&c->params, &s->params, &s->defaults, &s->params_memo, &b)) {
+	if (params_build_apply(want, &s->params, &s->defaults, &s->params_memo, &b)) {
 		start_internal(s, INTERNAL_APPLY, &b);
-		if (c->state == CL_WAITING)
-			client_change_state(c, CL_ACTIVE);
-		return;
+		return true;
 	}
 	pktbuf_free(&b);
-	s->phase = PHASE_RELAY;
-	client_linked(c);
+	return false;
 }
 
 void server_release(struct server *s)
 {
-	struct client *c = s->client;
 	const char *reset = rt.cfg->server_reset_query;
-	enum pool_mode mode = c ? c->pool_mode : s->last_mode;
+	enum pool_mode mode = s->last_mode;	/* its last client's */
 	bool need_reset;
 
-	if (c) {
-		c->server = NULL;
-		s->client = NULL;
-		sbuf_set_peer(&c->sb, NULL);
-		sbuf_set_peer(&s->sb, NULL);
-	}
-	if (s->txn_status != PROTO_TXN_IDLE || s->pending_ready != 0 || s->batch_open) {
+	if (!link_between_transactions(s)) {
 		server_close(s, "released in the middle of a transaction");
 		return;
 	}
@@ -924,11 +860,7 @@ void server_close(struct server *s, const char *reason)
 		cc->server = NULL;
 	s->cancels = NULL;
 	s->cancels_in_flight = 0;
-	if (s->client) {
-		s->client->server = NULL;
-		sbuf_set_peer(&s->client->sb, NULL);
-		s->client = NULL;
-	}
+	link_detach(s);
 	if (s->sb.fd >= 0 && s->phase != PHASE_CONNECT && s->phase != PHASE_LOGIN && !s->sb.write_error &&
 	    rt.shutdown == SHUTDOWN_NONE && !rt.exiting) {
 		/*
@@ -1005,49 +937,6 @@ bool server_past_lifetime(const struct server *s)
 void server_login_timeout(struct server *s)
 {
 	connect_failed(s, "connect timeout (server_connect_timeout %gs)", rt.cfg->server_connect_timeout);
-}
-
-/* A timeout ends the client's session with its server: both connections close, with the same reason. */
-static void close_for_timeout(struct server *s, struct client *c, const char *sqlstate, const char *reason)
-{
-	s->client = NULL;
-	c->server = NULL;
-	sbuf_set_peer(&c->sb, NULL);
-	sbuf_set_peer(&s->sb, NULL);
-	server_close(s, reason);
-	client_fatal(c, sqlstate, "%s", reason);
-}
-
-void server_janitor(struct server *s)
-{
-	struct client *c = s->client;
-	double now = rt_now(), limit, idle_since;
-
-	if (!c || s->phase != PHASE_RELAY)
-		return;
-	if (s->pending_ready > 0) {
-		/* as PgBouncer: a request past query_timeout costs the client its connection and closes the server,
-		 * which also frees one whose network has gone */
-		limit = client_timeout(c, TIMEOUT_QUERY);
-		if (limit > 0 && now - s->query_start >= limit) {
-			/* the cancel lets PostgreSQL end the statement now instead of when it finishes on its own */
-			server_send_cancel(s);
-			close_for_timeout(s, c, "08P01", "query timeout");
-			return;
-		}
-	}
-	if (s->txn_status == PROTO_TXN_IDLE)
-		return;
-	/* idle: the transaction is open and no request runs, since the last answer or client message */
-	limit = client_timeout(c, TIMEOUT_IDLE_TRANSACTION);
-	idle_since = s->ready_time > c->last_activity ? s->ready_time : c->last_activity;
-	if (s->pending_ready == 0 && !s->batch_open && limit > 0 && now - idle_since >= limit) {
-		close_for_timeout(s, c, "25P03", "idle transaction timeout");
-		return;
-	}
-	limit = client_timeout(c, TIMEOUT_TRANSACTION);
-	if (limit > 0 && now - s->xact_start >= limit)
-		close_for_timeout(s, c, "25P04", "transaction timeout");
 }
 
 /* ---- cancel ---- */

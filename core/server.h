@@ -95,9 +95,10 @@ struct server {
 
 /* Open a new server connection for the pool (asynchronous). */
 void server_launch(struct pool *pool);
-/* Link to a client: apply its parameters if needed, then relay. */
-void server_link(struct server *server, struct client *client);
-/* The client is done with it: reset if needed and return to the pool. */
+/* About to serve a client: apply the parameters it wants that the server lacks. True while that query runs
+ * (relay starts when it ends), false when nothing was to be done. */
+bool server_apply(struct server *server, const struct param_set *want);
+/* Unlinked and between transactions: reset if needed and return to the pool. */
 void server_release(struct server *server);
 /* Close (and free later); reason is logged. */
 void server_close(struct server *server, const char *reason);
@@ -117,7 +118,5 @@ void server_check(struct server *server);
 bool server_past_lifetime(const struct server *server);
 /* server_connect_timeout passed during connect or login. */
 void server_login_timeout(struct server *server);
-/* query_timeout, idle_transaction_timeout, transaction_timeout for the linked client. */
-void server_janitor(struct server *server);
 
 #endif

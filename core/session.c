@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "client.h"
+#include "client_params.h"
 #include "client_policy.h"
 #include "log.h"
 
@@ -506,10 +507,10 @@ static void finish(struct client *c, struct session_hidden *h)
 	if (e->track) {
 		bool ok = true;
 		if (e->kind == HIDDEN_RESET)
-			ok = strcmp(e->name, "all") == 0 ? cpol_track_add(c, NULL, NULL, true)
-							 : cpol_track_add(c, e->name, NULL, false);
+			ok = strcmp(e->name, "all") == 0 ? client_param_track_add(c, NULL, NULL, true)
+							 : client_param_track_add(c, e->name, NULL, false);
 		else if (h->value)
-			ok = cpol_track_add(c, e->name, h->value, false);
+			ok = client_param_track_add(c, e->name, h->value, false);
 		if (!ok)
 			log_warning("C-%llu: out of memory tracking %s", c->id, e->name);
 	}
@@ -549,7 +550,7 @@ bool session_server_msg(struct client *c, const struct sbuf_msg *msg, enum sbuf_
 			h->value = column(msg, 0);
 		} else if (h->cur.kind == HIDDEN_CAPTURE_ALL) {
 			char *name = column(msg, 0), *value = column(msg, 1);
-			if (name && value && params_name_ok(name) && !cpol_track_add(c, name, value, false))
+			if (name && value && params_name_ok(name) && !client_param_track_add(c, name, value, false))
 				log_warning("C-%llu: out of memory tracking %s", c->id, name);
 			free(name);
 			free(value);

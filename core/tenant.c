@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "client.h"
+#include "link.h"
 #include "config.h"
 #include "log.h"
 #include "policy.h"
@@ -107,7 +108,7 @@ static void wake(struct tenant *t)
 		struct client *c = container_of(t->waiting.next, struct client, head);
 		if (!tenant_try_begin(t))
 			return;
-		client_tenant_admitted(c);
+		link_tenant_admitted(c);
 	}
 }
 
