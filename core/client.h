@@ -38,8 +38,15 @@ enum client_auth_step {
 	AUTH_STEP_DONE,
 };
 
+/* What the layers above do when a client goes (set by the code that accepted it). */
+struct client_hooks {
+	void (*closing)(struct client *client);	/* before its socket closes: its server, tenant, pool, policy */
+	void (*freeing)(struct client *client);	/* before its memory goes */
+};
+
 struct client {
 	struct sbuf sb;
+	const struct client_hooks *hooks;
 	enum client_state state;
 	struct list head;		/* in the list of its state */
 	struct list all;		/* in the list of every client (cancel look-ups, shutdown) */
@@ -106,8 +113,15 @@ struct client {
 	double last_activity;		/* last message from the client */
 };
 
-/* Take over an accepted socket. */
+/* Take over an accepted socket (client_login.c). */
 void client_accept(int fd, const struct sockaddr *addr, socklen_t addrlen, bool is_unix, void *arg);
+/* A new connection joins the login list and counts against max_client_conn. */
+void client_register(struct client *client);
+/* Clients still logging in; every client. */
+struct list *client_logins(void);
+struct list *client_all(void);
+/* The SCRAM exchange is over (or failed): its state goes. */
+void client_drop_scram(struct client *client);
 /* Send an ErrorResponse (FATAL) and close; the reason is also logged. */
 void client_fatal(struct client *client, const char *sqlstate, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -137,7 +151,7 @@ struct client *client_find_by_cancel(uint32_t pid, uint32_t key);
 void client_change_state(struct client *client, enum client_state state);
 /* Free the memory of closed clients (called once per loop turn). */
 void client_free_closed(void);
-/* Periodic checks: login timeouts. */
+/* Periodic checks: login and idle timeouts, and those of linked servers (client_relay.c). */
 void client_janitor(void);
 /* Close every client (shutdown). */
 /* SIGINT: clients waiting for a server will not get one; they are closed ("server shutting down"). */

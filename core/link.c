@@ -12,8 +12,18 @@
 #include "runtime.h"
 #include "tenant.h"
 
+static const struct server_link_events events = {
+	.ready = link_ready,
+	.ready_relay = link_ready_relay,
+	.forwarded = link_forwarded,
+	.applied = link_applied,
+	.detach = link_detach,
+	.lost = link_server_lost,
+};
+
 static void attach(struct server *s, struct client *c)
 {
+	s->link = &events;
 	s->client = c;
 	c->server = s;
 	s->pending_ready = 0;
@@ -168,6 +178,7 @@ bool link_admit(struct client *c)
 	if (c->tenant && !c->tenant_active) {
 		if (!tenant_try_begin(c->tenant)) {
 			c->request_time = rt_now();
+			c->tenant->admit = link_tenant_admitted;	/* how its turn comes */
 			client_change_state(c, CL_TENANT_WAIT);
 			return false;
 		}

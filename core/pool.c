@@ -14,6 +14,16 @@
 
 static struct list g_pools = { &g_pools, &g_pools };
 
+static void server_ready(struct server *server);
+static void server_gone(struct pool *pool);
+static void login_failed(struct pool *pool, const char *sqlstate, const char *message, bool retry);
+
+static const struct server_pool_events server_events = {
+	.ready = server_ready,
+	.gone = server_gone,
+	.login_failed = login_failed,
+};
+
 static void close_list(struct list *l, const char *reason);
 
 struct list *pool_list(void)
@@ -63,6 +73,8 @@ struct pool *pool_get(const char *db_name, const struct db_entry *db, const char
 		}
 	}
 	pool = calloc(1, sizeof(*pool));
+	if (pool)
+		pool->server_events = &server_events;
 	if (!pool)
 		return NULL;
 	pool->db_name = strdup(db_name);
@@ -88,12 +100,6 @@ struct pool *pool_get(const char *db_name, const struct db_entry *db, const char
 	refresh_credentials(pool);
 	log_debug("new pool %s/%s", db_name, user_name);
 	return pool;
-}
-
-const char *pool_server_dbname(const struct pool *pool)
-{
-	const struct db_entry *db = pool->db;
-	return db && db->dbname && db->dbname[0] ? db->dbname : pool->db_name;
 }
 
 /* Servers logged in (PgBouncer's connected servers): not the ones logging in, not the closing ones. */
@@ -411,7 +417,8 @@ void pool_request_server(struct pool *pool, struct client *client)
 	launch_as_needed(pool);
 }
 
-void pool_server_ready(struct server *server)
+/* A server is ready for work (login done or reset done): hand it to a waiting client or park it. */
+static void server_ready(struct server *server)
 {
 	struct pool *pool = server->pool;
 
@@ -468,14 +475,17 @@ void pool_resume_all(void)
 	}
 }
 
-void pool_server_gone(struct pool *pool)
+/* A server has gone; the pool may need a new one for waiting clients. */
+static void server_gone(struct pool *pool)
 {
 	launch_as_needed(pool);
 	launch_everywhere();
 	rt_check_shutdown();
 }
 
-void pool_login_failed(struct pool *pool, const char *sqlstate, const char *message, bool retry)
+/* A server login failed. retry: the server could not be reached (or is starting up or shutting down), the
+ * waiting clients stay queued for the next try; otherwise they get this error unless other servers serve. */
+static void login_failed(struct pool *pool, const char *sqlstate, const char *message, bool retry)
 {
 	snprintf(pool->last_error, sizeof(pool->last_error), "%s", message);
 	pool->last_login_failure = rt_now();

@@ -12,12 +12,14 @@
 
 struct client;
 struct server;
+struct server_pool_events;
 
 struct pool {
 	struct list head;		/* in the global pool list */
 	char *db_name;			/* the name clients use (key) */
 	char *user_name;		/* the server-side user (key) */
 	const struct db_entry *db;	/* refreshed on reload */
+	const struct server_pool_events *server_events;	/* how its servers report to it */
 	const struct user_entry *user;	/* [users] entry of user_name, or NULL; refreshed on reload */
 	bool forced_user;		/* opened for its entry's user= (that user follows the entry on reload) */
 
@@ -65,15 +67,6 @@ enum pool_mode pool_mode_of(const struct pool *pool);
 
 /* A logged-in client wants a server: link one now or queue the client FIFO. */
 void pool_request_server(struct pool *pool, struct client *client);
-/* A server is ready for work (login done or reset done): hand it to a waiting client or park it. */
-void pool_server_ready(struct server *server);
-/* A server has gone; the pool may need a new one for waiting clients. */
-void pool_server_gone(struct pool *pool);
-/* A server login failed. retry: the server could not be reached (or is starting up or shutting down), the
- * waiting clients stay queued for the next try; otherwise they get this error unless other servers serve. */
-void pool_login_failed(struct pool *pool, const char *sqlstate, const char *message, bool retry);
-/* The database to log in to on the server: the entry's dbname=, else the name clients use. */
-const char *pool_server_dbname(const struct pool *pool);
 /* The pools min_pool_size keeps filled without clients: those of entries with a forced user. */
 void pool_open_forced(void);
 /* Welcome parameters became available: finish the logins waiting for them. */

@@ -6,7 +6,6 @@
 #include <strings.h>
 
 #include "client.h"
-#include "client_policy.h"
 #include "config.h"
 #include "log.h"
 #include "pool.h"
@@ -163,8 +162,10 @@ static void answer_close(struct client *c)
  * A Parse of a name the client already has, or one more than
  * max_client_prepared_statements: refused as PostgreSQL refuses a request
  * (an ErrorResponse in its place, then everything up to Sync is skipped).
+ * True when refused: c->reject_msg holds the error for the caller to send,
+ * or, out of memory, it is empty and *act says the client is closed.
  */
-static bool refuse_parse(struct client *c, const struct sbuf_msg *msg, const char *name, enum sbuf_action *act)
+static bool refuse_parse(struct client *c, const char *name, enum sbuf_action *act)
 {
 	int cap = rt.cfg->max_client_prepared_statements;
 	char abuf[64];
@@ -184,10 +185,9 @@ static bool refuse_parse(struct client *c, const struct sbuf_msg *msg, const cha
 		return false;
 	}
 	if (c->reject_msg.failed) {
+		pktbuf_reset(&c->reject_msg);
 		*act = out_of_memory(c);
-		return true;
 	}
-	*act = cpol_reject(c, msg);
 	return true;
 }
 
@@ -214,8 +214,8 @@ bool ps_relay_client_unlinked(struct client *c, const struct sbuf_msg *msg, enum
 		}
 		if (nlen == 0)
 			return false;
-		if (refuse_parse(c, msg, name, act))
-			return true;
+		if (refuse_parse(c, name, act))
+			return !c->reject_msg.len;	/* refused: the caller rejects it */
 		/*
 		 * A text some server accepted is answered here: a Parse never waits
 		 * behind transactions. Any other waits for a server and is interned
@@ -302,8 +302,8 @@ static bool handle_parse(struct client *c, struct server *s, const struct sbuf_m
 		*act = SBUF_WAIT_FULL;
 		return true;
 	}
-	if (refuse_parse(c, msg, name, act))
-		return true;
+	if (refuse_parse(c, name, act))
+		return !c->reject_msg.len;	/* refused: the caller rejects it */
 	if (!sbuf_flush_pending(&c->sb)) {
 		*act = SBUF_RETRY;
 		return true;
@@ -840,10 +840,3 @@ void ps_relay_server_forget(struct server *s)
 	replies_free(&s->replies);
 	ps_server_clear(&s->ps_cache);
 }
-
-void ps_relay_client_forget(struct client *c)
-{
-	ps_client_clear(&c->ps);
-}
-
-

@@ -17,13 +17,16 @@ bool ps_relay_enabled(const struct client *c);
  * A client message while no server is linked. Returns true with *act set
  * when it was answered or refused here (Parse of a statement known to be
  * valid, Close, Sync, Flush, a Query of DEALLOCATEs of tracked names): those
- * never wait for a server.
+ * never wait for a server. A Parse refused here (a name the client has, one
+ * more than max_client_prepared_statements) returns false with
+ * c->reject_msg set: the caller rejects it.
  */
 bool ps_relay_client_unlinked(struct client *c, const struct sbuf_msg *msg, enum sbuf_action *act);
 
 /*
  * A client message while linked to s (relay phase). Returns true with *act
- * set when handled here (renamed, replaced or answered); false: relay as usual.
+ * set when handled here (renamed, replaced or answered); false: relay as
+ * usual, unless c->reject_msg was set (a refused Parse, as above).
  */
 bool ps_relay_client(struct client *c, struct server *s, const struct sbuf_msg *msg, enum sbuf_action *act);
 
@@ -46,6 +49,5 @@ bool ps_relay_server(struct server *s, const struct sbuf_msg *msg, enum sbuf_act
 
 /* The server dropped every statement (DISCARD ALL) or is closing. */
 void ps_relay_server_forget(struct server *s);
-void ps_relay_client_forget(struct client *c);
 
 #endif

@@ -159,7 +159,7 @@ static enum sbuf_action give_up_login(struct server *s, bool retry, const char *
 	/* the backoff starts before the close, which would otherwise launch a replacement at once */
 	pool->last_login_failure = rt_now();
 	server_close(s, msg);
-	pool_login_failed(pool, sqlstate, msg, retry);
+	pool->server_events->login_failed(pool, sqlstate, msg, retry);
 	return SBUF_CLOSED;
 }
 
@@ -193,12 +193,19 @@ static enum sbuf_action login_failed(struct server *s, const char *sqlstate, con
 	return give_up_login(s, false, sqlstate, msg);
 }
 
+/* The database to log in to on the server: the entry's dbname=, else the name clients use. */
+static const char *server_dbname(const struct pool *pool)
+{
+	const struct db_entry *db = pool->db;
+	return db && db->dbname && db->dbname[0] ? db->dbname : pool->db_name;
+}
+
 static void start_login(struct server *s)
 {
 	struct pool *pool = s->pool;
 	struct startup_param p[2] = {
 		{ "user", pool->user_name },
-		{ "database", pool_server_dbname(pool) },
+		{ "database", server_dbname(pool) },
 	};
 	struct pktbuf b;
 
@@ -471,7 +478,7 @@ static enum sbuf_action login_msg(struct server *s, const struct sbuf_msg *msg)
 			start_internal(s, INTERNAL_CONNECT, &b);
 			return SBUF_DROP;
 		}
-		pool_server_ready(s);
+		s->pool->server_events->ready(s);
 		return s->state == SV_CLOSED ? SBUF_CLOSED : SBUF_DROP;
 	default:
 		return login_failed(s, "08P01", "unexpected message '%c' from server during login", msg->type);
@@ -520,7 +527,7 @@ static enum sbuf_action finish_internal(struct server *s)
 		}
 		s->phase = PHASE_IDLE;
 		s->last_used = rt_now();
-		pool_server_ready(s);
+		s->pool->server_events->ready(s);
 		return s->state == SV_CLOSED ? SBUF_CLOSED : SBUF_DROP;
 	}
 	if (goal == INTERNAL_RESET) {
@@ -533,7 +540,7 @@ static enum sbuf_action finish_internal(struct server *s)
 			ps_relay_server_forget(s);
 		s->dirty = false;
 		s->phase = PHASE_IDLE;
-		pool_server_ready(s);
+		s->pool->server_events->ready(s);
 		return s->state == SV_CLOSED ? SBUF_CLOSED : SBUF_DROP;
 	}
 	if (goal == INTERNAL_REAPPLY) {
@@ -547,7 +554,7 @@ static enum sbuf_action finish_internal(struct server *s)
 			client_param_flush_deferred(c, &s->params);
 		if (c && c->sb.paused)
 			sbuf_resume(&c->sb);
-		return link_ready_relay(s);	/* forwards the ReadyForQuery at hand */
+		return s->link->ready_relay(s);	/* forwards the ReadyForQuery at hand */
 	}
 	/* INTERNAL_APPLY */
 	if (!c) {
@@ -557,11 +564,11 @@ static enum sbuf_action finish_internal(struct server *s)
 	s->phase = PHASE_RELAY;
 	if (s->internal_failed) {
 		s->dirty = true;	/* part of the query may have run */
-		link_applied(s, s->internal_error);
+		s->link->applied(s, s->internal_error);
 		return s->state == SV_CLOSED ? SBUF_CLOSED : SBUF_DROP;
 	}
 	params_applied(&c->params, &s->params, &s->defaults);
-	link_applied(s, NULL);
+	s->link->applied(s, NULL);
 	return SBUF_DROP;
 }
 
@@ -643,8 +650,8 @@ static enum sbuf_action relay_msg(struct server *s, const struct sbuf_msg *msg)
 	case BE_READY_FOR_QUERY:
 		if (msg->avail < msg->len)
 			return SBUF_WAIT_FULL;
-		if (!link_ready(s, (char)msg->data[PROTO_HEADER_LEN]) || !s->client)
-			return link_ready_relay(s);
+		if (!s->link->ready(s, (char)msg->data[PROTO_HEADER_LEN]) || !s->client)
+			return s->link->ready_relay(s);
 		/* the request's last answer: its settings are settled */
 		client_param_settle_tracks(s->client, &s->params, s->txn_status);
 		if (s->client->pending_resets.n) {
@@ -661,7 +668,7 @@ static enum sbuf_action relay_msg(struct server *s, const struct sbuf_msg *msg)
 		}
 		if (s->client->defer_status)
 			client_param_flush_deferred(s->client, NULL);	/* no restore ran after all */
-		return link_ready_relay(s);
+		return s->link->ready_relay(s);
 	case BE_PARAMETER_STATUS:
 		if (msg->avail < msg->len)
 			return msg->len > MAX_STATUS_LEN ? SBUF_FORWARD : SBUF_WAIT_FULL;
@@ -686,7 +693,9 @@ static enum sbuf_action relay_msg(struct server *s, const struct sbuf_msg *msg)
 
 static void on_forwarded(struct sbuf *sb)
 {
-	link_forwarded(sb->owner);
+	struct server *s = sb->owner;
+
+	s->link->forwarded(s);
 }
 
 /* Messages from a server nobody is using: notices are dropped, an error means it is going away. */
@@ -764,7 +773,7 @@ static void on_error(struct sbuf *sb, int err)
 	snprintf(reason, sizeof(reason), "server conn crashed? (%s)", detail);
 	if (c) {
 		/* the client's session is gone with its server */
-		link_server_lost(s, reason, "08006", "server conn crashed?");
+		s->link->lost(s, reason, "08006", "server conn crashed?");
 		return;
 	}
 	server_close(s, reason);
@@ -816,7 +825,7 @@ void server_release(struct server *s)
 		return;
 	}
 	s->phase = PHASE_IDLE;
-	pool_server_ready(s);
+	s->pool->server_events->ready(s);
 }
 
 #define CLOSING_GRACE 2.0	/* seconds a server may take to hang up after Terminate */
@@ -829,7 +838,7 @@ static void finish_close(struct server *s)
 	sbuf_close(&s->sb);
 	server_change_state(s, SV_CLOSED);
 	rt_schedule_reap();
-	pool_server_gone(pool);
+	pool->server_events->gone(pool);
 }
 
 void server_closing_janitor(struct server *s)
@@ -860,7 +869,8 @@ void server_close(struct server *s, const char *reason)
 		cc->server = NULL;
 	s->cancels = NULL;
 	s->cancels_in_flight = 0;
-	link_detach(s);
+	if (s->client)
+		s->link->detach(s);
 	if (s->sb.fd >= 0 && s->phase != PHASE_CONNECT && s->phase != PHASE_LOGIN && !s->sb.write_error &&
 	    rt.shutdown == SHUTDOWN_NONE && !rt.exiting) {
 		/*
@@ -955,7 +965,7 @@ static void cancel_done(struct cancel_conn *cc)
 			*pp = cc->next;
 		if (--s->cancels_in_flight == 0 && s->await_cancel) {
 			s->await_cancel = false;
-			pool_server_ready(s);
+			s->pool->server_events->ready(s);
 		}
 	}
 	free(cc);

@@ -15,8 +15,27 @@
 
 struct pool;
 struct client;
+struct server;
 struct dns_request;
 struct cancel_conn;
+
+/* What a server reports to its pool (pool.c gives every pool its table). */
+struct server_pool_events {
+	void (*ready)(struct server *server);	/* ready for work: logged in, reset, checked, cancels delivered */
+	void (*gone)(struct pool *pool);	/* a server has gone: the pool may need another */
+	/* a login failed; retry: the server could not be reached, waiting clients wait for the next try */
+	void (*login_failed)(struct pool *pool, const char *sqlstate, const char *message, bool retry);
+};
+
+/* What a linked server reports to the link (link.c sets it when it hands the server to a client). */
+struct server_link_events {
+	bool (*ready)(struct server *server, char status);	/* a ReadyForQuery: true if the last one owed */
+	enum sbuf_action (*ready_relay)(struct server *server);	/* how that ReadyForQuery goes to the client */
+	void (*forwarded)(struct server *server);		/* the ReadyForQuery ending a transaction was sent */
+	void (*applied)(struct server *server, const char *error); /* the client's parameters are in force */
+	void (*detach)(struct server *server);			/* it is closing: its client forgets it */
+	void (*lost)(struct server *server, const char *server_reason, const char *sqlstate, const char *client_msg);
+};
 
 enum server_state {
 	SV_LOGIN = 1,	/* pool->login_servers */
@@ -56,6 +75,7 @@ struct server {
 	unsigned long long id;
 	struct pool *pool;
 	struct client *client;
+	const struct server_link_events *link;	/* set once it has been linked to a client */
 
 	struct dns_request *dns;
 	struct sockaddr_storage addr;	/* where it is connected (cancel requests go there too) */

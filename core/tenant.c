@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "client.h"
-#include "link.h"
 #include "config.h"
 #include "log.h"
 #include "policy.h"
@@ -108,7 +107,7 @@ static void wake(struct tenant *t)
 		struct client *c = container_of(t->waiting.next, struct client, head);
 		if (!tenant_try_begin(t))
 			return;
-		link_tenant_admitted(c);
+		t->admit(c);
 	}
 }
 

@@ -14,6 +14,7 @@ struct tenant {
 	int n_clients;
 	int n_active;			/* clients holding a server for a transaction (a session in session mode) */
 	struct list waiting;		/* clients waiting for an active slot or a token, FIFO */
+	void (*admit)(struct client *c);	/* a waiter's turn has come (set by whoever made it wait) */
 	double tokens;			/* rate: token bucket, burst of one second's worth */
 	double refilled_at;
 	unsigned limits_generation;	/* policy generation the cached limits belong to */
