@@ -19,7 +19,7 @@
 /* A name no statement ever has: closing it costs the server nothing and answers CloseComplete. */
 #define NOOP_NAME "MB_noop"
 #define NAMES_PREFIX_MAX (5 + 2 * 64)	/* a Bind's first look: type, length, short portal and statement names */
-#define WHOLE_MAX (64u * 1024 * 1024)	/* as CLIENT_MAX_WHOLE in client.c */
+#define WHOLE_MAX (64u * 1024 * 1024)	/* as CLIENT_MAX_WHOLE in client_login.c */
 
 static uint64_t g_use_counter;
 

@@ -3,11 +3,11 @@
 
 #include <string.h>
 
-#include "client_policy.h"
+#include "client_params.h"
 #include "session.h"
 
 /* The tracking the hidden results feed is not under test here. */
-bool cpol_track_add(struct client *c, const char *name, const char *value, bool reset_all)
+bool client_param_track_add(struct client *c, const char *name, const char *value, bool reset_all)
 {
 	(void)c;
 	(void)name;
