@@ -544,3 +544,164 @@ mb_startup_hex() {
 
 # pqtool raw against the pooler's TCP port: mb_raw HEX...
 mb_raw() { pqt raw 127.0.0.1 "$MB_PORT" "$@"; }
+
+# ---------------------------------------------------------------- a PostgreSQL cluster of a test's own
+
+# For tests that restart, kill or freeze PostgreSQL, which must not disturb the cluster the other tests share.
+# pg_own_init [CONF-LINE...]: initdb in $T_DIR/own (trust authentication, superuser postgres), start it; sets
+# OWN_PORT and an EXIT trap that thaws and stops it. pg_own_start, pg_own_stop [MODE] (pg_ctl -m MODE, default
+# fast), pg_own_pid (the postmaster), pg_own_psql DB [ARGS...] (as postgres), pg_own_ready (waits until it
+# answers, up to 30 s), pg_own_conf KEY VALUE (for the next start), pg_own_freeze PID / pg_own_thaw PID
+# (SIGSTOP / SIGCONT; whatever is still frozen at the end is thawed first).
+OWN_FROZEN=()
+pg_own_init() {
+	local line
+	OWN_DIR=$T_DIR/own
+	OWN_PORT=$(mb_free_port) || return 1
+	mkdir -p "$OWN_DIR"
+	mb_chown_pg "$OWN_DIR"
+	if ! as_pg "$PG_BINDIR/initdb" -D "$OWN_DIR/data" -A trust -U postgres -E UTF8 --locale=C -N \
+		>"$OWN_DIR/initdb.log" 2>&1; then
+		mb_diag "initdb of the test's own cluster failed:" "$(tail -n 5 "$OWN_DIR/initdb.log")"
+		return 1
+	fi
+	{
+		echo "port = $OWN_PORT"
+		echo "listen_addresses = '127.0.0.1'"
+		echo "unix_socket_directories = '$OWN_DIR'"
+		echo "fsync = off"
+		echo "synchronous_commit = off"
+		echo "full_page_writes = off"
+		for line in "$@"; do echo "$line"; done
+	} >>"$OWN_DIR/data/postgresql.conf"
+	mb_chown_pg "$OWN_DIR"
+	trap pg_own_cleanup EXIT
+	pg_own_start
+}
+pg_own_pid() { head -n 1 "$OWN_DIR/data/postmaster.pid" 2>/dev/null; }
+pg_own_start() {
+	if ! as_pg "$PG_BINDIR/pg_ctl" -D "$OWN_DIR/data" -l "$OWN_DIR/postgres.log" -w -t 60 start \
+		>>"$OWN_DIR/pg_ctl.log" 2>&1; then
+		mb_diag "the test's own cluster did not start:" "$(tail -n 5 "$OWN_DIR/postgres.log")"
+		return 1
+	fi
+	mb_track_pid "$(pg_own_pid)" "$PG_BINDIR/postgres"
+}
+pg_own_stop() {
+	as_pg "$PG_BINDIR/pg_ctl" -D "$OWN_DIR/data" -m "${1:-fast}" -w -t 60 stop >>"$OWN_DIR/pg_ctl.log" 2>&1
+}
+pg_own_conf() { echo "$1 = $2" >>"$OWN_DIR/data/postgresql.conf"; }
+pg_own_psql() {
+	local db=$1
+	shift
+	timeout 30 "$PG_BINDIR/psql" -X -q -A -t -h 127.0.0.1 -p "$OWN_PORT" -U postgres -d "$db" "$@"
+}
+pg_own_ready() {
+	local i
+	for ((i = 0; i < 300; i++)); do
+		[ "$(pg_own_psql postgres -c "SELECT 1" 2>/dev/null)" = 1 ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+pg_own_freeze() { kill -STOP "$1" && OWN_FROZEN+=("$1"); }
+pg_own_thaw() {
+	local i
+	kill -CONT "$1"
+	for i in "${!OWN_FROZEN[@]}"; do
+		[ "${OWN_FROZEN[$i]}" = "$1" ] && unset "OWN_FROZEN[$i]"
+	done
+}
+pg_own_cleanup() {
+	local pid
+	for pid in "${OWN_FROZEN[@]}"; do kill -CONT "$pid" 2>/dev/null; done
+	mb_test_cleanup
+	pid=$(pg_own_pid)
+	[ -n "$pid" ] && mb_kill_wait "$pid" INT
+}
+
+# ---------------------------------------------------------------- load that checks every answer (fault_tool)
+
+# mb_load_start NAME CONNSTR CLIENTS: fault_tool load in the background (mb_tool fault_tool FAULT_TOOL first);
+# returns once every client has had an answer (up to 30 s). mb_load_stop NAME: each client ends at its next
+# answer (up to 30 s); the summary is left in MB_LOAD_OUT. mb_load_field KEY: a number of that summary.
+mb_load_start() {
+	rm -f "$T_DIR/load-$1.stop"
+	mb_bg "$T_DIR/load-$1.out" "$FAULT_TOOL" load "$2" "$3" "$T_DIR/load-$1.stop" 30
+	MB_LOAD_PID=$MB_BG_PID
+	mb_wait_line "$T_DIR/load-$1.out" '^started' 30 ||
+		mb_diag "load $1 did not get every client an answer:" "$(cat "$T_DIR/load-$1.out")"
+}
+mb_load_stop() {
+	touch "$T_DIR/load-$1.stop"
+	mb_wait_exit "$MB_LOAD_PID" 40 || mb_diag "load $1 did not end"
+	MB_LOAD_OUT=$(cat "$T_DIR/load-$1.out")
+}
+mb_load_field() { sed -n "s/^$1 //p" <<<"$MB_LOAD_OUT" | head -n 1; }
+
+# ---------------------------------------------------------------- checks after a fault (FAULT_CONNSTR, FAULT_DB,
+# FAULT_POOL_SIZE: a pool of the test's own cluster, whose servers have database FAULT_DB)
+
+# mb_own_servers [DB]: the pool's server connections as PostgreSQL counts them
+mb_own_servers() {
+	pg_own_psql postgres -c "SELECT count(*) FROM pg_stat_activity WHERE datname = '${1:-$FAULT_DB}'
+		AND backend_type = 'client backend'"
+}
+# mb_through_pooler [CONNSTR]: seconds until a new client gets through the pooler (up to 20 s), or "never"
+mb_through_pooler() {
+	local start=$EPOCHREALTIME i
+	for ((i = 0; i < 200; i++)); do
+		if [ "$(pqt query "${1:-$FAULT_CONNSTR}" "SELECT 'back'" 2>/dev/null)" = back ]; then
+			awk -v s="$start" -v n="$EPOCHREALTIME" 'BEGIN { printf "%.2f", n - s }'
+			return
+		fi
+		sleep 0.1
+	done
+	echo never
+}
+# mb_after_fault NAME LOAD ALLOWED: the pooler runs and serves new clients, PostgreSQL sees at most
+# FAULT_POOL_SIZE of its connections; then the load LOAD ends: no mix-up, no hang, every client answered again,
+# and every error it saw matches the extended regex ALLOWED (empty: no error at all); then mb_idle_servers.
+mb_after_fault() {
+	local name=$1 load=$2 allowed=$3 t n bad
+	mb_alive "$MB_PID" && mb_ok "$name: the pooler still runs" || mb_not_ok "$name: the pooler still runs"
+	t=$(mb_through_pooler)
+	mb_like "$t" '^[0-9.]+$' "$name: a new client is served ($t s after the fault)"
+	n=$(mb_own_servers)
+	mb_lt "$n" "$((FAULT_POOL_SIZE + 1))" "$name: under load PostgreSQL sees at most pool_size = $FAULT_POOL_SIZE servers ($n)"
+	mb_load_stop "$load"
+	mb_diag "$name: load: $(grep -v '^started' <<<"$MB_LOAD_OUT" | tr '\n' ';')"
+	mb_is "$(mb_load_field mixups)/$(mb_load_field hung)" 0/0 "$name: no client got another client's answer, none hung"
+	mb_is "$(mb_load_field recovered)" "$(mb_load_field clients)" "$name: every client is answered after the fault"
+	if [ -z "$allowed" ]; then
+		mb_is "$(mb_load_field errors)" 0 "$name: the clients saw no error"
+	else
+		bad=$(sed -n 's/^error [0-9]* //p' <<<"$MB_LOAD_OUT" | grep -Ev -- "$allowed")
+		mb_is "$bad" "" "$name: clients saw only the errors of the fault"
+	fi
+	mb_idle_servers "$name"
+}
+# mb_idle_servers NAME [DB]: the pool's servers close once idle for server_idle_timeout (set low): PostgreSQL's
+# count falls to zero (none leaked)
+mb_idle_servers() {
+	local i n
+	for ((i = 0; i < 150; i++)); do
+		n=$(mb_own_servers "${2:-}")
+		[ "$n" = 0 ] && break
+		sleep 0.1
+	done
+	mb_is "$n" 0 "$1: after server_idle_timeout no server of the pool is left (none leaked)"
+}
+mb_rss() { awk '/^VmRSS:/ {print $2}' "/proc/$MB_PID/status"; }
+# mb_reload: write the config, SIGHUP the pooler, wait for "configuration reloaded"
+mb_reload() {
+	local mark i
+	mb_write_config
+	mark=$(wc -l <"$MB_LOG")
+	kill -HUP "$MB_PID"
+	for ((i = 0; i < 50; i++)); do
+		tail -n +"$((mark + 1))" "$MB_LOG" | grep -q 'configuration reloaded' && return 0
+		sleep 0.1
+	done
+	mb_diag "no reload logged"
+}
