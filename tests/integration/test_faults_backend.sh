@@ -45,7 +45,8 @@ else
 	mb_not_ok "kill -9 of a backend under load" "no backend found: $victim"
 fi
 pg_own_ready || mb_diag "the cluster did not come back: $(tail -n 5 "$OWN_DIR/postgres.log")"
-mb_like "$(cat "$OWN_DIR/postgres.log")" "\\(PID $victim\\) was terminated by signal 9" "PostgreSQL reset every session"
+mb_like "$(cat "$OWN_DIR/postgres.log")" "\\(PID $victim\\) was terminated by signal 9" "PostgreSQL saw its backend killed"
+mb_like "$(cat "$OWN_DIR/postgres.log")" "terminating any other active server processes" "...and ended every other session"
 # a client linked to a server gets 08006 (or the connection just ends, as on PostgreSQL itself); one that
 # reconnects before a login works again gets the fast fail of server_login_retry
 mb_after_fault "kill -9" kill '^(08006 server conn crashed\?|conn server closed the connection unexpectedly|08P01 server login has been failing, cached error: .* \(server_login_retry\))$'
