@@ -107,11 +107,12 @@ mb_is "$(grep -c 'mb_rewrite_' <<<"$log")" 0 "rewrite: the original text never r
 # A prepares s1 on S1 and runs it; X holds S1 in a transaction; A runs s1 again, now on S2
 c2=$(mb_connstr "$su" "$sp" mb_rw_two)
 start=$(($(wc -l <"$pglog") + 1))
-mb_bg "$T_DIR/prep.out" "$PTOOL" "$c2" "P:s1:SELECT 'mb_rewrite_me'" "E:s1" "Q:SELECT pg_backend_pid()" "SLEEP:1" \
+# (X has 3 s to log in and take S1; on a loaded machine a second was not always enough)
+mb_bg "$T_DIR/prep.out" "$PTOOL" "$c2" "P:s1:SELECT 'mb_rewrite_me'" "E:s1" "Q:SELECT pg_backend_pid()" "SLEEP:3" \
 	"E:s1" "Q:SELECT pg_backend_pid()"
 prep=$MB_BG_PID
 mb_wait_line "$T_DIR/prep.out" '^[0-9]+$' 10
-out_x=$(pt "$c2" "Q:BEGIN" "Q:SELECT pg_backend_pid()" "SLEEP:1.5" "Q:COMMIT")
+out_x=$(pt "$c2" "Q:BEGIN" "Q:SELECT pg_backend_pid()" "SLEEP:4" "Q:COMMIT")
 mb_wait_exit "$prep" 10
 p1=$(sed -n 3p "$T_DIR/prep.out")
 mb_is "$(sed -n 2p <<<"$out_x")" "$p1" "named statement: X held the server A prepared s1 on"

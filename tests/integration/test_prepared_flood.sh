@@ -111,10 +111,13 @@ round() {
 		pids+=($!)
 	done
 	for k in "${pids[@]}"; do
-		mb_wait_exit "$k" 30 || { kill "$k" 2>/dev/null; failed=$((failed + 1)); }
+		mb_wait_exit "$k" 60 || kill "$k" 2>/dev/null
 	done
 	for ((k = 0; k < 50; k++)); do
-		grep -Eq '^E:|query_wait_timeout' "$T_DIR/big.$k" || failed=$((failed + 1))
+		if ! grep -Eq '^E:|query_wait_timeout' "$T_DIR/big.$k"; then
+			failed=$((failed + 1))
+			echo "# $db client $k got: $(head -c 300 "$T_DIR/big.$k" | tr '\n' ' ')" >&2
+		fi
 	done
 	echo "$failed"
 }

@@ -85,7 +85,8 @@ took=$(since "$t")
 out=$(lines_of "$out" c | sed -n 2p)
 mb_like "$out" '^ERROR 08P01 server login has been failing, cached error: connect failed.*\(server_login_retry\)' \
 	"a new client while logins fail and no server is left: PgBouncer's fast fail, with the cached error"
-in_range "...at once" "$took" 0 0.8
+# at once: a queued client would wait for query_wait_timeout (30 s); the bound leaves room for a loaded machine
+in_range "...at once, not queued" "$took" 0 5
 sleep 1.5	# at least one retry fails meanwhile
 mb_alive "$b_pid" && mb_ok "the waiting client is still queued while PostgreSQL is down" ||
 	mb_not_ok "the waiting client is still queued while PostgreSQL is down" "$(cat "$T_DIR/b.out")"

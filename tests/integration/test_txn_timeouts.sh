@@ -395,15 +395,16 @@ mb_check_healthy "client_login_timeout: normal clients log in"
 logged_since() { tail -n +"$(($2 + 1))" "$pglog" | sed -n "s/^.*\[$1\] \(LOG\|ERROR\):  \(statement: \)\{0,1\}//p"; }
 phase
 mb_set server_check_query "SELECT 'txn check'"
-mb_set server_check_delay 0.3
+# the delay is long enough that a loaded machine does not make the quick reuses look idle
+mb_set server_check_delay 2
 mb_pgdb "$iso_db" "pool_size=1" "$iso_db"
 mb_start_or_bail
 c=$(mb_connstr "$su" "$sp" "$iso_db")
 pid=$(pqt backend-pid "$c" 2>&1)
 mark=$(wc -l <"$pglog")
-out=$(printf 'open a %s\nq a SELECT 1\nq a SELECT 2\nsleep 0.6\nq a SELECT 3\n' "$c" | tt 2>&1)
+out=$(printf 'open a %s\nq a SELECT 1\nq a SELECT 2\nsleep 2.3\nq a SELECT 3\n' "$c" | tt 2>&1)
 mb_is "$(logged_since "$pid" "$mark" | tr '\n' ';')" "SELECT 1;SELECT 2;SELECT 'txn check';SELECT 3;" \
-	"server_check_query runs before reusing a server idle longer than server_check_delay=0.3, not otherwise"
+	"server_check_query runs before reusing a server idle longer than server_check_delay=2, not otherwise"
 phase
 mb_set server_check_delay 0.3
 mb_pgdb "$iso_db" "pool_size=1" "$iso_db"
