@@ -22,6 +22,8 @@
  *   open NAME CONNSTR     log in                     -> "NAME: connected" | "NAME: ERROR <state> <msg>"
  *   q NAME SQL            simple Query, wait         -> rows "NAME: a|b", tags "NAME: <tag>", errors
  *   x NAME SQL            the same, extended protocol (unnamed statement, no parameters)
+ *   prep NAME STMT SQL    Parse a named statement (no parameters), wait -> "NAME: prepared" | errors
+ *   xp NAME STMT          Bind and Execute the named statement STMT, wait -> as q
  *   send NAME SQL         simple Query, do not wait
  *   wait NAME [SEC]       results of the last send (SEC, default 30, at most) -> as q, or "NAME: TIMEOUT"
  *   pipeline NAME A ;; B ;; SYNC ;; C ;; SYNC   pipeline mode: each part a query or a Sync
@@ -284,6 +286,46 @@ static void cmd_query(const char *name, const char *sql, bool extended, bool wai
 		collect(c, 0, 30);
 }
 
+/* A protocol-level named statement: Parse it (prep) or Bind and Execute it (xp). */
+static void cmd_prepared(const char *name, const char *stmt, const char *sql)
+{
+	struct conn *c = need_open(name);
+	PGresult *res;
+	int ok;
+
+	c->started = c->last_used = now_sec();
+	if (sql)
+		ok = PQsendPrepare(c->pg, stmt, sql, 0, NULL);
+	else
+		ok = PQsendQueryPrepared(c->pg, stmt, 0, NULL, NULL, NULL, 0);
+	if (!ok) {
+		printf("%s: ERROR ----- send failed: %.*s\n", name, line_len(PQerrorMessage(c->pg)),
+		       PQerrorMessage(c->pg));
+		return;
+	}
+	if (!sql) {
+		collect(c, 0, 30);
+		return;
+	}
+	/* a Parse's result is a bare COMMAND_OK with no tag: name it */
+	if (!wait_ready(c, now_sec() + 30)) {
+		printf("%s: TIMEOUT\n", name);
+		return;
+	}
+	while ((res = PQgetResult(c->pg)) != NULL) {
+		if (PQresultStatus(res) == PGRES_COMMAND_OK)
+			printf("%s: prepared\n", name);
+		else
+			print_result(c, res);
+		PQclear(res);
+		if (!wait_ready(c, now_sec() + 30)) {
+			printf("%s: TIMEOUT\n", name);
+			return;
+		}
+	}
+	c->last_used = now_sec();
+}
+
 static void cmd_pipeline(const char *name, char *spec)
 {
 	struct conn *c = need_open(name);
@@ -514,6 +556,12 @@ static void run_line(char *line)
 		cmd_query(name, line, true, true);
 	else if (strcmp(cmd, "send") == 0)
 		cmd_query(name, line, false, false);
+	else if (strcmp(cmd, "prep") == 0) {
+		const char *stmt = need_word(&line, "statement name");
+
+		cmd_prepared(name, stmt, line);
+	} else if (strcmp(cmd, "xp") == 0)
+		cmd_prepared(name, need_word(&line, "statement name"), NULL);
 	else if (strcmp(cmd, "wait") == 0) {
 		const char *secs = word(&line);
 
