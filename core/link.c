@@ -228,10 +228,16 @@ void link_client_gone(struct client *c)
 void link_server_lost(struct server *s, const char *server_reason, const char *sqlstate, const char *client_msg)
 {
 	struct client *c = s->client;
+	/* the error may only start between two of the server's messages: one cut short leaves no room for it,
+	 * and the client is closed without it (as it would see a server that went away) */
+	bool between_messages = sbuf_relay_complete(&s->sb);
 
 	link_detach(s);
 	server_close(s, server_reason);
-	client_fatal(c, sqlstate, "%s", client_msg);
+	if (between_messages)
+		client_fatal(c, sqlstate, "%s", client_msg);
+	else
+		client_close(c, client_msg);
 }
 
 const char *link_cancel(struct client *c)

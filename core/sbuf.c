@@ -304,6 +304,14 @@ bool sbuf_flush_pending(struct sbuf *sb)
 	return flush_relay(sb);
 }
 
+bool sbuf_relay_complete(struct sbuf *sb)
+{
+	if (!flush_relay(sb))
+		return false;
+	/* a message being streamed through (not one being dropped) has only part of it out */
+	return sb->remain == 0 || sb->remain_drop;
+}
+
 static size_t out_queued(const struct sbuf *sb)
 {
 	return sb->out.len - sb->out_sent;

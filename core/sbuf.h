@@ -124,6 +124,13 @@ bool sbuf_send_pkt(struct sbuf *sb, struct pktbuf *pkt);
  * the caller returns SBUF_RETRY and is asked again once it drained.
  */
 bool sbuf_flush_pending(struct sbuf *sb) __attribute__((warn_unused_result));
+/*
+ * Relay what sb has decided to its peer now, and tell whether the peer's
+ * stream then ends between two messages: false when a relayed message is cut
+ * short (its rest has not arrived, or the peer's socket does not take it now).
+ * A message the pooler writes to the peer may follow only when true.
+ */
+bool sbuf_relay_complete(struct sbuf *sb);
 /* Unprocessed input bytes (including those of the message at hand). */
 uint32_t sbuf_input_pending(const struct sbuf *sb);
 /* Cut the relay in both directions: bytes still waiting for the peer are dropped. */

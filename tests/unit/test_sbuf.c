@@ -201,6 +201,46 @@ static void test_output_drained_elsewhere(void)
 	close(fds[1]);
 }
 
+static enum sbuf_action forward_msg(struct sbuf *sb, const struct sbuf_msg *msg)
+{
+	(void)sb;
+	(void)msg;
+	return SBUF_FORWARD;
+}
+
+static const struct sbuf_ops forward_ops = { .on_msg = forward_msg, .on_error = on_error, .on_connect = on_connect };
+
+/* A message relayed in pieces leaves the peer's stream in the middle of it until its last byte is out. */
+static void test_relay_complete(void)
+{
+	struct owner o = { .pause_first = -1 }, p = { .pause_first = -1 };
+	struct sbuf src, dst;
+	int in[2], out[2];
+	uint8_t msg[1000] = { 'D', 0, 0, 3, 231 };	/* length 999: the whole 1000-byte message */
+
+	sbuf_module_set_bufsize(128);
+	small_pair(in);
+	small_pair(out);
+	sbuf_init(&src, &forward_ops, &o);
+	sbuf_init(&dst, &ops, &p);
+	UNIT_CHECK(sbuf_accept(&src, in[0]) && sbuf_accept(&dst, out[0]), "both sbufs take their sockets");
+	sbuf_set_peer(&src, &dst);
+	UNIT_CHECK(sbuf_relay_complete(&src), "nothing relayed yet: between messages");
+	UNIT_EQ_INT(send(in[1], msg, 300, 0), 300, "the first 300 bytes of a 1000-byte message arrive");
+	run_loop();
+	UNIT_EQ_INT(drain(out[1]), 300, "... and are relayed at once");
+	UNIT_CHECK(!sbuf_relay_complete(&src), "the peer is in the middle of the message");
+	UNIT_EQ_INT(send(in[1], msg + 300, 700, 0), 700, "the rest arrives");
+	run_loop();
+	UNIT_EQ_INT(drain(out[1]), 700, "... and is relayed");
+	UNIT_CHECK(sbuf_relay_complete(&src), "the message is whole at the peer: between messages again");
+	UNIT_EQ_INT(o.errors + p.errors, 0, "no error");
+	sbuf_close(&src);
+	sbuf_close(&dst);
+	close(in[1]);
+	close(out[1]);
+}
+
 /* A buffer smaller than a message header still reads whole messages. */
 static void test_tiny_buffer(void)
 {
@@ -228,6 +268,7 @@ int main(void)
 	test_resume_with_full_buffer();
 	test_own_output_stops_input();
 	test_output_drained_elsewhere();
+	test_relay_complete();
 	test_tiny_buffer();
 	sbuf_module_shutdown();
 	event_base_free(base);
