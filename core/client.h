@@ -113,8 +113,6 @@ struct client {
 	double last_activity;		/* last message from the client */
 };
 
-/* Take over an accepted socket (client_login.c). */
-void client_accept(int fd, const struct sockaddr *addr, socklen_t addrlen, bool is_unix, void *arg);
 /* A new connection joins the login list and counts against max_client_conn. */
 void client_register(struct client *client);
 /* Clients still logging in; every client. */
@@ -151,8 +149,6 @@ struct client *client_find_by_cancel(uint32_t pid, uint32_t key);
 void client_change_state(struct client *client, enum client_state state);
 /* Free the memory of closed clients (called once per loop turn). */
 void client_free_closed(void);
-/* Periodic checks: login and idle timeouts, and those of linked servers (client_relay.c). */
-void client_janitor(void);
 /* Close every client (shutdown). */
 /* SIGINT: clients waiting for a server will not get one; they are closed ("server shutting down"). */
 void client_shutdown_waiting(void);

@@ -1,5 +1,5 @@
 /* Client login: accepting, the startup packet, authentication, the choice of a pool. */
-#include "client.h"
+#include "client_login.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "client.h"
 #include "client_params.h"
 #include "client_policy.h"
 #include "client_relay.h"

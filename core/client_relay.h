@@ -8,5 +8,7 @@ struct client;
 
 /* A message from a logged-in client (CL_ACTIVE). */
 enum sbuf_action client_relay_msg(struct client *client, const struct sbuf_msg *msg);
+/* Periodic checks: login and idle timeouts, and those of linked servers. */
+void client_janitor(void);
 
 #endif

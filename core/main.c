@@ -15,6 +15,8 @@
 
 #include "authfile.h"
 #include "client.h"
+#include "client_login.h"
+#include "client_relay.h"
 #include "config.h"
 #include "dns.h"
 #include "listener.h"

@@ -284,7 +284,7 @@ bool params_build_apply(const struct param_set *want, const struct param_set *ha
 
 	if (!params_differ(want, have, defaults, memo))
 		return false;
-	pkt_begin(out, 'Q');
+	pkt_begin(out, FE_QUERY);
 	for (int i = 0; i < want->n; i++) {
 		const struct param *w = &want->items[i];
 		if (!wanted_missing(w, have))

@@ -14,7 +14,8 @@ struct param_set;
  * failures carry out->error ("file:line: message", no traceback); the core
  * logs it and applies policy_failure (closed: reject, open: pass). After a
  * POLICY_ERROR out may also hold what the policies that did not fail decided
- * (the dispatcher goes on past a failing file), for policy_failure = open.
+ * (the dispatcher goes on past a failing file); the core drops it: under
+ * policy_failure = open the event passes as if no policy had decided anything.
  */
 enum policy_result {
 	POLICY_PASS = 0, /* no policy interested, or every hook returned nil */

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
+
 #define MIN_BUCKETS 4096
 
 /* Shared statements, hashed; the table doubles as they grow, so chains stay short. */
@@ -12,20 +14,9 @@ static struct ps_stmt **g_buckets;
 static uint32_t g_n_buckets, g_count;
 static uint32_t g_next_id;
 
-static uint64_t fnv1a(const void *data, size_t len)
-{
-	const uint8_t *p = data;
-	uint64_t h = 1469598103934665603ull;
-	for (size_t i = 0; i < len; i++) {
-		h ^= p[i];
-		h *= 1099511628211ull;
-	}
-	return h;
-}
-
 static uint64_t body_hash(const void *scope, const uint8_t *body, uint32_t len)
 {
-	return fnv1a(body, len) ^ ((uint64_t)(uintptr_t)scope * 0x9e3779b97f4a7c15ull);
+	return hash_bytes64(body, len) ^ ((uint64_t)(uintptr_t)scope * 0x9e3779b97f4a7c15ull);
 }
 
 static struct ps_stmt *find_stmt(uint64_t h, const void *scope, const uint8_t *body, uint32_t len)
@@ -152,7 +143,7 @@ struct ps_stmt *ps_client_find(const struct ps_client *pc, const char *name)
 	if (!pc->n)
 		return NULL;
 	len = key_len(name);
-	e = *client_slot(pc, name, len, fnv1a(name, len));
+	e = *client_slot(pc, name, len, hash_bytes64(name, len));
 	return e ? e->stmt : NULL;
 }
 
@@ -181,7 +172,7 @@ static bool client_grow(struct ps_client *pc)
 bool ps_client_set(struct ps_client *pc, const char *name, struct ps_stmt *st)
 {
 	size_t len = key_len(name);
-	uint64_t h = fnv1a(name, len);
+	uint64_t h = hash_bytes64(name, len);
 	struct ps_name **pp, *e;
 
 	if (pc->n >= pc->n_buckets && !client_grow(pc))
@@ -215,7 +206,7 @@ void ps_client_remove(struct ps_client *pc, const char *name)
 	if (!pc->n)
 		return;
 	len = key_len(name);
-	pp = client_slot(pc, name, len, fnv1a(name, len));
+	pp = client_slot(pc, name, len, hash_bytes64(name, len));
 	e = *pp;
 	if (!e)
 		return;

@@ -919,7 +919,8 @@ void server_free_closed(void)
 bool server_needs_check(const struct server *s)
 {
 	const char *q = rt.cfg->server_check_query;
-	return q && q[0] && rt.cfg->server_check_delay >= 0 && rt_now() - s->last_used > rt.cfg->server_check_delay;
+	/* as PgBouncer: checked unless used less than server_check_delay ago (0: before every reuse) */
+	return q && q[0] && rt.cfg->server_check_delay >= 0 && !(rt_now() - s->last_used < rt.cfg->server_check_delay);
 }
 
 void server_check(struct server *s)

@@ -419,6 +419,17 @@ mb_is "$pid2" "$pid" "default server_check_query (<empty>: an empty query) keeps
 mb_is "$(logged_since "$pid" "$mark" | grep -c -i 'error')" 0 "default server_check_query: no error on the server" \
 	"$(logged_since "$pid" "$mark")"
 phase
+mb_set server_check_query "SELECT 'txn check'"
+mb_set server_check_delay 0
+mb_pgdb "$iso_db" "pool_size=1" "$iso_db"
+mb_start_or_bail
+c=$(mb_connstr "$su" "$sp" "$iso_db")
+pid=$(pqt backend-pid "$c" 2>&1)
+mark=$(wc -l <"$pglog")
+out=$(printf 'open a %s\nq a SELECT 1\nq a SELECT 2\n' "$c" | tt 2>&1)
+mb_is "$(logged_since "$pid" "$mark" | tr '\n' ';')" "SELECT 'txn check';SELECT 1;SELECT 'txn check';SELECT 2;" \
+	"server_check_delay=0: server_check_query runs before every reuse"
+phase
 mb_set server_check_query "SELECT 1/0"
 mb_set server_check_delay 0
 mb_pgdb "$iso_db" "pool_size=1" "$iso_db"
