@@ -135,6 +135,8 @@ static void note_session_changes(struct client *c, struct server *s, const struc
 		st.flags &= ~(unsigned)SQL_HINTS;	/* about statement kinds, not session state */
 		if (!st.flags)
 			continue;
+		if (st.flags & SQL_LOAD)
+			s->library_loaded = true;
 		if (st.flags == SQL_DEALLOCATE && whole_query && ps_relay_enabled(c) &&
 		    ps_relay_deallocates(c, sql + start, pos - start))
 			continue;	/* a name kept here: the server runs a no-op instead (prepared_relay.c) */

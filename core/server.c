@@ -814,6 +814,11 @@ void server_release(struct server *s)
 		server_close(s, "released in the middle of a transaction");
 		return;
 	}
+	if (s->library_loaded) {
+		/* DISCARD ALL does not unload it: the next client would run with the library's hooks */
+		server_close(s, "a library was loaded (LOAD)");
+		return;
+	}
 	need_reset = reset && reset[0] &&
 		     (mode == POOL_MODE_SESSION || s->dirty || rt.cfg->server_reset_query_always);
 	if (need_reset) {

@@ -96,6 +96,7 @@ struct server {
 	bool internal_failed;		/* our own query got an ErrorResponse */
 	char internal_error[256];
 	bool dirty;			/* a client changed session state */
+	bool library_loaded;		/* a LOAD ran: no reset unloads a library, so it closes when released */
 	bool used;			/* has served a client (server_lifetime = 0 closes it then) */
 	unsigned conn_generation;	/* the pool's, when it was opened */
 	int last_mode;			/* pool mode of the last client (enum pool_mode) */
