@@ -56,7 +56,7 @@ TEST_DEB_PKGS = luajit libpq-dev postgresql-contrib lua-busted pgbouncer valgrin
 # make demo PORT=7432: the port moonbouncer listens on (default 6432, or a free one if that is taken)
 PORT =
 
-.PHONY: FORCE all deps deps-demo check unit spec integration integration-small fuzz soak demo install uninstall format format-check clean
+.PHONY: FORCE all deps deps-demo check unit spec integration integration-small fuzz soak check-valgrind demo install uninstall format format-check clean
 
 all: moonbouncer
 
@@ -110,6 +110,10 @@ fuzz:
 	$(call install_missing,$(DEMO_DEB_PKGS) $(FUZZ_DEB_PKGS))
 	$(MAKE) --no-print-directory $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRCS))
 	tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# make check-valgrind: a short mixed load through the pooler under memcheck (tests/memcheck; not in check)
+check-valgrind: deps all $(PQTOOL)
+	tests/memcheck/run.sh
 
 # make soak DURATION=600: mixed load, policy reloads, server recycling and a PostgreSQL restart (tests/soak)
 DURATION = 600
