@@ -209,6 +209,14 @@ pg_cluster_stop() {
 	fi
 }
 
+# mb_pgbench_init SCALE: pgbench's tables in $MB_DB (made as postgres, usable by the test user); the output
+# goes to $T_DIR/init.log.
+mb_pgbench_init() {
+	PGPASSWORD=$MB_PG_PASSWORD timeout 120 "$PG_BINDIR/pgbench" -h 127.0.0.1 -p "$MB_PG_PORT" -U postgres -i -q \
+		-s "$1" "$MB_DB" >"$T_DIR/init.log" 2>&1 &&
+		pg_super_psql -d "$MB_DB" -c "GRANT ALL ON ALL TABLES IN SCHEMA public TO $MB_SCRAM_USER" >/dev/null
+}
+
 # SCRAM secret of a role as PostgreSQL stores it (for auth_file).
 pg_secret() {
 	pg_super_psql -d postgres -c "SELECT rolpassword FROM pg_authid WHERE rolname = '$1'"

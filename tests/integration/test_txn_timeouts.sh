@@ -393,49 +393,35 @@ mb_check_healthy "client_login_timeout: normal clients log in"
 
 # ---- server_check_query + server_check_delay (statements counted in PostgreSQL's log)
 logged_since() { tail -n +"$(($2 + 1))" "$pglog" | sed -n "s/^.*\[$1\] \(LOG\|ERROR\):  \(statement: \)\{0,1\}//p"; }
-phase
-mb_set server_check_query "SELECT 'txn check'"
+# check_phase QUERY DELAY: a pool of one server with these settings ("" keeps the default query); sets c, pid
+# (its backend) and mark (the PostgreSQL log's length then)
+check_phase() {
+	phase
+	[ -n "$1" ] && mb_set server_check_query "$1"
+	mb_set server_check_delay "$2"
+	mb_pgdb "$iso_db" "pool_size=1" "$iso_db"
+	mb_start_or_bail
+	c=$(mb_connstr "$su" "$sp" "$iso_db")
+	pid=$(pqt backend-pid "$c" 2>&1)
+	mark=$(wc -l <"$pglog")
+}
 # the delay is long enough that a loaded machine does not make the quick reuses look idle
-mb_set server_check_delay 2
-mb_pgdb "$iso_db" "pool_size=1" "$iso_db"
-mb_start_or_bail
-c=$(mb_connstr "$su" "$sp" "$iso_db")
-pid=$(pqt backend-pid "$c" 2>&1)
-mark=$(wc -l <"$pglog")
+check_phase "SELECT 'txn check'" 2
 out=$(printf 'open a %s\nq a SELECT 1\nq a SELECT 2\nsleep 2.3\nq a SELECT 3\n' "$c" | tt 2>&1)
 mb_is "$(logged_since "$pid" "$mark" | tr '\n' ';')" "SELECT 1;SELECT 2;SELECT 'txn check';SELECT 3;" \
 	"server_check_query runs before reusing a server idle longer than server_check_delay=2, not otherwise"
-phase
-mb_set server_check_delay 0.3
-mb_pgdb "$iso_db" "pool_size=1" "$iso_db"
-mb_start_or_bail
-c=$(mb_connstr "$su" "$sp" "$iso_db")
-pid=$(pqt backend-pid "$c" 2>&1)
-mark=$(wc -l <"$pglog")
+check_phase "" 0.3
 sleep 0.6
 pid2=$(pqt backend-pid "$c" 2>&1)
 mb_like "$pid" '^[0-9]+$' "a client is served (backend pid $pid)"
 mb_is "$pid2" "$pid" "default server_check_query (<empty>: an empty query) keeps a healthy server"
 mb_is "$(logged_since "$pid" "$mark" | grep -c -i 'error')" 0 "default server_check_query: no error on the server" \
 	"$(logged_since "$pid" "$mark")"
-phase
-mb_set server_check_query "SELECT 'txn check'"
-mb_set server_check_delay 0
-mb_pgdb "$iso_db" "pool_size=1" "$iso_db"
-mb_start_or_bail
-c=$(mb_connstr "$su" "$sp" "$iso_db")
-pid=$(pqt backend-pid "$c" 2>&1)
-mark=$(wc -l <"$pglog")
+check_phase "SELECT 'txn check'" 0
 out=$(printf 'open a %s\nq a SELECT 1\nq a SELECT 2\n' "$c" | tt 2>&1)
 mb_is "$(logged_since "$pid" "$mark" | tr '\n' ';')" "SELECT 'txn check';SELECT 1;SELECT 'txn check';SELECT 2;" \
 	"server_check_delay=0: server_check_query runs before every reuse"
-phase
-mb_set server_check_query "SELECT 1/0"
-mb_set server_check_delay 0
-mb_pgdb "$iso_db" "pool_size=1" "$iso_db"
-mb_start_or_bail
-c=$(mb_connstr "$su" "$sp" "$iso_db")
-pid=$(pqt backend-pid "$c" 2>&1)
+check_phase "SELECT 1/0" 0
 sleep 0.1
 out=$(pqt query "$c" "SELECT 'served', pg_backend_pid() <> ${pid:-0}" 2>&1)
 mb_is "$out" $'served\tt' "a failing server_check_query: the server is replaced, the client is served by a new one"

@@ -32,9 +32,7 @@ for ((i = 0; i < 50; i++)); do
 done
 
 export PGPASSWORD=$sp
-PGPASSWORD=$MB_PG_PASSWORD "$PG_BINDIR/pgbench" -h 127.0.0.1 -p "$MB_PG_PORT" -U postgres -i -q -s 1 "$MB_DB" \
-	>"$T_DIR/init.log" 2>&1 || mb_not_ok "pgbench -i" "$(tail -n 3 "$T_DIR/init.log")"
-pg_super_psql -d "$MB_DB" -c "GRANT ALL ON ALL TABLES IN SCHEMA public TO $su" >/dev/null
+mb_pgbench_init 1 || mb_not_ok "pgbench -i" "$(tail -n 3 "$T_DIR/init.log")"
 bench() { timeout 120 "$PG_BINDIR/pgbench" -h 127.0.0.1 -p "$MB_PORT" -U "$su" -n -T 5 "$@"; }
 fails=0
 for args in "-S -M simple -c 4 vg_tx" "-S -M prepared -c 4 vg_tx" "-M extended -c 2 vg_tx" "-S -C -c 2 vg_sess"; do

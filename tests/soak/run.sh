@@ -40,12 +40,10 @@ mb_start_or_bail
 
 export PGPASSWORD=$sp
 bench() { timeout $((RUN + 60)) "$PG_BINDIR/pgbench" -h 127.0.0.1 -p "$MB_PORT" -U "$su" -n "$@"; }
-if ! PGPASSWORD=$MB_PG_PASSWORD "$PG_BINDIR/pgbench" -h 127.0.0.1 -p "$MB_PG_PORT" -U postgres -i -q -s 4 \
-	"$MB_DB" >"$T_DIR/init.log" 2>&1; then
+if ! mb_pgbench_init 4; then
 	mb_not_ok "pgbench -i" "$(tail -n 5 "$T_DIR/init.log")"
 	mb_test_done
 fi
-pg_super_psql -d "$MB_DB" -c "GRANT ALL ON ALL TABLES IN SCHEMA public TO $su" >/dev/null
 
 start=$(date +%s)
 end=$((start + DURATION))
