@@ -635,6 +635,12 @@ static enum sbuf_action relay_msg(struct server *s, const struct sbuf_msg *msg)
 	const char *name, *value;
 	enum sbuf_action act;
 
+	/*
+	 * The handlers below act on a ReadyForQuery (one Sync's work ends): it is taken whole first, so that
+	 * none of them runs twice for one that arrives in pieces.
+	 */
+	if (msg->type == BE_READY_FOR_QUERY && msg->avail < msg->len)
+		return SBUF_WAIT_FULL;
 	if (s->client && s->client->hidden.n && session_server_msg(s->client, msg, &act))
 		return act;
 	if (msg->type == BE_ERROR && replies_next_is(&s->replies, REPLY_REJECT))
@@ -648,8 +654,6 @@ static enum sbuf_action relay_msg(struct server *s, const struct sbuf_msg *msg)
 	}
 	switch (msg->type) {
 	case BE_READY_FOR_QUERY:
-		if (msg->avail < msg->len)
-			return SBUF_WAIT_FULL;
 		if (!s->link->ready(s, (char)msg->data[PROTO_HEADER_LEN]) || !s->client)
 			return s->link->ready_relay(s);
 		/* the request's last answer: its settings are settled */

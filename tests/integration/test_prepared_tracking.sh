@@ -172,6 +172,29 @@ mb_is_one "$out" "the same text through a database without that table: relation 
 	'E:42P01:relation "only_in_mb_db" does not exist Z:I E:26000:prepared statement "oh" does not exist Z:I' \
 	'1 Z:I E:42P01:relation "only_in_mb_db" does not exist Z:I'
 
+# --- long pipelines: answers of every length, so that some ReadyForQuery arrives in pieces (a buffer ends
+# inside it, in either pass); each one ends exactly one Sync's work, and every name still works after
+steps=() want=()
+lens=($(seq 1 400) $(seq 4030 4070))
+for round in 1 2; do
+	for i in "${!lens[@]}"; do
+		y="y*${lens[i]}"
+		if [ $round = 1 ]; then
+			steps+=(P "lp$i" "SELECT repeat('y', \$1::int + $((i % 25)))" -)
+			want+=("1 2 D:$y C:SELECT 1 Z:I")
+		else
+			want+=("2 D:$y C:SELECT 1 Z:I")
+		fi
+		steps+=(B "lp$i" $((lens[i] - i % 25)) E S)
+	done
+	steps+=(W)
+done
+# a run of y shown as y*length
+out=$(pts "$c" "${steps[@]}" | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^D:y+$/) $i = "D:y*" (length($i) - 2); print }')
+mb_is "$out" "${want[*]}" "441 pipelined Parse/Bind/Execute/Sync with answers of every length, then Bind/Execute/Sync of each name"
+out=$(pts "$c" P lpx 'SELECT $1::int + 3' - B lpx 1 E S)
+mb_is "$out" "1 2 D:4 C:SELECT 1 Z:I" "... and the pooler's statements still match the server's"
+
 # --- eviction: a Close the pooler added is skipped by an error; the server keeps that statement
 mb_set max_prepared_statements 2
 mb_start_or_bail -v
