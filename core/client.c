@@ -64,6 +64,7 @@ void client_change_state(struct client *c, enum client_state state)
 		list_append(&g_login, &c->head);
 		break;
 	case CL_WELCOME:
+		c->request_time = rt_now();	/* its wait for the welcome counts as a wait for a server */
 		list_append(&pool->welcome_clients, &c->head);
 		break;
 	case CL_ACTIVE:
@@ -226,6 +227,9 @@ void client_send_welcome(struct client *c)
 	}
 	sbuf_send_pkt(&c->sb, &b);
 	pktbuf_free(&b);
+	pool->stats.client_login_count++;
+	if (c->state == CL_WELCOME)
+		pool->stats.wait_time += stats_usec(c->request_time, rt_now());
 	client_change_state(c, CL_ACTIVE);
 	sbuf_resume(&c->sb);
 }

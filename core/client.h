@@ -15,6 +15,7 @@
 #include "prepared.h"
 #include "sbuf.h"
 #include "session.h"
+#include "stats.h"
 
 struct pool;
 struct server;
@@ -111,6 +112,7 @@ struct client {
 	double request_time;		/* when it started waiting for a server */
 	bool wait_notified;		/* query_wait_notify sent for this wait */
 	double last_activity;		/* last message from the client */
+	struct stats_request stats;	/* its running query and transaction, for SHOW STATS */
 };
 
 /* A new connection joins the login list and counts against max_client_conn. */

@@ -17,6 +17,7 @@
 #include "server.h"
 #include "session.h"
 #include "sqlscan.h"
+#include "stats.h"
 
 #define SCAN_WHOLE_MAX (64 * 1024)	/* statements up to this size are scanned whole */
 
@@ -264,18 +265,12 @@ static enum sbuf_action take_server(struct client *c, const struct sbuf_msg *msg
 	return SBUF_FORWARD;
 }
 
-enum sbuf_action client_relay_msg(struct client *c, const struct sbuf_msg *msg)
+static enum sbuf_action relay(struct client *c, const struct sbuf_msg *msg)
 {
 	struct sbuf_msg cur = *msg;
 	enum sbuf_action act;
 	struct server *s;
 
-	c->last_activity = rt_now();
-	if (msg->type == FE_TERMINATE) {
-		c->sb.input_done = true;
-		client_close(c, "client close request");
-		return SBUF_CLOSED;
-	}
 	if (msg->len - 1 > (uint32_t)rt.cfg->max_packet_size) {
 		client_fatal(c, "08P01", "message of %u bytes is longer than max_packet_size", msg->len - 1);
 		return SBUF_CLOSED;
@@ -342,6 +337,33 @@ enum sbuf_action client_relay_msg(struct client *c, const struct sbuf_msg *msg)
 		return done(c, SBUF_DROP);
 	}
 	return done(c, SBUF_FORWARD);
+}
+
+enum sbuf_action client_relay_msg(struct client *c, const struct sbuf_msg *msg)
+{
+	double now = rt_now();
+	enum sbuf_action act;
+	struct pool *pool;
+
+	c->last_activity = now;
+	if (msg->type == FE_TERMINATE) {
+		c->sb.input_done = true;
+		client_close(c, "client close request");
+		return SBUF_CLOSED;
+	}
+	stats_request_arrived(&c->stats, now);
+	act = relay(c, msg);
+	if (act != SBUF_FORWARD && act != SBUF_DROP)
+		return act;	/* asked again later, or the client is gone */
+	/* counted where PgBouncer counts: in the pool of the server it went to */
+	pool = c->server ? c->server->pool : c->pool;
+	if (!pool)
+		return act;
+	stats_request_taken(&pool->stats, &c->stats, msg->len);
+	/* a Query, Sync or FunctionCall taken with no server linked was answered here, ReadyForQuery included */
+	if (!c->server && (msg->type == FE_QUERY || msg->type == FE_SYNC || msg->type == FE_FUNCTION_CALL))
+		stats_request_done(&pool->stats, &c->stats, PROTO_TXN_IDLE, now);
+	return act;
 }
 
 void client_janitor(void)

@@ -9,7 +9,9 @@
 #include "client_params.h"
 #include "config.h"
 #include "log.h"
+#include "pool.h"
 #include "runtime.h"
+#include "stats.h"
 #include "tenant.h"
 
 static const struct server_link_events events = {
@@ -46,10 +48,15 @@ void link_detach(struct server *s)
 
 void link_hand_over(struct server *s, struct client *c)
 {
+	double now = rt_now();
+
+	s->pool->stats.server_assignment_count++;
+	if (c->state == CL_WAITING)
+		s->pool->stats.wait_time += stats_usec(c->request_time, now);
 	server_change_state(s, SV_ACTIVE);
 	s->used = true;
 	s->last_mode = c->pool_mode;
-	s->last_used = rt_now();
+	s->last_used = now;
 	attach(s, c);
 	if (c->role_told && c->pool_mode != POOL_MODE_SESSION)
 		client_param_resync_roles(c, &s->params);
@@ -120,16 +127,21 @@ void link_request_msg(struct server *s, uint8_t type)
 
 bool link_ready(struct server *s, char status)
 {
+	double now = rt_now();
+
 	if (s->txn_status == PROTO_TXN_IDLE && status != PROTO_TXN_IDLE)
 		s->xact_start = s->query_start;
 	s->txn_status = status;
 	if (s->pending_ready > 0)
 		s->pending_ready--;
-	if (s->pending_ready > 0)
-		s->query_start = rt_now();	/* the next pipelined request is running now */
-	else
-		s->ready_time = rt_now();
-	return s->pending_ready == 0;
+	if (s->pending_ready > 0) {
+		s->query_start = now;	/* the next pipelined request is running now */
+		return false;
+	}
+	s->ready_time = now;
+	if (s->client)
+		stats_request_done(&s->pool->stats, &s->client->stats, status, now);
+	return true;
 }
 
 /* ---- the end of a transaction ---- */

@@ -26,6 +26,7 @@
 #include "runtime.h"
 #include "sbuf.h"
 #include "server.h"
+#include "stats.h"
 #include "tenant.h"
 
 #define MOONBOUNCER_VERSION "0.1.0"
@@ -372,6 +373,10 @@ int main(int argc, char **argv)
 	}
 	janitor = event_new(rt.base, -1, EV_PERSIST, on_janitor, NULL);
 	event_add(janitor, &period);
+	if (!stats_start(rt.base)) {
+		log_error("could not start the stats_period timer");
+		return 1;
+	}
 	log_info("moonbouncer " MOONBOUNCER_VERSION " started, pid %d", (int)getpid());
 
 	event_base_dispatch(rt.base);
@@ -389,6 +394,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < N_SIGS; i++)
 		event_free(sig_ev[i]);
 	event_free(janitor);
+	stats_stop();
 	rt_stop();
 	dns_shutdown();
 	sbuf_module_shutdown();

@@ -9,6 +9,7 @@
 #include "config.h"
 #include "list.h"
 #include "params.h"
+#include "stats.h"
 
 struct client;
 struct server;
@@ -46,10 +47,9 @@ struct pool {
 	int n_clients;
 	int n_waiting;			/* length of waiting_clients */
 
-	/* prepared statements (transaction pooling) */
-	unsigned long long ps_client_parses;	/* named Parse messages from clients */
-	unsigned long long ps_server_parses;	/* Parse messages sent to servers */
-	unsigned long long ps_binds;		/* Binds of named statements */
+	/* traffic since start (SHOW STATS), and its snapshots at the last two stats_period ticks (the averages) */
+	struct stats_counters stats;
+	struct stats_counters stats_newer, stats_older;
 
 	unsigned conn_generation;	/* bumped when a reload changes how servers are reached */
 	double unused_since;		/* "*" pools: no client since then (autodb_idle_timeout) */

@@ -112,7 +112,7 @@ static bool ensure_prepared(struct server *s, struct ps_stmt *st)
 	if (!make_room(s))
 		return false;
 	send_parse(s, st);
-	s->pool->ps_server_parses++;
+	s->pool->stats.server_parse_count++;
 	return push(s, REPLY_DROP, st) && ps_server_add(&s->ps_cache, st, g_use_counter);
 }
 
@@ -229,7 +229,7 @@ bool ps_relay_client_unlinked(struct client *c, const struct sbuf_msg *msg, enum
 			*act = out_of_memory(c);
 			return true;
 		}
-		c->pool->ps_client_parses++;
+		c->pool->stats.client_parse_count++;
 		answer_parse(c);
 		*act = SBUF_DROP;
 		return true;
@@ -315,7 +315,7 @@ static bool handle_parse(struct client *c, struct server *s, const struct sbuf_m
 		return true;
 	}
 	scan_statement(st);
-	c->pool->ps_client_parses++;
+	c->pool->stats.client_parse_count++;
 	if (ps_server_has(&s->ps_cache, st, ++g_use_counter)) {
 		/* prepared here already: a Close of nothing stands in, and its answer becomes ParseComplete */
 		send_close(s, NOOP_NAME);
@@ -332,7 +332,7 @@ static bool handle_parse(struct client *c, struct server *s, const struct sbuf_m
 		return true;
 	}
 	send_parse(s, st);
-	s->pool->ps_server_parses++;
+	s->pool->stats.server_parse_count++;
 	if (!push(s, REPLY_FORWARD, st) || !ps_server_add(&s->ps_cache, st, g_use_counter)) {
 		*act = out_of_memory(c);
 		return true;
@@ -377,7 +377,7 @@ static bool handle_bind(struct client *c, struct server *s, const struct sbuf_ms
 		*act = out_of_memory(c);
 		return true;
 	}
-	c->pool->ps_binds++;
+	c->pool->stats.bind_count++;
 	/* our head (same portal, our statement name), then the rest of the client's Bind as it is */
 	newlen = msg->len - 1 - nlen + (uint32_t)strlen(st->server_name);
 	pktbuf_init(&b);

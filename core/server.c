@@ -732,6 +732,14 @@ static enum sbuf_action idle_msg(struct server *s, const struct sbuf_msg *msg)
 	}
 }
 
+/* Bytes from servers count once a message is taken, after login, as PgBouncer counts them (relayed or not). */
+static enum sbuf_action counted(struct server *s, const struct sbuf_msg *msg, enum sbuf_action act)
+{
+	if (act == SBUF_FORWARD || act == SBUF_FORWARD_PAUSE || act == SBUF_DROP)
+		s->pool->stats.bytes_sent += msg->len;
+	return act;
+}
+
 static enum sbuf_action on_msg(struct sbuf *sb, const struct sbuf_msg *msg)
 {
 	struct server *s = sb->owner;
@@ -740,11 +748,11 @@ static enum sbuf_action on_msg(struct sbuf *sb, const struct sbuf_msg *msg)
 	case PHASE_LOGIN:
 		return login_msg(s, msg);
 	case PHASE_RELAY:
-		return relay_msg(s, msg);
+		return counted(s, msg, relay_msg(s, msg));
 	case PHASE_INTERNAL:
-		return internal_msg(s, msg);
+		return counted(s, msg, internal_msg(s, msg));
 	case PHASE_IDLE:
-		return idle_msg(s, msg);
+		return counted(s, msg, idle_msg(s, msg));
 	case PHASE_CLOSING:
 		return SBUF_DROP;
 	case PHASE_CONNECT:
