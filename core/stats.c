@@ -17,6 +17,8 @@
 #define USEC 1000000LL
 
 static struct event *g_tick;
+/* the console's counters, as a pool's: now, and at the last two ticks */
+static struct stats_counters g_console, g_console_newer, g_console_older;
 /* when the two snapshots of every pool were taken (microseconds of rt_now()) */
 static long long g_old_stamp, g_new_stamp;
 
@@ -52,6 +54,20 @@ void stats_add(struct stats_counters *sum, const struct stats_counters *add)
 	sum->server_parse_count += add->server_parse_count;
 	sum->bind_count += add->bind_count;
 	sum->client_login_count += add->client_login_count;
+}
+
+void stats_console_login(void)
+{
+	g_console.client_login_count++;
+}
+
+void stats_console_command(struct stats_request *r)
+{
+	if (r->counted)
+		return;
+	r->counted = true;
+	g_console.query_count++;
+	g_console.xact_count++;
 }
 
 /* delta per second over dur_usec (128 bits: a byte count times a million overflows 64 past 18 TB) */
@@ -109,6 +125,10 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	(void)arg;
 	g_old_stamp = g_new_stamp;
 	g_new_stamp = now_usec();
+	g_console_older = g_console_newer;
+	g_console_newer = g_console;
+	stats_add(&cur, &g_console);
+	stats_add(&old, &g_console_older);
 	for (struct list *it = pool_list()->next; it != pool_list(); it = it->next) {
 		struct pool *pool = container_of(it, struct pool, head);
 		pool->stats_older = pool->stats_newer;
@@ -146,7 +166,8 @@ void stats_stop(void)
 	g_tick = NULL;
 }
 
-/* ---- the views: one row per database, its pools summed, in name order (PgBouncer's pool order) ---- */
+/* ---- the views: one row per database, its pools summed, in name order (PgBouncer's pool order), the console's
+ * included ---- */
 
 struct db_stats {
 	const char *name;
@@ -158,15 +179,22 @@ static int by_name(const void *a, const void *b)
 	return strcmp(((const struct db_stats *)a)->name, ((const struct db_stats *)b)->name);
 }
 
-/* The databases' sums (current and at the older snapshot), sorted; NULL with *n = 0 when there is no pool or no
- * memory (*failed then). */
+/* The databases' sums (current and at the older snapshot), the console's first, sorted; NULL with *n = 0 when out
+ * of memory (*failed then). */
 static struct db_stats *per_database(int *n, bool *failed)
 {
-	struct db_stats *dbs = NULL;
-	int cap = 0;
+	struct db_stats *dbs = malloc(8 * sizeof(*dbs));
+	int cap = 8;
 
 	*n = 0;
-	*failed = false;
+	*failed = !dbs;
+	if (!dbs)
+		return NULL;
+	memset(&dbs[0], 0, sizeof(dbs[0]));
+	dbs[0].name = STATS_CONSOLE_DB;
+	dbs[0].cur = g_console;
+	dbs[0].old = g_console_older;
+	*n = 1;
 	for (struct list *it = pool_list()->next; it != pool_list(); it = it->next) {
 		const struct pool *pool = container_of(it, struct pool, head);
 		int i;
@@ -174,7 +202,7 @@ static struct db_stats *per_database(int *n, bool *failed)
 			;
 		if (i == *n) {
 			if (*n == cap) {
-				struct db_stats *more = realloc(dbs, (size_t)(cap ? cap * 2 : 8) * sizeof(*dbs));
+				struct db_stats *more = realloc(dbs, (size_t)cap * 2 * sizeof(*dbs));
 				if (!more) {
 					free(dbs);
 					*n = 0;
@@ -182,7 +210,7 @@ static struct db_stats *per_database(int *n, bool *failed)
 					return NULL;
 				}
 				dbs = more;
-				cap = cap ? cap * 2 : 8;
+				cap *= 2;
 			}
 			memset(&dbs[i], 0, sizeof(dbs[i]));
 			dbs[i].name = pool->db_name;
@@ -287,7 +315,7 @@ struct view *stats_view_averages(void)
 struct view *stats_view_totals_list(void)
 {
 	struct view *v = view_new("sN", "name", "value");
-	struct stats_counters t = { 0 }, old = { 0 }, a;
+	struct stats_counters t = g_console, old = g_console_older, a;
 
 	if (!v)
 		return NULL;

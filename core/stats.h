@@ -70,6 +70,13 @@ void stats_average(struct stats_counters *avg, const struct stats_counters *cur,
 /* sum += add, field by field. */
 void stats_add(struct stats_counters *sum, const struct stats_counters *add);
 
+/* The admin console's database has no pool; PgBouncer lists it in SHOW STATS all the same, as "pgbouncer". What
+ * it counts there: a console login, and for each console client its first command (PgBouncer never ends a console
+ * client's query, so later commands add nothing). */
+#define STATS_CONSOLE_DB "pgbouncer"
+void stats_console_login(void);
+void stats_console_command(struct stats_request *r);
+
 /* Start the stats_period timer on base (snapshots for the averages, and the log_stats line); stop it. */
 bool stats_start(struct event_base *base) __attribute__((warn_unused_result));
 void stats_stop(void);

@@ -215,10 +215,11 @@ static const char *cell(const struct view *v, int row, const char *col)
 	return i >= 0 && row < v->nrows ? view_cell(v, row, i) : "(none)";
 }
 
-/* One row per database, its pools summed, in name order. */
+/* One row per database, its pools summed, in name order; the console's database among them. */
 static void test_views(void)
 {
 	struct pool a1, a2, b;
+	struct stats_request console_client = { 0 };
 	struct view *v;
 
 	init_pool(&b, "zeta", "u1");
@@ -234,37 +235,45 @@ static void test_views(void)
 	list_append(pool_list(), &b.head);
 	list_append(pool_list(), &a1.head);
 	list_append(pool_list(), &a2.head);
+	/* a console client logs in and runs two commands: one query and one transaction, as PgBouncer counts */
+	stats_console_login();
+	stats_console_command(&console_client);
+	stats_console_command(&console_client);
 
 	v = stats_view_totals();
-	UNIT_CHECK(v && !v->failed && v->nrows == 2, "STATS_TOTALS: a row per database");
-	if (v && v->nrows == 2) {
+	UNIT_CHECK(v && !v->failed && v->nrows == 3, "STATS_TOTALS: a row per database, the console's included");
+	if (v && v->nrows == 3) {
 		UNIT_EQ_STR(cell(v, 0, "database"), "alpha", "in name order");
 		UNIT_EQ_STR(cell(v, 0, "xact_count"), "7", "the database's pools are summed");
 		UNIT_EQ_STR(cell(v, 0, "bytes_received"), "100", "bytes received");
 		UNIT_EQ_STR(cell(v, 0, "bytes_sent"), "5000", "bytes sent");
 		UNIT_EQ_STR(cell(v, 0, "client_parse_count"), "9", "client parses");
-		UNIT_EQ_STR(cell(v, 1, "database"), "zeta", "then the next database");
-		UNIT_EQ_STR(cell(v, 1, "client_login_count"), "2", "logins");
+		UNIT_EQ_STR(cell(v, 1, "database"), "pgbouncer", "the console's database");
+		UNIT_CHECK(strcmp(cell(v, 1, "client_login_count"), "1") == 0 && strcmp(cell(v, 1, "query_count"), "1") == 0 &&
+				   strcmp(cell(v, 1, "xact_count"), "1") == 0,
+			   "the console: its login, and its client's first command as a query and a transaction");
+		UNIT_EQ_STR(cell(v, 2, "database"), "zeta", "then the next database");
+		UNIT_EQ_STR(cell(v, 2, "client_login_count"), "2", "logins");
 	}
 	view_free(v);
 
 	v = stats_view_stats();
-	UNIT_CHECK(v && v->ncols == 25 && v->nrows == 2, "STATS: 25 columns, a row per database");
-	if (v && v->nrows == 2) {
+	UNIT_CHECK(v && v->ncols == 25 && v->nrows == 3, "STATS: 25 columns, a row per database");
+	if (v && v->nrows == 3) {
 		UNIT_EQ_STR(cell(v, 0, "total_xact_count"), "7", "STATS: totals");
 		UNIT_EQ_STR(cell(v, 0, "total_sent"), "5000", "STATS: total_sent");
 	}
 	view_free(v);
 
 	v = stats_view_averages();
-	UNIT_CHECK(v && v->ncols == 13 && v->nrows == 2, "STATS_AVERAGES: a row per database");
+	UNIT_CHECK(v && v->ncols == 13 && v->nrows == 3, "STATS_AVERAGES: a row per database");
 	view_free(v);
 
 	v = stats_view_totals_list();
 	UNIT_CHECK(v && v->nrows == 24, "TOTALS: 12 totals and 12 averages");
 	if (v && v->nrows == 24) {
 		UNIT_EQ_STR(view_cell(v, 1, 0), "total_xact_count", "TOTALS: PgBouncer's row names");
-		UNIT_EQ_STR(view_cell(v, 1, 1), "14", "TOTALS: every pool summed");
+		UNIT_EQ_STR(view_cell(v, 1, 1), "15", "TOTALS: every pool summed, and the console");
 		UNIT_EQ_STR(view_cell(v, 3, 0), "total_client_bytes", "TOTALS: bytes received as total_client_bytes");
 		UNIT_EQ_STR(view_cell(v, 4, 1), "5000", "TOTALS: bytes sent as total_server_bytes");
 		UNIT_EQ_STR(view_cell(v, 12, 0), "avg_server_assignment_count", "TOTALS: then the averages");
@@ -275,7 +284,8 @@ static void test_views(void)
 	list_remove(&a2.head);
 	list_remove(&b.head);
 	v = stats_view_totals();
-	UNIT_CHECK(v && v->nrows == 0, "no pool: no row");
+	UNIT_CHECK(v && v->nrows == 1 && strcmp(cell(v, 0, "database"), "pgbouncer") == 0,
+		   "no pool: the console's row alone, as in PgBouncer");
 	view_free(v);
 }
 
