@@ -16,6 +16,7 @@
 static struct list g_login = { &g_login, &g_login };
 static struct list g_all = { &g_all, &g_all };
 static struct list g_closed = { &g_closed, &g_closed };
+static struct list g_console = { &g_console, &g_console };	/* logged-in console clients: no pool */
 
 struct list *client_logins(void)
 {
@@ -68,7 +69,7 @@ void client_change_state(struct client *c, enum client_state state)
 		list_append(&pool->welcome_clients, &c->head);
 		break;
 	case CL_ACTIVE:
-		list_append(&pool->active_clients, &c->head);
+		list_append(pool ? &pool->active_clients : &g_console, &c->head);
 		break;
 	case CL_WAITING:
 		list_append(&wait_pool->waiting_clients, &c->head);

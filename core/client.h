@@ -93,6 +93,12 @@ struct client {
 	uint32_t cancel_pid;
 	uint32_t cancel_key;
 
+	/* the admin console (database pgbouncer): no pool, no server; console_admin may run every command */
+	bool console;
+	bool console_admin;
+	int console_wait;		/* a PAUSE or WAIT_CLOSE answered once done (enum in admin.c) */
+	char console_wait_db[128];	/* its database, or empty for all */
+
 	/* authentication */
 	enum client_auth_step auth_step;
 	char *secret;			/* copy of the auth_file secret, or NULL */

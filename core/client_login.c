@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "admin.h"
 #include "client.h"
 #include "client_params.h"
 #include "client_policy.h"
@@ -17,6 +18,7 @@
 #include "config.h"
 #include "link.h"
 #include "log.h"
+#include "control.h"
 #include "net.h"
 #include "pool.h"
 #include "runtime.h"
@@ -242,12 +244,19 @@ static enum sbuf_action auth_ok(struct client *c)
 	const char *server_user;
 	struct pool *pool;
 
+	if (admin_is_console_db(c->database))
+		return admin_login(c);
 	if (!db) {
 		char reason[300], abuf[64];
 		if (rt.cfg->log_connections)
 			log_info("C-%llu %s/%s@%s login failed: db=%s user=%s", c->id, c->database, c->user,
 				 client_addr(c, abuf), c->database, c->user);
 		snprintf(reason, sizeof(reason), "no such database: %s", c->database);
+		return login_failed(c, reason);
+	}
+	if (control_db_disabled(c->database)) {
+		char reason[300];
+		snprintf(reason, sizeof(reason), "database \"%s\" is disabled", c->database);
 		return login_failed(c, reason);
 	}
 	if (rt.shutdown != SHUTDOWN_NONE) {
@@ -383,6 +392,8 @@ static enum sbuf_action start_auth(struct client *c)
 			return SBUF_CLOSED;
 		}
 	}
+	if (admin_is_console_db(c->database) && admin_pre_login(c))
+		return admin_login(c);
 	switch (type) {
 	case AUTH_TYPE_ANY:
 		return auth_ok(c);
@@ -599,7 +610,7 @@ static enum sbuf_action handle_startup(struct client *c, const struct sbuf_msg *
 		sbuf_send_pkt(&c->sb, &b);
 		pktbuf_free(&b);
 	}
-	if (rt.n_clients > rt.cfg->max_client_conn) {
+	if (rt.n_clients > rt.cfg->max_client_conn && !admin_is_console_db(c->database)) {
 		client_fatal(c, "53300", "no more connections allowed (max_client_conn)");
 		return SBUF_CLOSED;
 	}
@@ -624,7 +635,7 @@ static enum sbuf_action on_msg(struct sbuf *sb, const struct sbuf_msg *msg)
 			return handle_startup(c, msg);
 		return handle_password(c, msg);
 	case CL_ACTIVE:
-		return client_relay_msg(c, msg);
+		return c->console ? admin_msg(c, msg) : client_relay_msg(c, msg);
 	case CL_WELCOME:
 	case CL_WAITING:
 	case CL_TENANT_WAIT:

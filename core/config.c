@@ -919,3 +919,33 @@ void config_foreach_key(const struct config *cfg,
 		cb(arg, main_keys[i].name, buf, main_keys[i].def ? main_keys[i].def : "");
 	}
 }
+
+bool config_key_changeable(const char *key)
+{
+	/* what a running process keeps from its start: sockets, identity, files, buffer size */
+	static const char *const fixed[] = { "disable_pqexec", "job_name", "listen_addr", "listen_backlog",
+					     "listen_port", "pidfile", "pkt_buf", "resolv_conf", "so_reuseport",
+					     "track_extra_parameters", "unix_socket_dir", "unix_socket_group",
+					     "unix_socket_mode", "user", "peer_id", "logfile", "syslog", "syslog_ident",
+					     "syslog_facility", "metrics_listen", NULL };
+
+	for (int i = 0; fixed[i]; i++)
+		if (strcmp(fixed[i], key) == 0)
+			return false;
+	return true;
+}
+
+bool config_set_key(struct config *cfg, const char *key, const char *value, char *err, size_t errlen)
+{
+	const struct key_def *k = find_key(main_keys, N_KEYS(main_keys), key);
+
+	if (!k) {
+		snprintf(err, errlen, "unknown config parameter: %s", key);
+		return false;
+	}
+	if (!config_key_changeable(k->name)) {
+		snprintf(err, errlen, "%s cannot be changed while running", k->name);
+		return false;
+	}
+	return set_value(cfg, k, value, "SET", err, errlen);
+}

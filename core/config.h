@@ -235,6 +235,12 @@ const char *config_pool_mode_name(enum pool_mode mode);
 /* The reverse, case-insensitive as ini values are; false for any other text (*out untouched). */
 bool config_pool_mode_parse(const char *s, enum pool_mode *out) __attribute__((warn_unused_result));
 
+/* Can the console's SET change this [pgbouncer] key in a running process? */
+bool config_key_changeable(const char *key);
+/* The console's SET: one [pgbouncer] key in cfg, validated as in the file. False with err otherwise. */
+bool config_set_key(struct config *cfg, const char *key, const char *value, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
 /* For SHOW CONFIG: every [pgbouncer] key in name order with its current value and its default. */
 void config_foreach_key(const struct config *cfg,
 			void (*cb)(void *arg, const char *key, const char *value, const char *default_value),

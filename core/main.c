@@ -13,11 +13,13 @@
 
 #include <event2/event.h>
 
+#include "admin.h"
 #include "authfile.h"
 #include "client.h"
 #include "client_login.h"
 #include "client_relay.h"
 #include "config.h"
+#include "control.h"
 #include "dns.h"
 #include "listener.h"
 #include "log.h"
@@ -29,7 +31,7 @@
 #include "stats.h"
 #include "tenant.h"
 
-#define MOONBOUNCER_VERSION "0.1.0"
+#include "version.h"
 #define JANITOR_PERIOD_MS 100
 
 static const char *g_config_path;
@@ -82,7 +84,7 @@ static void apply_logging(const struct config *cfg)
 		log_error("could not open log file %s: %s", cfg->logfile, strerror(errno));
 }
 
-static void reload(void)
+static bool reload(void)
 {
 	struct config *cfg, *old = rt.cfg;
 	struct authfile *auth, *old_auth = rt.auth;
@@ -90,7 +92,7 @@ static void reload(void)
 	log_info("reloading configuration from %s", g_config_path);
 	if (!load_all(&cfg, &auth)) {
 		log_error("reload failed: keeping the previous configuration");
-		return;
+		return false;
 	}
 	if ((old->listen_addr && cfg->listen_addr && strcmp(old->listen_addr, cfg->listen_addr) != 0) ||
 	    old->listen_port != cfg->listen_port)
@@ -101,7 +103,7 @@ static void reload(void)
 			log_error("reload failed: %s: keeping the previous configuration and policies", err);
 			config_free(cfg);
 			authfile_free(auth);
-			return;
+			return false;
 		}
 	}
 	rt.cfg = cfg;
@@ -114,6 +116,7 @@ static void reload(void)
 	config_free(old);
 	authfile_free(old_auth);
 	log_info("configuration reloaded");
+	return true;
 }
 
 /*
@@ -143,13 +146,27 @@ static void start_shutdown(enum shutdown_mode mode)
 	rt_check_shutdown();
 }
 
+/* The console's SHUTDOWN: SHUTDOWN_NONE ends the loop at once. */
+static void console_shutdown(enum shutdown_mode mode)
+{
+	if (mode == SHUTDOWN_NONE)
+		event_base_loopbreak(rt.base);
+	else
+		start_shutdown(mode);
+}
+
+static void console_resume(void)
+{
+	pool_resume_all();
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	(void)what;
 	(void)arg;
 	switch (sig) {
 	case SIGHUP:
-		reload();
+		(void)reload();
 		break;
 	case SIGINT:
 		if (rt.shutdown != SHUTDOWN_NONE) {
@@ -180,6 +197,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 		}
 		log_info("got SIGUSR2, resuming");
 		rt.paused = false;
+		control_resume_all_dbs();
 		pool_resume_all();
 		break;
 	}
@@ -199,6 +217,7 @@ static void on_janitor(evutil_socket_t fd, short what, void *arg)
 	(void)arg;
 	client_janitor();
 	tenant_janitor();
+	admin_janitor();
 	pool_open_forced();
 	struct list *it, *tmp;
 	LIST_FOREACH_SAFE(it, tmp, pool_list()) {
@@ -371,6 +390,14 @@ int main(int argc, char **argv)
 		sigfillset(&sa.sa_mask);
 		sigaction(SIGQUIT, &sa, NULL);
 	}
+	{
+		static const struct admin_hooks admin_hooks = {
+			.reload = reload,
+			.shutdown = console_shutdown,
+			.resume = console_resume,
+		};
+		admin_init(&admin_hooks);
+	}
 	janitor = event_new(rt.base, -1, EV_PERSIST, on_janitor, NULL);
 	event_add(janitor, &period);
 	if (!stats_start(rt.base)) {
@@ -390,6 +417,7 @@ int main(int argc, char **argv)
 	server_free_closed();
 	pool_free_all();
 	tenant_free_all();
+	control_free();
 	policy_shutdown();
 	for (int i = 0; i < N_SIGS; i++)
 		event_free(sig_ev[i]);

@@ -7,6 +7,7 @@
 
 #include "authfile.h"
 #include "client.h"
+#include "control.h"
 #include "link.h"
 #include "log.h"
 #include "runtime.h"
@@ -237,7 +238,7 @@ static void launch_as_needed(struct pool *pool)
 	int need = pool->n_waiting;
 	int size = current_size(pool);
 
-	if (rt.shutdown == SHUTDOWN_WAIT_SERVERS || rt.paused || !pool->db)
+	if (rt.shutdown == SHUTDOWN_WAIT_SERVERS || !pool->db || control_db_paused(pool->db_name))
 		return;
 	if (!pool->have_welcome && !list_empty(&pool->welcome_clients) && need == 0)
 		need = 1;
@@ -389,7 +390,8 @@ void pool_request_server(struct pool *pool, struct client *client)
 {
 	struct list *it;
 
-	if (rt.shutdown != SHUTDOWN_WAIT_SERVERS && !rt.paused && !list_empty(&pool->idle_servers)) {
+	if (rt.shutdown != SHUTDOWN_WAIT_SERVERS && !control_db_paused(pool->db_name) &&
+	    !list_empty(&pool->idle_servers)) {
 		struct server *s;
 		/* LIFO keeps the busiest servers warm and lets the rest time out; round robin spreads load */
 		it = rt.cfg->server_round_robin ? pool->idle_servers.next : pool->idle_servers.prev;
@@ -454,7 +456,7 @@ static void server_ready(struct server *server)
 		server->await_cancel = true;
 		return;
 	}
-	if (!list_empty(&pool->waiting_clients) && !rt.paused) {
+	if (!list_empty(&pool->waiting_clients) && !control_db_paused(pool->db_name)) {
 		struct client *c = container_of(pool->waiting_clients.next, struct client, head);
 		link_hand_over(server, c);
 		return;
@@ -616,6 +618,26 @@ void pool_close_idle(void)
 		struct pool *pool = container_of(it, struct pool, head);
 		close_list(&pool->idle_servers, "shutting down");
 	}
+}
+
+void pool_close_idle_servers(struct pool *pool, const char *reason)
+{
+	close_list(&pool->idle_servers, reason);
+}
+
+void pool_kill(struct pool *pool, const char *reason)
+{
+	struct list *it, *tmp;
+
+	LIST_FOREACH_SAFE(it, tmp, client_all()) {
+		struct client *c = container_of(it, struct client, all);
+		if (c->state != CL_CLOSED && (c->pool == pool || c->txn_pool == pool))
+			client_fatal(c, "08P01", "%s", reason);
+	}
+	close_list(&pool->login_servers, reason);
+	close_list(&pool->idle_servers, reason);
+	close_list(&pool->active_servers, reason);
+	close_list(&pool->used_servers, reason);
 }
 
 void pool_close_all(void)

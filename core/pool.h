@@ -76,6 +76,10 @@ void pool_reconfigure(void);
 /* Servers in use anywhere (shutdown waits for zero). */
 int pool_servers_in_use(void);
 void pool_close_all(void);
+/* PAUSE: its idle servers close (the rest close as their clients release them). */
+void pool_close_idle_servers(struct pool *pool, const char *reason);
+/* KILL: every client and server of the pool goes at once. */
+void pool_kill(struct pool *pool, const char *reason);
 /* Close idle servers (shutdown). */
 void pool_close_idle(void);
 /* A client is waiting for welcome parameters: make sure a server login is under way. */

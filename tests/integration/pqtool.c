@@ -38,6 +38,8 @@ static void usage(void)
 		"  connect CONNSTR                 log in, print OK\n"
 		"  query CONNSTR SQL...            run each statement, print rows tab-separated\n"
 		"  backend-pid CONNSTR             print pg_backend_pid() of the server session\n"
+		"  columns CONNSTR SQL             run SQL (simple protocol), print its columns on one line as\n"
+		"                                  name:type (text, int4, int8, numeric, bytea or the OID)\n"
 		"  cancel CONNSTR [DELAY]          SELECT pg_sleep(60), PQcancel after DELAY s (1);\n"
 		"                                  print SQLSTATE and seconds until the query ended\n"
 		"  params CONNSTR NAME...          print NAME, current_setting(NAME), PQparameterStatus\n"
@@ -172,6 +174,39 @@ static int cmd_query(int argc, char **argv)
 			break;
 		}
 	}
+	PQfinish(conn);
+	return rc;
+}
+
+static int cmd_columns(int argc, char **argv)
+{
+	PGconn *conn;
+	PGresult *res;
+	int rc = 0;
+
+	if (argc != 2)
+		usage();
+	conn = connect_verbose(argv[0]);
+	res = PQexec(conn, argv[1]);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		printf("ERROR %s %s\n", state ? state : "-----", PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)
+								   ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)
+								   : PQerrorMessage(conn));
+		rc = 1;
+	} else {
+		for (int i = 0; i < PQnfields(res); i++) {
+			Oid t = PQftype(res, i);
+			const char *name = t == 25 ? "text" : t == 23 ? "int4" : t == 20 ? "int8" : t == 1700 ? "numeric"
+					 : t == 17 ? "bytea" : NULL;
+			if (name)
+				printf("%s%s:%s", i ? " " : "", PQfname(res, i), name);
+			else
+				printf("%s%s:%u", i ? " " : "", PQfname(res, i), (unsigned)t);
+		}
+		printf("\n");
+	}
+	PQclear(res);
 	PQfinish(conn);
 	return rc;
 }
@@ -606,6 +641,8 @@ int main(int argc, char **argv)
 		return cmd_connect(argc - 2, argv + 2);
 	if (strcmp(argv[1], "query") == 0)
 		return cmd_query(argc - 2, argv + 2);
+	if (strcmp(argv[1], "columns") == 0)
+		return cmd_columns(argc - 2, argv + 2);
 	if (strcmp(argv[1], "backend-pid") == 0)
 		return cmd_backend_pid(argc - 2, argv + 2);
 	if (strcmp(argv[1], "cancel") == 0)

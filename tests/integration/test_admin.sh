@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# The admin console (database pgbouncer, alias moonbouncer): who may log in and what, PgBouncer 1.25.2's
+# SHOW columns and types, numbers against a known load, and the commands that act (PAUSE, RESUME, KILL,
+# RECONNECT, DISABLE/ENABLE, KILL_CLIENT, RELOAD, SET, WAIT_CLOSE).
+set -uo pipefail
+source "$(dirname "$0")/lib.sh"
+mb_test_init admin
+
+su=$MB_SCRAM_USER sp=$MB_SCRAM_PASS
+mb_pgdb "$MB_DB" "pool_size=2"
+mb_pgdb mb_other
+mb_user "$su" "$sp"
+mb_user adm adm-secret
+mb_user st st-secret
+mb_user nobody nobody-secret
+mb_set auth_type scram-sha-256
+mb_set pool_mode transaction
+mb_set admin_users adm
+mb_set stats_users "st, $su"
+mb_set max_client_conn 12
+mb_set query_wait_timeout 30
+mb_start_or_bail
+c=$(mb_connstr "$su" "$sp" "$MB_DB")
+adm=$(mb_connstr adm adm-secret pgbouncer)
+st=$(mb_connstr st st-secret pgbouncer)
+q() { pqt query "$@" 2>&1; }
+sqlstate() { awk '$1 == "ERROR" {print $2; exit}' <<<"$1"; }
+# one column of a SHOW, for the row whose first column is KEY: col CONN "SHOW X" KEY N
+col() { q "$1" "$2" | awk -F'\t' -v k="$3" -v n="$4" '$1 == k { print $n; exit }'; }
+
+# --- who may log in, and what
+mb_is "$(q "$adm" "SHOW VERSION")" "moonbouncer 0.1.0" "an admin_users user logs in; SHOW VERSION"
+mb_is "$(q "$(mb_connstr adm adm-secret moonbouncer)" "show version;")" "moonbouncer 0.1.0" \
+	"database moonbouncer is the same console; commands in any case with a trailing ;"
+out=$(q "$(mb_connstr nobody nobody-secret pgbouncer)" "SHOW VERSION")
+mb_is "$(sqlstate "$out")" 42501 "a user in neither list is refused ($out)"
+out=$(q "$(mb_connstr adm wrong pgbouncer)" "SHOW VERSION")
+mb_is "$(sqlstate "$out")" 08P01 "a wrong password is refused as for any database ($out)"
+mb_like "$(q "$st" "SHOW POOLS")" "^pgbouncer	pgbouncer	" "a stats_users user may SHOW"
+out=$(q "$st" "PAUSE")
+mb_is "$out" "ERROR 42501 admin access needed" "... but not PAUSE"
+out=$(q "$adm" "SHOW NOTHING")
+mb_like "$out" "^ERROR [0-9A-Z]{5} invalid command 'SHOW NOTHING'" "an unknown SHOW is an error"
+out=$(q "$adm" "FROB")
+mb_is "$(sqlstate "$out")" 42601 "an unknown command is a syntax error ($out)"
+out=$(q "$adm" "SHOW FDS")
+mb_like "$out" "^ERROR 0A000 SHOW FDS is not supported" "SHOW FDS: no online restart here, said so"
+mb_like "$(q "$adm" "SHOW POOLS" "SHOW VERSION")" "moonbouncer" "the connection serves several commands"
+
+# --- the columns and their types are PgBouncer 1.25.2's (tests/integration/admin_columns.tsv)
+while IFS=$'\t' read -r cmd want; do
+	[ -z "$cmd" ] || [ "${cmd:0:1}" = "#" ] && continue
+	got=$(pqt columns "$adm" "$cmd" 2>&1)
+	mb_is "$got" "$want" "$cmd: columns and types as PgBouncer 1.25.2"
+done <"$(dirname "$0")/admin_columns.tsv"
+
+# --- numbers against a known load: 5 clients on a pool of 2
+loads=()
+for i in 1 2 3 4 5; do
+	mb_bg "$T_DIR/load$i.out" "$PQTOOL" query "$c" "SELECT 'served', pg_sleep(3)"
+	loads+=("$MB_BG_PID")
+done
+for ((i = 0; i < 50; i++)); do
+	waiting=$(col "$adm" "SHOW POOLS" "$MB_DB" 4)
+	[ "$waiting" = 3 ] && break
+	sleep 0.1
+done
+pools=$(q "$adm" "SHOW POOLS" | awk -F'\t' -v d="$MB_DB" '$1 == d')
+mb_is "$(cut -f4 <<<"$pools")" 3 "SHOW POOLS: cl_waiting = 3 ($pools)"
+mb_is "$(cut -f7 <<<"$pools")" 2 "SHOW POOLS: sv_active = 2"
+mb_like "$(cut -f14,15 <<<"$pools")" $'^[0-9]+\t[0-9]+$' "SHOW POOLS: maxwait and maxwait_us are numbers"
+mb_unlike "$(cut -f14,15 <<<"$pools")" $'^0\t0$' "SHOW POOLS: maxwait > 0 with clients waiting"
+mb_is "$(q "$adm" "SHOW CLIENTS" | awk -F'\t' -v d="$MB_DB" '$3 == d {print $5}' | sort | uniq -c |
+	awk '{printf "%s %s ", $1, $2}')" "2 active 3 waiting " "SHOW CLIENTS: 2 active, 3 waiting"
+mb_is "$(q "$adm" "SHOW SERVERS" | awk -F'\t' -v d="$MB_DB" '$3 == d {print $5}' | sort | uniq -c |
+	awk '{printf "%s %s ", $1, $2}')" "2 active " "SHOW SERVERS: 2 active"
+mb_is "$(col "$adm" "SHOW DATABASES" "$MB_DB" 13)" 2 "SHOW DATABASES: current_connections = 2"
+mb_is "$(col "$adm" "SHOW DATABASES" "$MB_DB" 6)" 2 "SHOW DATABASES: pool_size = 2"
+mb_is "$(col "$adm" "SHOW LISTS" used_clients 2)" 6 "SHOW LISTS: used_clients counts the 5 and the console"
+for pid in "${loads[@]}"; do mb_wait_exit "$pid" 20; done
+mb_is "$(cat "$T_DIR"/load*.out | grep -c '^served')" 5 "the five clients were all served"
+
+# --- PAUSE waits for the running transaction, holds new ones until RESUME
+mb_bg "$T_DIR/running.out" "$PQTOOL" query "$c" "SELECT 'ran', pg_sleep(2)"
+sleep 0.5
+mb_bg "$T_DIR/pause.out" "$PQTOOL" query "$adm" "PAUSE"
+sleep 0.5
+mb_is "$(cat "$T_DIR/pause.out")" "" "PAUSE waits while a transaction runs"
+mb_wait_line "$T_DIR/running.out" 'ran' 10
+mb_wait_exit "$MB_BG_PID" 10
+mb_is "$(cat "$T_DIR/pause.out")" "" "... and answers once it is over (PAUSE has no rows)"
+mb_is "$(col "$adm" "SHOW DATABASES" "$MB_DB" 13)" 0 "paused: the servers are closed"
+mb_is "$(col "$adm" "SHOW STATE" paused 2)" yes "SHOW STATE: paused"
+mb_bg "$T_DIR/held.out" "$PQTOOL" query "$c" "SELECT 'held'"
+held=$MB_BG_PID
+sleep 1
+mb_is "$(cat "$T_DIR/held.out")" "" "paused: a new transaction waits"
+mb_is "$(q "$adm" "RESUME")" "" "RESUME"
+mb_wait_exit "$held" 10
+mb_is "$(cat "$T_DIR/held.out")" held "... and it runs after RESUME"
+mb_is "$(q "$adm" "RESUME")" "ERROR 08P01 pooler is not paused/suspended" "RESUME when not paused: an error"
+
+# --- PAUSE db / RESUME db: other databases go on
+mb_is "$(q "$adm" "PAUSE mb_other")" "" "PAUSE of one database"
+mb_is "$(col "$adm" "SHOW DATABASES" mb_other 16)" 1 "SHOW DATABASES: paused = 1 for it"
+mb_is "$(q "$c" "SELECT 'other db goes on'")" "other db goes on" "another database is served while it is paused"
+mb_is "$(q "$adm" "RESUME mb_other")" "" "RESUME of that database"
+mb_is "$(q "$adm" "PAUSE pgbouncer")" "ERROR 08P01 cannot pause admin db: pgbouncer" "the console cannot be paused"
+mb_is "$(q "$adm" "PAUSE nosuchdb")" "ERROR 08P01 no such database: nosuchdb" "PAUSE of an unknown database"
+
+# --- RECONNECT: servers are replaced as they are released
+pid1=$(q "$c" "SELECT pg_backend_pid()")
+mb_is "$(q "$adm" "RECONNECT $MB_DB")" "" "RECONNECT db"
+pid2=$(q "$c" "SELECT pg_backend_pid()")
+mb_like "$pid2" '^[0-9]+$' "a client is served after RECONNECT"
+[ "$pid1" != "$pid2" ] && mb_ok "... by a new server ($pid1 -> $pid2)" || mb_not_ok "RECONNECT: new server" "same pid $pid1"
+mb_is "$(q "$adm" "WAIT_CLOSE $MB_DB")" "" "WAIT_CLOSE: nothing old is left"
+
+# --- DISABLE / ENABLE
+mb_is "$(q "$adm" "DISABLE $MB_DB")" "" "DISABLE db"
+out=$(q "$c" "SELECT 1")
+mb_is "$out" "ERROR 08P01 database \"$MB_DB\" is disabled" "a new client of a disabled database is refused"
+mb_is "$(col "$adm" "SHOW DATABASES" "$MB_DB" 17)" 1 "SHOW DATABASES: disabled = 1"
+mb_is "$(q "$adm" "ENABLE $MB_DB")" "" "ENABLE db"
+mb_is "$(q "$c" "SELECT 'enabled'")" enabled "... and clients are served again"
+
+# --- KILL_CLIENT and KILL
+mb_bg "$T_DIR/victim.out" "$PQTOOL" hold "$c" 30
+victim=$MB_BG_PID
+mb_wait_line "$T_DIR/victim.out" connected 10
+id=$(q "$adm" "SHOW CLIENTS" | awk -F'\t' -v d="$MB_DB" '$3 == d {print $21; exit}')
+mb_is "$(q "$adm" "KILL_CLIENT $id")" "" "KILL_CLIENT $id"
+mb_wait_exit "$victim" 10
+mb_is "$(tail -n 1 "$T_DIR/victim.out")" closed "... that client is disconnected"
+mb_is "$(q "$adm" "KILL_CLIENT 999999")" "ERROR 08P01 client not found" "KILL_CLIENT of an unknown id"
+mb_bg "$T_DIR/victim2.out" "$PQTOOL" hold "$c" 30
+victim=$MB_BG_PID
+mb_wait_line "$T_DIR/victim2.out" connected 10
+mb_is "$(q "$adm" "KILL $MB_DB")" "" "KILL db"
+mb_wait_exit "$victim" 10
+mb_is "$(tail -n 1 "$T_DIR/victim2.out")" closed "... drops its clients"
+mb_is "$(col "$adm" "SHOW DATABASES" "$MB_DB" 16)" 1 "... and pauses it until RESUME"
+mb_is "$(q "$adm" "RESUME $MB_DB")" "" "RESUME after KILL"
+mb_check_healthy "served after KILL and RESUME"
+
+# --- RELOAD and SET
+mb_pgdb mb_reloaded "pool_size=7"
+mb_write_config
+mb_is "$(q "$adm" "RELOAD")" "" "RELOAD"
+mb_is "$(col "$adm" "SHOW DATABASES" mb_reloaded 6)" 7 "RELOAD applied a new entry (pool_size 7)"
+mb_is "$(q "$adm" "SET default_pool_size = 9")" "" "SET default_pool_size = 9"
+mb_is "$(col "$adm" "SHOW CONFIG" default_pool_size 2)" 9 "SHOW CONFIG shows it"
+mb_is "$(q "$adm" "SET server_reset_query = 'DISCARD ALL'")" "" "SET with a quoted value"
+mb_is "$(q "$adm" "SET listen_port = 1")" "ERROR 08P01 listen_port cannot be changed while running" \
+	"SET of a key that needs a restart: an error"
+mb_like "$(q "$adm" "SET nosuchkey = 1")" "^ERROR 08P01 unknown config parameter: nosuchkey" "SET of an unknown key"
+mb_is "$(q "$st" "SET default_pool_size = 3")" "ERROR 42501 admin access needed" "stats users cannot SET"
+
+# --- the console is not counted against max_client_conn
+for i in $(seq 1 12); do
+	mb_bg "$T_DIR/hold$i.out" "$PQTOOL" hold "$c" 20
+done
+for i in $(seq 1 12); do mb_wait_line "$T_DIR/hold$i.out" 'connected|ERROR' 10 || true; done
+mb_like "$(q "$c" "SELECT 1")" "max_client_conn" "max_client_conn reached for a database"
+mb_is "$(q "$adm" "SHOW VERSION")" "moonbouncer 0.1.0" "the console still logs in"
+
+mb_test_done
