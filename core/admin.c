@@ -16,6 +16,7 @@
 #include "pool.h"
 #include "proto.h"
 #include "server.h"
+#include "stats.h"
 #include "version.h"
 #include "view.h"
 #include "views.h"
@@ -109,6 +110,7 @@ enum sbuf_action admin_login(struct client *c)
 		log_info("C-%llu %s/%s@%s login attempt: db=%s user=%s tls=no (admin console, %s)", c->id, c->database,
 			 c->user, client_addr(c, abuf), c->database, c->user, c->console_admin ? "admin" : "stats");
 	send_welcome(c);
+	stats_console_login();
 	client_change_state(c, CL_ACTIVE);
 	return SBUF_DROP;
 }
@@ -641,6 +643,7 @@ enum sbuf_action admin_msg(struct client *c, const struct sbuf_msg *msg)
 		}
 		if (msg->avail < msg->len)
 			return SBUF_WAIT_FULL;
+		stats_console_command(&c->stats);
 		len = strnlen((const char *)msg->data + PROTO_HEADER_LEN, msg->len - PROTO_HEADER_LEN);
 		memcpy(sql, msg->data + PROTO_HEADER_LEN, len);
 		sql[len] = 0;
