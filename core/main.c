@@ -23,6 +23,7 @@
 #include "dns.h"
 #include "listener.h"
 #include "log.h"
+#include "metrics.h"
 #include "policy.h"
 #include "pool.h"
 #include "runtime.h"
@@ -112,6 +113,7 @@ static bool reload(void)
 	sbuf_module_set_bufsize((uint32_t)cfg->pkt_buf);
 	dns_reconfigure(cfg);
 	listener_reconfigure(cfg);
+	metrics_reconfigure(cfg->metrics_listen);
 	pool_reconfigure();
 	config_free(old);
 	authfile_free(old_auth);
@@ -139,6 +141,7 @@ static void start_shutdown(enum shutdown_mode mode)
 {
 	rt.shutdown = mode;
 	listener_close_tcp();
+	metrics_stop();
 	if (mode == SHUTDOWN_WAIT_SERVERS) {
 		client_shutdown_waiting();
 		pool_close_idle();
@@ -365,7 +368,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	sbuf_module_init(rt.base, (uint32_t)rt.cfg->pkt_buf);
-	if (!listener_open_all(rt.base, rt.cfg, client_accept, NULL, err, sizeof(err))) {
+	if (!listener_open_all(rt.base, rt.cfg, client_accept, NULL, err, sizeof(err)) ||
+	    !metrics_start(rt.base, rt.cfg->metrics_listen, err, sizeof(err))) {
 		log_error("%s", err);
 		return 1;
 	}
@@ -411,6 +415,7 @@ int main(int argc, char **argv)
 	log_info("shutting down");
 	rt.exiting = true;
 	listener_close_all();
+	metrics_stop();
 	client_close_all("server shutting down");
 	pool_close_all();
 	client_free_closed();
