@@ -51,7 +51,10 @@ DEMO_DEB_PKGS = build-essential pkg-config libevent-dev libssl-dev libluajit-5.1
 	util-linux
 FUZZ_DEB_PKGS = clang libclang-rt-dev
 TEST_DEB_PKGS = luajit libpq-dev postgresql-contrib lua-busted pgbouncer valgrind \
-	nodejs openjdk-17-jdk-headless libpostgresql-jdbc-java
+	nodejs openjdk-17-jdk-headless libpostgresql-jdbc-java curl jq prometheus
+# Debian's prometheus package brings promtool (test_metrics); where an init system runs, installing it also
+# starts a Prometheus server, which deps stops again when it installed the package itself.
+PROMETHEUS_WAS_INSTALLED := $(shell dpkg -s prometheus >/dev/null 2>&1 && echo yes)
 
 # make demo PORT=7432: the port moonbouncer listens on (default 6432, or a free one if that is taken)
 PORT =
@@ -154,6 +157,10 @@ deps-demo:
 
 deps:
 	$(call install_missing,$(DEMO_DEB_PKGS) $(TEST_DEB_PKGS))
+ifneq ($(PROMETHEUS_WAS_INSTALLED),yes)
+	@if [ -d /run/systemd/system ]; then systemctl disable --now prometheus >/dev/null 2>&1; \
+	elif [ -x /etc/init.d/prometheus ]; then /etc/init.d/prometheus stop >/dev/null 2>&1; fi; true
+endif
 	@# npm comes with some nodejs builds and separately with Debian's
 	@command -v npm >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y \
 		--no-install-recommends npm; } || { echo "deps: npm is missing" >&2; exit 1; }
