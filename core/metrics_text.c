@@ -53,6 +53,7 @@ static const struct column_metric stats_metrics[] = {
 	{ "query_time", NULL, "queries_duration_seconds_total", "counter", true,
 	  "Seconds server connections spent running queries" },
 	{ "bytes_received", NULL, "received_bytes_total", "counter", false, "Bytes received from clients" },
+	/* a column of PgBouncer before 1.8 (1.25's table has none): no metric, as with the exporter */
 	{ "requests", NULL, "queries_total", "counter", false, "SQL requests run through the pooler" },
 	{ "bytes_sent", NULL, "sent_bytes_total", "counter", false, "Bytes sent to clients" },
 	{ "wait_time", NULL, "client_wait_seconds_total", "counter", true,
