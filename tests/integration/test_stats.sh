@@ -2,14 +2,17 @@
 # Statistics as PgBouncer counts them, read from the log_stats line (stats_period = 1): its exact wording, a
 # quiet pooler logging zeros, transactions and queries counted once each (three queries per transaction in
 # the simple, extended and prepared protocols), logins, prepared-statement parses and binds, and bytes in
-# each direction. With the admin console, SHOW STATS_TOTALS is checked to the exact count.
+# each direction. Through the admin console: SHOW STATS_TOTALS to the exact count, TOTALS, the console's row,
+# and a client's wait for a server.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 mb_test_init stats
+mb_tool txn_tool TXN_TOOL
 
 su=$MB_SCRAM_USER sp=$MB_SCRAM_PASS
 mb_pgdb "$MB_DB"
 mb_pgdb mb_stats_exact "" "$MB_DB"
+mb_pgdb mb_stats_wait "pool_size=1" "$MB_DB"
 mb_user "$su" "$sp"
 mb_set auth_type scram-sha-256
 mb_set pool_mode transaction
@@ -123,10 +126,10 @@ mb_diag "bytes: in $in B/s, out $outb B/s summed over $(wc -l <<<"$PHASE") lines
 between "$in" 1 100000 "bytes: the query's bytes are counted in"
 between "$outb" $((1000 * in)) 1000000000000 "a 2 MB result for a short query: out (from servers) dwarfs in (from clients)"
 
-# ---- the exact totals, where the admin console serves SHOW STATS_TOTALS
+# ---- the exact totals, from the admin console
 totals=$(mb_psql "$su" "$sp" pgbouncer -F ' ' -c 'SHOW STATS_TOTALS' 2>&1)
 if [ $? != 0 ]; then
-	mb_diag "no admin console here (${totals:0:80}): exact totals not checked"
+	mb_not_ok "the admin console answers SHOW STATS_TOTALS" "$totals"
 else
 	mark=$(stats_count)
 	run_pgbench "exact" -c "$clients" -j 1 -t "$per_client" -M extended -f "$script" mb_stats_exact
@@ -156,6 +159,41 @@ else
 	tl=$(mb_psql "$su" "$sp" pgbouncer -F ' ' -c 'SHOW TOTALS')
 	between "$(awk '$1 == "total_xact_count" { print $2 }' <<<"$tl")" $((n_xacts + 1)) 100000000 \
 		"TOTALS: total_xact_count sums every database"
+
+	# the console's own row, as PgBouncer's: five console connections so far (this one included), each
+	# counted as a login, and its first command as a query and a transaction
+	row=$(mb_psql "$su" "$sp" pgbouncer -F ' ' -c 'SHOW STATS' | awk '$1 == "pgbouncer" { print $3, $4, $13 }')
+	mb_is "$row" "5 5 5" "STATS: the pgbouncer row counts console logins, and one query and transaction each"
+
+	# wait_time: a client queued behind a transaction that holds the pool's only server, released a second
+	# after the console showed it waiting, has waited that second at least
+	cat >"$T_DIR/hold.script" <<-EOF
+		open a $(mb_connstr "$su" "$sp" mb_stats_wait)
+		q a BEGIN
+		q a SELECT 1
+		echo held
+		sleep 60
+	EOF
+	mb_bg "$T_DIR/hold.out" "$TXN_TOOL" script "$T_DIR/hold.script"
+	hold_pid=$MB_BG_PID
+	mb_wait_line "$T_DIR/hold.out" '^held' 30 || mb_diag "the holder did not begin: $(cat "$T_DIR/hold.out")"
+	mb_bg "$T_DIR/wait.out" "$PQTOOL" query "$(mb_connstr "$su" "$sp" mb_stats_wait)" "SELECT 'waited'"
+	waiter_pid=$MB_BG_PID
+	waiting=
+	for ((i = 0; i < 100; i++)); do
+		waiting=$(mb_psql "$su" "$sp" pgbouncer -F ' ' -c 'SHOW POOLS' | awk '$1 == "mb_stats_wait" { print $4 }')
+		[ "$waiting" = 1 ] && break
+		sleep 0.1
+	done
+	mb_is "$waiting" 1 "a client waits for the pool's only server"
+	sleep 1
+	mb_kill_wait "$hold_pid" TERM
+	mb_wait_exit "$waiter_pid" 30
+	mb_is "$(tail -n 1 "$T_DIR/wait.out")" waited "the waiting client ran once the holder left"
+	read -r _ assign _ _ _ _ _ _ wt _ <<<"$(mb_psql "$su" "$sp" pgbouncer -F ' ' -c 'SHOW STATS_TOTALS' |
+		awk '$1 == "mb_stats_wait"')"
+	mb_is "${assign:-none}" 2 "STATS_TOTALS: two server assignments, the holder's and the waiter's"
+	between "${wt:-none}" 1000000 60000000 "STATS_TOTALS: wait_time holds the waiter's second, in microseconds"
 fi
 
 mb_test_done
