@@ -272,6 +272,7 @@ static void show_help(struct client *c)
 				"\tSHOW FDS|SOCKETS|ACTIVE_SOCKETS|LISTS|MEM|STATE\n"
 				"\tSHOW DNS_HOSTS|DNS_ZONES\n"
 				"\tSHOW STATS|STATS_TOTALS|STATS_AVERAGES|TOTALS\n"
+				"\tSHOW POLICIES|POLICY_ERRORS|TENANTS\n"
 				"\tSET key = arg\n"
 				"\tRELOAD\n"
 				"\tPAUSE [<db>]\n"

@@ -189,6 +189,10 @@ bool link_admit(struct client *c)
 {
 	if (c->tenant && !c->tenant_active) {
 		if (!tenant_try_begin(c->tenant)) {
+			if (c->tenant->rate_refused)
+				c->tenant->rate_waits++;
+			else
+				c->tenant->active_waits++;
 			c->request_time = rt_now();
 			c->tenant->admit = link_tenant_admitted;	/* how its turn comes */
 			client_change_state(c, CL_TENANT_WAIT);

@@ -20,6 +20,7 @@
 #include "policy_files.h"
 #include "policy_host.h"
 #include "policy_pattern.h"
+#include "policy_report.h"
 #include "policy_view.h"
 
 /* clang-format off */
@@ -347,6 +348,7 @@ static bool load_policies(const struct config *cfg, bool fresh, char *err, size_
 		 eng_generation);
 	ok = true;
 out:
+	policy_report_load(files.paths, files.n, ok, err);
 	policy_files_free(&files);
 	if (ok) {
 		eng_stats.reloads++;

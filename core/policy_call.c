@@ -9,12 +9,14 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "clock.h"
 #include "errbuf.h"
 #include "log.h"
 #include "policy.h"
 #include "policy_budget.h"
 #include "policy_decision.h"
 #include "policy_engine.h"
+#include "policy_report.h"
 #include "policy_smap.h"
 #include "policy_view.h"
 
@@ -103,6 +105,7 @@ static void count_failure(enum policy_result res, enum hook hook, const char *ms
 	else if (res == POLICY_MEMORY)
 		eng_stats.memory_errors++;
 	snprintf(eng_stats.last_error, sizeof(eng_stats.last_error), "%s", msg);
+	policy_report_failure(hook, res == POLICY_TIMEOUT ? 1 : res == POLICY_MEMORY ? 2 : 0, msg);
 	if (hook == HOOK_DISCONNECT || hook == HOOK_LIMITS)
 		log_warning("policy %s failed: %s", eng_hook_names[hook], msg);
 }
@@ -113,10 +116,13 @@ static enum policy_result call_hook(struct call *k)
 	enum policy_result res;
 	char err[256];
 
+	long long start = clock_now_ns();
+
 	eng_stats.calls++;
 	eng.cur_client = k->c;
 	eng.cur_query = k->q;
 	res = policy_budget_run(call_body, k, eng_budget.timeout, err, sizeof(err));
+	policy_report_call(k->hook, clock_now_ns() - start);
 	eng.cur_client = NULL;
 	eng.cur_query = NULL;
 	if (res == POLICY_PASS && policy_budget_memory_refused()) {

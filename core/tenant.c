@@ -61,10 +61,17 @@ struct tenant *tenant_get(const char *key)
 	return t;
 }
 
+struct list *tenant_list(void)
+{
+	return &g_tenants;
+}
+
 bool tenant_add_client(struct tenant *t)
 {
-	if (t->max_clients >= 0 && t->n_clients >= t->max_clients)
+	if (t->max_clients >= 0 && t->n_clients >= t->max_clients) {
+		t->rejections++;
 		return false;
+	}
 	t->n_clients++;
 	return true;
 }
@@ -88,11 +95,13 @@ static void refill(struct tenant *t)
 bool tenant_try_begin(struct tenant *t)
 {
 	refresh_limits(t);
+	t->rate_refused = false;
 	if (t->max_active >= 0 && t->n_active >= t->max_active)
 		return false;
 	if (t->rate > 0) {
 		refill(t);
-		if (t->tokens < 1.0)
+		t->rate_refused = t->tokens < 1.0;
+		if (t->rate_refused)
 			return false;
 		t->tokens -= 1.0;
 	}

@@ -21,7 +21,15 @@ struct tenant {
 	int max_clients;		/* -1: unlimited */
 	int max_active;			/* -1: unlimited */
 	double rate;			/* 0: unlimited */
+	/* for SHOW TENANTS */
+	bool rate_refused;		/* the last tenant_try_begin failed for want of a token (else max_active) */
+	unsigned long long rejections;	/* clients refused at max_clients */
+	unsigned long long active_waits;	/* transactions that waited for a max_active slot */
+	unsigned long long rate_waits;	/* transactions that waited for a rate token */
 };
+
+/* Every tenant (SHOW TENANTS). */
+struct list *tenant_list(void);
 
 /* Find or create a tenant; counters live in C and survive policy reloads. */
 struct tenant *tenant_get(const char *key);

@@ -13,6 +13,7 @@
 #include "stats.h"
 #include "version.h"
 #include "view.h"
+#include "views_policy.h"
 #include "views_pools.h"
 #include "views_sockets.h"
 
@@ -131,6 +132,8 @@ static const struct view_def defs[] = {
 	{ "MEM", show_mem },
 	{ "PEERS", show_peers },
 	{ "PEER_POOLS", show_peer_pools },
+	{ "POLICIES", views_policies },
+	{ "POLICY_ERRORS", views_policy_errors },
 	{ "POOLS", views_pools },
 	{ "SERVERS", views_servers },
 	{ "SOCKETS", views_sockets },
@@ -138,6 +141,7 @@ static const struct view_def defs[] = {
 	{ "STATS", stats_view_stats },
 	{ "STATS_AVERAGES", stats_view_averages },
 	{ "STATS_TOTALS", stats_view_totals },
+	{ "TENANTS", views_tenants },
 	{ "TOTALS", stats_view_totals_list },
 	{ "USERS", views_users },
 	{ "VERSION", show_version },
