@@ -949,3 +949,26 @@ bool config_set_key(struct config *cfg, const char *key, const char *value, char
 	}
 	return set_value(cfg, k, value, "SET", err, errlen);
 }
+
+void config_diff(const struct config *old, const struct config *cur,
+		 void (*cb)(void *arg, const char *key, const char *before, const char *after), void *arg)
+{
+	char a[1024], b[1024];
+
+	for (size_t i = 0; i < N_KEYS(main_keys); i++) {
+		if (main_keys[i].flags & K_ALIAS)
+			continue;
+		format_value(old, &main_keys[i], a, sizeof(a));
+		format_value(cur, &main_keys[i], b, sizeof(b));
+		if (strcmp(a, b) != 0)
+			cb(arg, main_keys[i].name, a, b);
+	}
+	for (size_t i = 0; i < old->n_dbs; i++)
+		if (!config_find_db(cur, old->dbs[i].name) || strcmp(config_find_db(cur, old->dbs[i].name)->name,
+								    old->dbs[i].name) != 0)
+			cb(arg, "[databases]", old->dbs[i].name, "(removed)");
+	for (size_t i = 0; i < cur->n_dbs; i++)
+		if (!config_find_db(old, cur->dbs[i].name) || strcmp(config_find_db(old, cur->dbs[i].name)->name,
+								    cur->dbs[i].name) != 0)
+			cb(arg, "[databases]", "(new)", cur->dbs[i].name);
+}

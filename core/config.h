@@ -241,6 +241,10 @@ bool config_key_changeable(const char *key);
 bool config_set_key(struct config *cfg, const char *key, const char *value, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
+/* What a reload changes: each [pgbouncer] key whose value differs, and [databases] entries added or removed. */
+void config_diff(const struct config *old, const struct config *cur,
+		 void (*cb)(void *arg, const char *key, const char *before, const char *after), void *arg);
+
 /* For SHOW CONFIG: every [pgbouncer] key in name order with its current value and its default. */
 void config_foreach_key(const struct config *cfg,
 			void (*cb)(void *arg, const char *key, const char *value, const char *default_value),

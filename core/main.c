@@ -85,6 +85,15 @@ static void apply_logging(const struct config *cfg)
 		log_error("could not open log file %s: %s", cfg->logfile, strerror(errno));
 }
 
+static void log_change(void *arg, const char *key, const char *before, const char *after)
+{
+	(void)arg;
+	if (strstr(key, "password") || strstr(key, "secret"))
+		log_info("reload: %s changed", key);
+	else
+		log_info("reload: %s: '%s' -> '%s'", key, before, after);
+}
+
 static bool reload(void)
 {
 	struct config *cfg, *old = rt.cfg;
@@ -107,6 +116,7 @@ static bool reload(void)
 			return false;
 		}
 	}
+	config_diff(old, cfg, log_change, NULL);
 	rt.cfg = cfg;
 	rt.auth = auth;
 	apply_logging(cfg);
@@ -341,6 +351,7 @@ int main(int argc, char **argv)
 	log_setup(g_verbose, g_quiet);
 	if (!load_all(&rt.cfg, &rt.auth))
 		return 1;
+	apply_logging(rt.cfg);	/* from here on, start-up and --check messages reach logfile too */
 	if (!policy_load(rt.cfg, err, sizeof(err))) {
 		log_error("%s", err);
 		if (check)

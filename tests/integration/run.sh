@@ -16,7 +16,8 @@ passed=0
 failed=0
 failures=()
 
-if [ ! -x "$PQTOOL" ]; then
+# built, or rebuilt when pqtool.c changed (make knows)
+if [ "$PQTOOL" = "$MB_REPO/build/pqtool" ] || [ ! -x "$PQTOOL" ]; then
 	make -C "$MB_REPO" --no-print-directory build/pqtool >/dev/null || { echo "cannot build pqtool"; exit 1; }
 fi
 

@@ -145,9 +145,12 @@ mb_check_healthy "served after KILL and RESUME"
 
 # --- RELOAD and SET
 mb_pgdb mb_reloaded "pool_size=7"
+mb_set default_pool_size 11
 mb_write_config
 mb_is "$(q "$adm" "RELOAD")" "" "RELOAD"
 mb_is "$(col "$adm" "SHOW DATABASES" mb_reloaded 6)" 7 "RELOAD applied a new entry (pool_size 7)"
+mb_like "$(cat "$MB_LOG")" "reload: default_pool_size: '20' -> '11'" "the log says which key changed"
+mb_like "$(cat "$MB_LOG")" "reload: \\[databases\\]: '\\(new\\)' -> 'mb_reloaded'" "... and which entry is new"
 mb_is "$(q "$adm" "SET default_pool_size = 9")" "" "SET default_pool_size = 9"
 mb_is "$(col "$adm" "SHOW CONFIG" default_pool_size 2)" 9 "SHOW CONFIG shows it"
 mb_is "$(q "$adm" "SET server_reset_query = 'DISCARD ALL'")" "" "SET with a quoted value"
