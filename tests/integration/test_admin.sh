@@ -159,6 +159,30 @@ mb_is "$(q "$adm" "SET listen_port = 1")" "ERROR 08P01 listen_port cannot be cha
 mb_like "$(q "$adm" "SET nosuchkey = 1")" "^ERROR 08P01 unknown config parameter: nosuchkey" "SET of an unknown key"
 mb_is "$(q "$st" "SET default_pool_size = 3")" "ERROR 42501 admin access needed" "stats users cannot SET"
 
+# --- the Prometheus exporter's own queries (simple protocol, trailing ;): the columns it reads, labels as text
+has_cols() { # has_cols SQL COLUMN:TYPE...: every one is among the columns SQL returns
+	local sql=$1 got missing="" want
+	shift
+	got=" $(pqt columns "$adm" "$sql" 2>&1) "
+	for want in "$@"; do [[ "$got" == *" $want "* ]] || missing+=" $want"; done
+	mb_is "${missing:-none}" none "exporter: $sql has$(printf ' %s' "$@" | cut -c1-60)..."
+}
+has_cols "SHOW STATS;" database:text
+has_cols "SHOW VERSION;" version:text
+has_cols "SHOW LISTS;" list:text items:int4
+has_cols "SHOW CONFIG;" key:text value:text changeable:text
+has_cols "SHOW CLIENTS;" database:text user:text state:text application_name:text
+has_cols "SHOW DATABASES;" name:text host:text port:int4 database:text force_user:text pool_mode:text \
+	pool_size:int4 reserve_pool_size:int4 max_connections:int4 current_connections:int4 paused:int4 disabled:int4
+has_cols "SHOW STATS_TOTALS;" database:text query_count:numeric query_time:numeric bytes_received:numeric \
+	bytes_sent:numeric wait_time:numeric xact_count:numeric xact_time:numeric client_parse_count:numeric \
+	server_parse_count:numeric bind_count:numeric server_assignment_count:numeric
+has_cols "SHOW POOLS;" database:text user:text cl_active:int4 cl_active_cancel_req:int4 cl_waiting:int4 \
+	cl_waiting_cancel_req:int4 sv_active:int4 sv_active_cancel:int4 sv_being_canceled:int4 sv_idle:int4 \
+	sv_used:int4 sv_tested:int4 sv_login:int4 maxwait:int4
+mb_like "$(col "$adm" "SHOW CONFIG;" max_client_conn 2)" '^[0-9]+$' "exporter: max_client_conn parses as a number"
+mb_like "$(col "$adm" "SHOW CONFIG;" max_user_connections 2)" '^[0-9]+$' "exporter: max_user_connections too"
+
 # --- the console is not counted against max_client_conn
 for i in $(seq 1 12); do
 	mb_bg "$T_DIR/hold$i.out" "$PQTOOL" hold "$c" 20
@@ -166,5 +190,22 @@ done
 for i in $(seq 1 12); do mb_wait_line "$T_DIR/hold$i.out" 'connected|ERROR' 10 || true; done
 mb_like "$(q "$c" "SELECT 1")" "max_client_conn" "max_client_conn reached for a database"
 mb_is "$(q "$adm" "SHOW VERSION")" "moonbouncer 0.1.0" "the console still logs in"
+for i in $(seq 1 12); do kill "${MB_PIDS[-$i]}" 2>/dev/null; done
+
+# --- SHUTDOWN WAIT_FOR_CLIENTS: new logins refused, the process ends when the last client has gone
+mb_bg "$T_DIR/last.out" "$PQTOOL" hold "$c" 3
+last=$MB_BG_PID
+mb_wait_line "$T_DIR/last.out" connected 10
+sleep 0.5
+mb_is "$(q "$adm" "SHUTDOWN WAIT_FOR_CLIENTS")" "" "SHUTDOWN WAIT_FOR_CLIENTS"
+mb_like "$(q "$c" "SELECT 1")" "^ERROR" "a new client is refused while shutting down"
+if mb_alive "$MB_PID"; then mb_ok "... the process waits for its client"; else mb_not_ok "still running with a client"; fi
+mb_wait_exit "$last" 10
+if mb_wait_exit "$MB_PID" 10; then
+	mb_ok "... and exits once it has gone"
+	MB_PID=
+else
+	mb_not_ok "SHUTDOWN WAIT_FOR_CLIENTS: exits after the last client"
+fi
 
 mb_test_done
