@@ -88,6 +88,12 @@ void client_change_state(struct client *c, enum client_state state)
 	c->state = state;
 }
 
+bool client_tls_active(const struct client *c)
+{
+	(void)c;
+	return false;	/* clients are not offered TLS yet */
+}
+
 const char *client_addr(const struct client *c, char buf[64])
 {
 	if (c->is_unix)

@@ -102,6 +102,7 @@ struct client {
 	/* authentication */
 	enum client_auth_step auth_step;
 	char *secret;			/* copy of the auth_file secret, or NULL */
+	enum auth_type auth_method;	/* how this login is checked (auth_type, or the hba rule's method) */
 	uint8_t md5_salt[4];
 	struct scram_server *scram;	/* only during a SCRAM login */
 
@@ -150,6 +151,8 @@ enum client_timeout {
 };
 /* The timeout in force for this client, in seconds (0: off). */
 double client_timeout(const struct client *client, enum client_timeout which);
+/* Is the connection under TLS (hostssl rules, cert logins)? */
+bool client_tls_active(const struct client *client);
 /* "1.2.3.4:5678", "[::1]:5678" or "unix", for messages. */
 const char *client_addr(const struct client *client, char buf[64]);
 /* Find a client by the cancel key we gave it. */

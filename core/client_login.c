@@ -19,6 +19,7 @@
 #include "link.h"
 #include "log.h"
 #include "control.h"
+#include "hba.h"
 #include "net.h"
 #include "pool.h"
 #include "runtime.h"
@@ -177,9 +178,11 @@ static enum sbuf_action login_failed(struct client *c, const char *reason)
 	return SBUF_CLOSED;
 }
 
+/* A wrong password (or none known): PgBouncer's words, PostgreSQL's SQLSTATE (invalid_password). */
 static enum sbuf_action auth_failed(struct client *c)
 {
-	return login_failed(c, c->scram ? "SASL authentication failed" : "password authentication failed");
+	client_fatal(c, "28P01", "%s", c->scram ? "SASL authentication failed" : "password authentication failed");
+	return SBUF_CLOSED;
 }
 
 /* Logged-in clients of one database (by_db) or of one user, across pools. */
@@ -380,10 +383,76 @@ static enum sbuf_action start_scram(struct client *c, const char *secret)
 	return SBUF_DROP;
 }
 
+/*
+ * peer: the OS user at the other end of the unix socket is the user (or a line of the rule's ident map pairs
+ * them). As PgBouncer, the user must also be known (auth_file or auth_query).
+ */
+static enum sbuf_action peer_login(struct client *c, const char *map)
+{
+	char name[256];
+
+	if (!c->is_unix || !c->secret || !net_peer_user(c->sb.fd, name, sizeof(name)) ||
+	    !hba_ident_allows(rt.hba, map, name, c->user)) {
+		if (map && c->is_unix && c->secret)
+			log_warning("C-%llu: ident map %s cannot be matched", c->id, map);
+		return login_failed(c, "unix socket login rejected");
+	}
+	return auth_ok(c);
+}
+
+/* The check itself, once the method is chosen and the user's secret known (c->secret, NULL if none). */
+static enum sbuf_action begin_auth(struct client *c, enum auth_type type, const char *map)
+{
+	enum secret_kind kind = c->secret ? authfile_secret_kind(c->secret) : SECRET_PLAIN;
+
+	c->auth_method = type;
+	switch (type) {
+	case AUTH_TYPE_ANY:
+		return auth_ok(c);
+	case AUTH_TYPE_TRUST:
+		if (!c->secret)
+			return login_failed(c, "\"trust\" authentication failed");
+		return auth_ok(c);
+	case AUTH_TYPE_PLAIN:
+		c->auth_step = AUTH_STEP_PASSWORD;
+		return send_auth(c, AUTH_REQ_CLEARTEXT, NULL, 0) ? SBUF_DROP : SBUF_CLOSED;
+	case AUTH_TYPE_MD5:
+		if (c->secret && kind == SECRET_SCRAM)
+			return start_scram(c, c->secret);
+		if (RAND_bytes(c->md5_salt, sizeof(c->md5_salt)) != 1) {
+			client_fatal(c, "58000", "could not generate random salt");
+			return SBUF_CLOSED;
+		}
+		c->auth_step = AUTH_STEP_PASSWORD;
+		return send_auth(c, AUTH_REQ_MD5, c->md5_salt, 4) ? SBUF_DROP : SBUF_CLOSED;
+	case AUTH_TYPE_SCRAM:
+		if (!c->secret || kind == SECRET_MD5) {
+			if (c->secret)
+				log_warning("C-%llu: SCRAM authentication failed: user has MD5 secret", c->id);
+			return start_scram(c, NULL);
+		}
+		return start_scram(c, c->secret);
+	case AUTH_TYPE_PEER:
+		return peer_login(c, map);
+	case AUTH_TYPE_CERT:
+		log_warning("C-%llu: %s", c->id, client_tls_active(c) ? "TLS client certificate required"
+								 : "TLS connection required");
+		return login_failed(c, "certificate authentication failed");
+	default:
+		return login_failed(c, "login rejected");
+	}
+}
+
+static const enum auth_type hba_methods[] = {
+	[HBA_TRUST] = AUTH_TYPE_TRUST, [HBA_MD5] = AUTH_TYPE_MD5,   [HBA_SCRAM] = AUTH_TYPE_SCRAM,
+	[HBA_PASSWORD] = AUTH_TYPE_PLAIN, [HBA_PEER] = AUTH_TYPE_PEER, [HBA_CERT] = AUTH_TYPE_CERT,
+};
+
 static enum sbuf_action start_auth(struct client *c)
 {
 	const struct auth_entry *ae = rt.auth ? authfile_find(rt.auth, c->user) : NULL;
 	enum auth_type type = rt.cfg->auth_type;
+	const struct hba_rule *rule = NULL;
 
 	if (ae) {
 		c->secret = strdup(ae->secret);
@@ -394,37 +463,22 @@ static enum sbuf_action start_auth(struct client *c)
 	}
 	if (admin_is_console_db(c->database) && admin_pre_login(c))
 		return admin_login(c);
-	switch (type) {
-	case AUTH_TYPE_ANY:
-		return auth_ok(c);
-	case AUTH_TYPE_TRUST:
-		if (!ae)
-			return login_failed(c, "\"trust\" authentication failed");
-		return auth_ok(c);
-	case AUTH_TYPE_PLAIN:
-		c->auth_step = AUTH_STEP_PASSWORD;
-		return send_auth(c, AUTH_REQ_CLEARTEXT, NULL, 0) ? SBUF_DROP : SBUF_CLOSED;
-	case AUTH_TYPE_MD5:
-		if (ae && ae->kind == SECRET_SCRAM)
-			return start_scram(c, ae->secret);
-		if (RAND_bytes(c->md5_salt, sizeof(c->md5_salt)) != 1) {
-			client_fatal(c, "58000", "could not generate random salt");
-			return SBUF_CLOSED;
-		}
-		c->auth_step = AUTH_STEP_PASSWORD;
-		return send_auth(c, AUTH_REQ_MD5, c->md5_salt, 4) ? SBUF_DROP : SBUF_CLOSED;
-	case AUTH_TYPE_SCRAM:
-		if (!ae || ae->kind == SECRET_MD5) {
-			if (ae)
-				log_warning("C-%llu: SCRAM authentication failed: user has MD5 secret", c->id);
-			return start_scram(c, NULL);
-		}
-		return start_scram(c, ae->secret);
-	default:
-		client_fatal(c, "28000", "auth_type %s is not supported", type == AUTH_TYPE_HBA ? "hba"
-						   : type == AUTH_TYPE_CERT ? "cert" : type == AUTH_TYPE_PEER ? "peer" : "?");
-		return SBUF_CLOSED;
+	if (type == AUTH_TYPE_HBA) {
+		struct hba_request req = {
+			.addr = c->is_unix ? NULL : &c->addr.sa,
+			.tls = client_tls_active(c),
+			.database = c->database,
+			.user = c->user,
+		};
+		rule = hba_match(rt.hba, &req);
+		if (!rule)
+			return login_failed(c, "no authentication method is found");
+		log_debug("C-%llu: hba line %d matched", c->id, rule->line);
+		if (rule->method == HBA_REJECT)
+			return login_failed(c, "login rejected");
+		type = hba_methods[rule->method];
 	}
+	return begin_auth(c, type, rule ? rule->map : NULL);
 }
 
 static enum sbuf_action handle_password(struct client *c, const struct sbuf_msg *msg)
@@ -451,7 +505,7 @@ static enum sbuf_action handle_password(struct client *c, const struct sbuf_msg 
 			return login_failed(c, "empty password returned by client");
 		if (!c->secret || !c->secret[0])
 			return auth_failed(c);
-		if (rt.cfg->auth_type == AUTH_TYPE_MD5) {
+		if (c->auth_method == AUTH_TYPE_MD5) {
 			char md5secret[36], expect[36];
 			if (authfile_secret_kind(c->secret) == SECRET_MD5)
 				snprintf(md5secret, sizeof(md5secret), "%s", c->secret);

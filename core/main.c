@@ -15,6 +15,7 @@
 
 #include "admin.h"
 #include "authfile.h"
+#include "hba.h"
 #include "client.h"
 #include "client_login.h"
 #include "client_relay.h"
@@ -54,12 +55,13 @@ static void usage(FILE *out)
 		"  -h, --help      print this help and exit\n");
 }
 
-/* Load the config and the auth_file it names; both or neither. */
-static bool load_all(struct config **cfg_out, struct authfile **auth_out)
+/* Load the config, the auth_file and (auth_type = hba) the hba and ident files it names; all or none. */
+static bool load_all(struct config **cfg_out, struct authfile **auth_out, struct hba **hba_out)
 {
 	char err[512];
 	struct config *cfg = config_load(g_config_path, err, sizeof(err));
 	struct authfile *auth;
+	struct hba *hba = NULL;
 
 	if (!cfg) {
 		log_error("%s", err);
@@ -71,8 +73,16 @@ static bool load_all(struct config **cfg_out, struct authfile **auth_out)
 		config_free(cfg);
 		return false;
 	}
+	if (cfg->auth_type == AUTH_TYPE_HBA &&
+	    !(hba = hba_load(cfg->auth_hba_file, cfg->auth_ident_file, err, sizeof(err)))) {
+		log_error("%s", err);
+		authfile_free(auth);
+		config_free(cfg);
+		return false;
+	}
 	*cfg_out = cfg;
 	*auth_out = auth;
+	*hba_out = hba;
 	return true;
 }
 
@@ -98,9 +108,10 @@ static bool reload(void)
 {
 	struct config *cfg, *old = rt.cfg;
 	struct authfile *auth, *old_auth = rt.auth;
+	struct hba *hba, *old_hba = rt.hba;
 
 	log_info("reloading configuration from %s", g_config_path);
-	if (!load_all(&cfg, &auth)) {
+	if (!load_all(&cfg, &auth, &hba)) {
 		log_error("reload failed: keeping the previous configuration");
 		return false;
 	}
@@ -113,12 +124,14 @@ static bool reload(void)
 			log_error("reload failed: %s: keeping the previous configuration and policies", err);
 			config_free(cfg);
 			authfile_free(auth);
+			hba_free(hba);
 			return false;
 		}
 	}
 	config_diff(old, cfg, log_change, NULL);
 	rt.cfg = cfg;
 	rt.auth = auth;
+	rt.hba = hba;
 	apply_logging(cfg);
 	sbuf_module_set_bufsize((uint32_t)cfg->pkt_buf);
 	dns_reconfigure(cfg);
@@ -127,6 +140,7 @@ static bool reload(void)
 	pool_reconfigure();
 	config_free(old);
 	authfile_free(old_auth);
+	hba_free(old_hba);
 	log_info("configuration reloaded");
 	return true;
 }
@@ -349,7 +363,7 @@ int main(int argc, char **argv)
 	}
 	g_config_path = argv[optind];
 	log_setup(g_verbose, g_quiet);
-	if (!load_all(&rt.cfg, &rt.auth))
+	if (!load_all(&rt.cfg, &rt.auth, &rt.hba))
 		return 1;
 	apply_logging(rt.cfg);	/* from here on, start-up and --check messages reach logfile too */
 	if (!policy_load(rt.cfg, err, sizeof(err))) {
@@ -363,6 +377,7 @@ int main(int argc, char **argv)
 		printf("%s: configuration is valid\n", g_config_path);
 		config_free(rt.cfg);
 		authfile_free(rt.auth);
+		hba_free(rt.hba);
 		return 0;
 	}
 	user = user_opt ? user_opt : rt.cfg->user;
@@ -449,5 +464,6 @@ int main(int argc, char **argv)
 	}
 	config_free(rt.cfg);
 	authfile_free(rt.auth);
+	hba_free(rt.hba);
 	return 0;
 }

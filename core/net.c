@@ -1,4 +1,7 @@
-/* Socket helpers: non-blocking mode, TCP tuning, address formatting, non-blocking connect. */
+/* Socket helpers: non-blocking mode, TCP tuning, address formatting, non-blocking connect, peer credentials. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* struct ucred */
+#endif
 #include "net.h"
 
 #include <arpa/inet.h>
@@ -6,6 +9,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/un.h>
@@ -159,4 +163,17 @@ int net_connect_unix(const char *path)
 		len--;
 	}
 	return net_connect((const struct sockaddr *)&un, len, NULL);
+}
+
+bool net_peer_user(int fd, char *buf, size_t len)
+{
+	struct ucred cred;
+	socklen_t clen = sizeof(cred);
+	struct passwd pw, *found = NULL;
+	char tmp[1024];
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) != 0 ||
+	    getpwuid_r(cred.uid, &pw, tmp, sizeof(tmp), &found) != 0 || !found)
+		return false;
+	return (size_t)snprintf(buf, len, "%s", found->pw_name) < len;
 }

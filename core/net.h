@@ -1,4 +1,4 @@
-/* Socket helpers: non-blocking mode, TCP tuning, address formatting, non-blocking connect. */
+/* Socket helpers: non-blocking mode, TCP tuning, address formatting, non-blocking connect, peer credentials. */
 #ifndef MB_NET_H
 #define MB_NET_H
 
@@ -27,5 +27,8 @@ const char *net_addr_str(const struct sockaddr *sa, char *buf, size_t len);
  */
 int net_connect(const struct sockaddr *sa, socklen_t len, const struct config *cfg);
 int net_connect_unix(const char *path);
+
+/* The OS user name of the process at the other end of a unix socket (SO_PEERCRED); false if unknown. */
+bool net_peer_user(int fd, char *buf, size_t len);
 
 #endif

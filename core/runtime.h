@@ -8,6 +8,7 @@
 
 struct config;
 struct authfile;
+struct hba;
 
 enum shutdown_mode {
 	SHUTDOWN_NONE = 0,
@@ -19,6 +20,7 @@ struct runtime {
 	struct event_base *base;
 	struct config *cfg;
 	struct authfile *auth;
+	struct hba *hba;		  /* auth_hba_file, when auth_type = hba */
 	enum shutdown_mode shutdown;
 	bool exiting;			  /* the loop has ended: close everything at once */
 	bool paused;			  /* SIGUSR1: no server is handed out until SIGUSR2 */

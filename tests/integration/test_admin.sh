@@ -35,7 +35,7 @@ mb_is "$(q "$(mb_connstr adm adm-secret moonbouncer)" "show version;")" "moonbou
 out=$(q "$(mb_connstr nobody nobody-secret pgbouncer)" "SHOW VERSION")
 mb_is "$(sqlstate "$out")" 42501 "a user in neither list is refused ($out)"
 out=$(q "$(mb_connstr adm wrong pgbouncer)" "SHOW VERSION")
-mb_is "$(sqlstate "$out")" 08P01 "a wrong password is refused as for any database ($out)"
+mb_is "$(sqlstate "$out")" 28P01 "a wrong password is refused as for any database ($out)"
 mb_like "$(q "$st" "SHOW POOLS")" "^pgbouncer	pgbouncer	" "a stats_users user may SHOW"
 out=$(q "$st" "PAUSE")
 mb_is "$out" "ERROR 42501 admin access needed" "... but not PAUSE"

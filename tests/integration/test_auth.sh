@@ -36,7 +36,7 @@ mb_start_or_bail
 mb_is "$(auth_request "$su")" 3 "plain: cleartext password requested"
 mb_is "$(login "$su" "$sp")" "$su 42" "plain: right password works"
 out=$(login "$su" wrong-password)
-mb_is "$(sqlstate "$out")" 08P01 "plain: wrong password fails with 08P01, as in PgBouncer" 
+mb_is "$(sqlstate "$out")" 28P01 "plain: wrong password fails with 28P01 (invalid_password)" 
 
 # --- md5 with a plain secret and with an md5 secret (server login with md5 too)
 mb_reset
@@ -48,12 +48,12 @@ mb_start_or_bail
 mb_is "$(auth_request "$su")" 5 "md5: md5 password requested"
 mb_is "$(login "$su" "$sp")" "$su 42" "md5, plain secret in auth_file: right password works"
 out=$(login "$su" wrong-password)
-mb_is "$(sqlstate "$out")" 08P01 "md5, plain secret in auth_file: wrong password fails with 08P01, as in PgBouncer"
+mb_is "$(sqlstate "$out")" 28P01 "md5, plain secret in auth_file: wrong password fails with 28P01"
 mb_is "$(login "$mu" "$mp")" "$mu 42" "md5, md5 secret in auth_file: right password works (server login with md5)"
 out=$(login "$mu" wrong-password)
-mb_is "$(sqlstate "$out")" 08P01 "md5, md5 secret in auth_file: wrong password fails with 08P01, as in PgBouncer"
+mb_is "$(sqlstate "$out")" 28P01 "md5, md5 secret in auth_file: wrong password fails with 28P01"
 out=$(login nobody_here some-password)
-mb_is "$(sqlstate "$out")" 08P01 "md5: user not in auth_file fails with 08P01, as in PgBouncer"
+mb_is "$(sqlstate "$out")" 28P01 "md5: user not in auth_file fails with 28P01, as a wrong password"
 
 # --- scram-sha-256 with a plain secret, and with the SCRAM secret copied from pg_authid
 # (the database entry has no password: the server login reuses the client's SCRAM proof)
@@ -67,7 +67,7 @@ mb_start_or_bail
 mb_is "$(auth_request "$su")" 10 "scram-sha-256: SASL requested"
 mb_is "$(login "$su" "$sp")" "$su 42" "scram-sha-256, plain secret in auth_file: right password works"
 out=$(login "$su" wrong-password)
-mb_is "$(sqlstate "$out")" 08P01 "scram-sha-256, plain secret in auth_file: wrong password fails with 08P01, as in PgBouncer"
+mb_is "$(sqlstate "$out")" 28P01 "scram-sha-256, plain secret in auth_file: wrong password fails with 28P01"
 
 mb_reset
 mb_pgdb "$MB_DB"
@@ -76,7 +76,7 @@ mb_set auth_type scram-sha-256
 mb_start_or_bail
 mb_is "$(login "$su" "$sp")" "$su 42" "scram-sha-256, SCRAM secret in auth_file: login and SCRAM pass-through to the server"
 out=$(login "$su" wrong-password)
-mb_is "$(sqlstate "$out")" 08P01 "scram-sha-256, SCRAM secret in auth_file: wrong password fails with 08P01, as in PgBouncer"
+mb_is "$(sqlstate "$out")" 28P01 "scram-sha-256, SCRAM secret in auth_file: wrong password fails with 28P01"
 # a second login after the first server connection exists, and with the pool drained
 mb_is "$(login "$su" "$sp")" "$su 42" "scram-sha-256, SCRAM secret: second login works"
 
@@ -94,6 +94,6 @@ mb_set auth_type scram-sha-256
 mb_start_or_bail
 mb_is "$(login app_user app-pass)" "$su 42" "forced user with password in the db entry: server login as $su"
 out=$(login app_user wrong-password)
-mb_is "$(sqlstate "$out")" 08P01 "forced user: wrong client password fails with 08P01, as in PgBouncer"
+mb_is "$(sqlstate "$out")" 28P01 "forced user: wrong client password fails with 28P01"
 
 mb_test_done

@@ -22,7 +22,7 @@ mb_check_healthy "unknown database: next client fine"
 
 # --- wrong password
 out=$(pqt connect "$(mb_connstr "$su" not-the-password "$MB_DB")" 2>&1)
-mb_is "$(sqlstate "$out")" 08P01 "wrong password: 08P01, as in PgBouncer ($out)"
+mb_is "$(sqlstate "$out")" 28P01 "wrong password: 28P01 (invalid_password) ($out)"
 mb_check_healthy "wrong password: next client fine"
 
 # --- server unreachable (db entry pointing at a closed port): the client waits for the login retries (as in

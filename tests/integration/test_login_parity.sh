@@ -26,9 +26,9 @@ mb_set login_notify_message "Welcome: this is a pooler, not PostgreSQL"
 mb_start_or_bail
 m=$(log_mark)
 out=$(pqt connect "$(mb_connstr "$su" wrong-pass no_such_db)" 2>&1)
-mb_is "$out" "ERROR 08P01 SASL authentication failed" "scram: wrong password, unknown database: the database is not named"
+mb_is "$out" "ERROR 28P01 SASL authentication failed" "scram: wrong password, unknown database: the database is not named"
 out=$(pqt connect "$(mb_connstr nobody wrong-pass no_such_db)" 2>&1)
-mb_is "$out" "ERROR 08P01 SASL authentication failed" "scram: unknown user, unknown database: the database is not named"
+mb_is "$out" "ERROR 28P01 SASL authentication failed" "scram: unknown user, unknown database: the database is not named"
 out=$(mb_raw "$(mb_startup_hex user nobody database no_such_db)")
 mb_like "$out" '^AUTH 10' "scram: an unknown user is asked for SCRAM like anyone else ($(head -n 1 <<<"$out"))"
 out=$(pqt connect "$(mb_connstr "$su" "$sp" no_such_db)" 2>&1)
@@ -51,7 +51,7 @@ mb_user "$mu" "$mp"
 mb_set auth_type md5
 mb_start_or_bail
 out=$(pqt connect "$(mb_connstr "$mu" wrong-pass no_such_db)" 2>&1)
-mb_is "$out" "ERROR 08P01 password authentication failed" "md5: wrong password, unknown database: the database is not named"
+mb_is "$out" "ERROR 28P01 password authentication failed" "md5: wrong password, unknown database: the database is not named"
 out=$(pqt connect "$(mb_connstr "$mu" "$mp" no_such_db)" 2>&1)
 mb_is "$out" "ERROR 08P01 no such database: no_such_db" "md5: right password, unknown database: named"
 out=$(pqt connect "$(mb_connstr "$mu" "$mp" "$MB_DB")" 2>&1)

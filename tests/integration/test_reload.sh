@@ -28,7 +28,7 @@ mb_write_config
 kill -HUP "$MB_PID"
 sleep 1
 out=$(login "$ru" "$old")
-mb_is "$(sqlstate "$out")" 08P01 "after SIGHUP the old password fails ($out)"
+mb_is "$(sqlstate "$out")" 28P01 "after SIGHUP the old password fails ($out)"
 mb_is "$(login "$ru" "$new")" "$ru" "after SIGHUP the new password works"
 pg_super_psql -d postgres -c "ALTER ROLE $ru PASSWORD '$old'" >/dev/null
 
