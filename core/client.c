@@ -235,8 +235,10 @@ void client_send_welcome(struct client *c)
 	sbuf_send_pkt(&c->sb, &b);
 	pktbuf_free(&b);
 	pool->stats.client_login_count++;
-	if (c->state == CL_WELCOME)
+	if (c->state == CL_WELCOME) {
 		pool->stats.wait_time += stats_usec(c->request_time, rt_now());
+		stats_wait_observe(c->request_time, rt_now());
+	}
 	client_change_state(c, CL_ACTIVE);
 	sbuf_resume(&c->sb);
 }

@@ -51,8 +51,10 @@ void link_hand_over(struct server *s, struct client *c)
 	double now = rt_now();
 
 	s->pool->stats.server_assignment_count++;
-	if (c->state == CL_WAITING)
+	if (c->state == CL_WAITING) {
 		s->pool->stats.wait_time += stats_usec(c->request_time, now);
+		stats_wait_observe(c->request_time, now);
+	}
 	server_change_state(s, SV_ACTIVE);
 	s->used = true;
 	s->last_mode = c->pool_mode;

@@ -11,6 +11,8 @@
 #include <event2/buffer.h>
 
 #include "policy.h"
+#include "sbuf.h"
+#include "stats.h"
 #include "view.h"
 #include "views.h"
 
@@ -97,6 +99,19 @@ static const struct column_metric pool_metrics[] = {
 	  "Seconds the oldest waiting client of the pool has waited" },
 };
 
+static const struct column_metric tenant_metrics[] = {
+	{ "clients", NULL, "clients", "gauge", false, "Client connections of the tenant" },
+	{ "active", NULL, "active", "gauge", false, "The tenant's transactions holding a server connection" },
+	{ "waiting", NULL, "waiting", "gauge", false, "The tenant's clients waiting for their turn" },
+	{ "max_clients", NULL, "max_clients", "gauge", false, "The tenant's max_clients limit (-1: none)" },
+	{ "max_active", NULL, "max_active", "gauge", false, "The tenant's max_active limit (-1: none)" },
+	{ "rejections", NULL, "rejections_total", "counter", false, "Clients of the tenant refused at max_clients" },
+	{ "active_waits", NULL, "active_waits_total", "counter", false,
+	  "Transactions of the tenant that waited for a max_active slot" },
+	{ "rate_waits", NULL, "rate_waits_total", "counter", false,
+	  "Transactions of the tenant that waited for a rate token" },
+};
+
 static const struct table_metrics tables[] = {
 	{ "DATABASES",
 	  "pgbouncer_databases_",
@@ -113,6 +128,11 @@ static const struct table_metrics tables[] = {
 	  { "database", "user" },
 	  pool_metrics,
 	  sizeof(pool_metrics) / sizeof(pool_metrics[0]) },
+	{ "TENANTS",
+	  "moonbouncer_tenant_",
+	  { "tenant" },
+	  tenant_metrics,
+	  sizeof(tenant_metrics) / sizeof(tenant_metrics[0]) },
 };
 
 /* SHOW LISTS rows and the metric each one is. */
@@ -481,6 +501,29 @@ static void render_policy(struct out *o)
 	put_gauge(o, "moonbouncer_policy_files", "Policy files in force", (unsigned long long)st.n_files);
 }
 
+/* moonbouncer's own: how long clients waited for a server, and flow-control stops. */
+static void render_waits_and_flow(struct out *o)
+{
+	const struct stats_wait_histogram *h = stats_wait_histogram();
+	const struct sbuf_counters *fc = sbuf_counters();
+	char bound[32], sum[32];
+
+	put_header(o, "moonbouncer_client_wait_seconds", "histogram",
+		   "Seconds each client waited for a server connection (or its pool's first login)");
+	for (int i = 0; i < STATS_WAIT_BUCKETS; i++) {
+		format_double(h->bounds[i], bound, sizeof(bound));
+		put(o, "moonbouncer_client_wait_seconds_bucket{le=\"%s\"} %llu\n", bound, h->le[i]);
+	}
+	put(o, "moonbouncer_client_wait_seconds_bucket{le=\"+Inf\"} %llu\n", h->count);
+	format_double(h->sum, sum, sizeof(sum));
+	put(o, "moonbouncer_client_wait_seconds_sum %s\n", sum);
+	put(o, "moonbouncer_client_wait_seconds_count %llu\n", h->count);
+	put_counter(o, "moonbouncer_flow_control_relay_blocked_total",
+		    "Times relayed bytes stopped because the receiving socket would take no more", fc->relay_blocked);
+	put_counter(o, "moonbouncer_flow_control_output_full_total",
+		    "Times a socket's input stopped until the pooler's own output to it drained", fc->output_full);
+}
+
 /* The named view, or NULL (and the scrape is not up) when it cannot be built. */
 static struct view *build(struct out *o, const char *name)
 {
@@ -527,6 +570,7 @@ bool metrics_text_render(struct evbuffer *out)
 		}
 	}
 	render_policy(&o);
+	render_waits_and_flow(&o);
 	put_gauge(&o, "pgbouncer_up", "1 if every table of this scrape could be read, else 0", o.up ? 1 : 0);
 	return !o.failed;
 }

@@ -16,6 +16,12 @@
 
 static struct event_base *g_base;
 static uint32_t g_bufsize = 4096;
+static struct sbuf_counters g_counters;
+
+const struct sbuf_counters *sbuf_counters(void)
+{
+	return &g_counters;
+}
 static struct iobuf *g_free;
 static struct sbuf *g_corked;	/* has output held back until its peer's handling ends (sbuf_send) */
 static unsigned g_free_count;
@@ -292,6 +298,7 @@ static bool flush_relay(struct sbuf *src)
 	}
 	return true;
 blocked:
+	g_counters.relay_blocked++;
 	dst->blocked_src = src;
 	src->blocked = true;
 	update_events(dst);
@@ -329,6 +336,7 @@ static bool output_room(struct sbuf *sb)
 	if (out_queued(sb) >= g_bufsize) {
 		/* relayed bytes waiting for this socket go first: then it cannot send its own yet */
 		if (sb->blocked_src || !flush_out(sb)) {
+			g_counters.output_full++;
 			sb->out_full = true;
 			return false;
 		}
@@ -338,6 +346,7 @@ static bool output_room(struct sbuf *sb)
 		if (!flush_relay(sb))
 			return false;
 		if (!dst->blocked_src && !flush_out(dst)) {
+			g_counters.output_full++;
 			dst->blocked_src = sb;
 			dst->out_first = true;
 			sb->blocked = true;

@@ -106,6 +106,13 @@ void sbuf_module_init(struct event_base *base, uint32_t bufsize);
 void sbuf_module_set_bufsize(uint32_t bufsize);
 void sbuf_module_shutdown(void);
 
+/* Flow-control events since start (moonbouncer_flow_control_*): input stopped until output drained. */
+struct sbuf_counters {
+	unsigned long long relay_blocked;	/* relayed bytes the peer's socket would not take */
+	unsigned long long output_full;		/* our own output to a socket reached pkt_buf */
+};
+const struct sbuf_counters *sbuf_counters(void);
+
 void sbuf_init(struct sbuf *sb, const struct sbuf_ops *ops, void *owner);
 /* Start reading an accepted socket. */
 bool sbuf_accept(struct sbuf *sb, int fd) __attribute__((warn_unused_result));

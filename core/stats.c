@@ -40,6 +40,26 @@ void stats_request_done(struct stats_counters *st, struct stats_request *r, char
 	}
 }
 
+static struct stats_wait_histogram g_waits = {
+	.bounds = { 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60 },
+};
+
+void stats_wait_observe(double since, double now)
+{
+	double secs = now > since ? now - since : 0;
+
+	g_waits.count++;
+	g_waits.sum += secs;
+	for (int i = 0; i < STATS_WAIT_BUCKETS; i++)
+		if (secs <= g_waits.bounds[i])
+			g_waits.le[i]++;
+}
+
+const struct stats_wait_histogram *stats_wait_histogram(void)
+{
+	return &g_waits;
+}
+
 void stats_add(struct stats_counters *sum, const struct stats_counters *add)
 {
 	sum->server_assignment_count += add->server_assignment_count;

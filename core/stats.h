@@ -77,6 +77,18 @@ void stats_add(struct stats_counters *sum, const struct stats_counters *add);
 void stats_console_login(void);
 void stats_console_command(struct stats_request *r);
 
+/* Client waits for a server (moonbouncer_client_wait_seconds): a histogram over every pool. */
+#define STATS_WAIT_BUCKETS 11
+struct stats_wait_histogram {
+	double bounds[STATS_WAIT_BUCKETS];	/* upper bounds in seconds; +Inf is count */
+	unsigned long long le[STATS_WAIT_BUCKETS];	/* waits <= each bound */
+	unsigned long long count;
+	double sum;
+};
+/* A client waited from since to now for a server (or for its pool's first login). */
+void stats_wait_observe(double since, double now);
+const struct stats_wait_histogram *stats_wait_histogram(void);
+
 /* Start the stats_period timer on base (snapshots for the averages, and the log_stats line); stop it. */
 bool stats_start(struct event_base *base) __attribute__((warn_unused_result));
 void stats_stop(void);

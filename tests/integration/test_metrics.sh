@@ -15,6 +15,8 @@ mb_user "$su" "$sp"
 mb_set auth_type scram-sha-256
 mb_set pool_mode transaction
 mb_set metrics_listen "127.0.0.1:$mport"
+mb_policy_copy 20-tenants.lua "$T_DIR/policy.d"	# a tenant per user: the tenant metrics have a row
+mb_set policy_dir "$T_DIR/policy.d"
 mb_start_or_bail
 c=$(mb_connstr "$su" "$sp" "$MB_DB")
 
@@ -69,7 +71,9 @@ pgbouncer_pools_server_being_canceled_connections pgbouncer_pools_server_idle_co
 pgbouncer_pools_server_used_connections pgbouncer_pools_server_testing_connections
 pgbouncer_pools_server_login_connections pgbouncer_pools_client_maxwait_seconds
 moonbouncer_policy_calls_total moonbouncer_policy_failures_total moonbouncer_policy_reloads_total
-moonbouncer_policy_reload_failures_total moonbouncer_policy_heap_bytes moonbouncer_policy_files"
+moonbouncer_policy_reload_failures_total moonbouncer_policy_heap_bytes moonbouncer_policy_files
+moonbouncer_client_wait_seconds moonbouncer_flow_control_relay_blocked_total
+moonbouncer_flow_control_output_full_total"
 
 # --- a known load: a client holds a transaction open on the pool's only server, a second one waits
 cat >"$T_DIR/hold.script" <<EOF
@@ -100,6 +104,8 @@ mb_is "$(sample "$page" "pgbouncer_client_connections\\{database=\"$MB_DB\",user
 mb_is "$(sample "$page" "pgbouncer_client_connections\\{database=\"$MB_DB\",user=\"$su\",application_name=\"mb_holder\",state=\"active\"\\}")" 1 \
 	"client_connections counts the active client"
 mb_like "$(sample "$page" "pgbouncer_pools_client_maxwait_seconds$pool")" '^[0-9]+$' "client_maxwait_seconds is a number of seconds"
+mb_is "$(sample "$page" "moonbouncer_tenant_clients\\{tenant=\"$su\"\\}")" 2 "moonbouncer_tenant_clients: the tenant's two clients"
+mb_is "$(sample "$page" "moonbouncer_tenant_max_active\\{tenant=\"$su\"\\}")" 2 "moonbouncer_tenant_max_active: its limit"
 mb_is "$(sample "$page" "pgbouncer_databases_pool_size\\{name=\"$MB_DB\",host=\"127\\.0\\.0\\.1\",port=\"$MB_PG_PORT\",database=\"$MB_DB\",force_user=\"\",pool_mode=\"\"\\}")" 1 \
 	"databases_pool_size with the entry's labels"
 loaded_page=$page
@@ -123,6 +129,13 @@ if [ -n "$xacts" ] && [ "$xacts" -ge 2 ] 2>/dev/null; then
 else
 	mb_not_ok "sql_transactions_pooled_total counts both transactions" "$(grep '^pgbouncer_stats' <<<"$page")"
 fi
+waits=$(sample "$page" "moonbouncer_client_wait_seconds_count")
+over=$(sample "$page" "moonbouncer_client_wait_seconds_bucket\\{le=\"0\\.001\"\\}")
+if [ -n "$waits" ] && [ "$waits" -ge 1 ] 2>/dev/null && [ "${over:-x}" -lt "$waits" ] 2>/dev/null; then
+	mb_ok "moonbouncer_client_wait_seconds counts the wait, above the 1 ms bucket ($over of $waits)"
+else
+	mb_not_ok "moonbouncer_client_wait_seconds counts the wait" "$(grep '^moonbouncer_client_wait' <<<"$page")"
+fi
 mb_like "$(sample "$page" "pgbouncer_stats_server_in_transaction_seconds_total\\{database=\"$MB_DB\"\\}")" \
 	'^[0-9]+(\.[0-9]+)?$' "server_in_transaction_seconds_total in seconds"
 
@@ -141,7 +154,9 @@ else
 fi
 
 # --- the examples name only metrics the page has
-exported=$(awk '$1 == "#" && $2 == "TYPE" { print $3 }' <<<"$loaded_page" | sort -u)
+# every family, and a histogram's _bucket, _sum and _count series
+exported=$(awk '$1 == "#" && $2 == "TYPE" { print $3; if ($4 == "histogram") print $3 "_bucket\n" $3 "_sum\n" $3 "_count" }' \
+	<<<"$loaded_page" | sort -u)
 # names_in TEXT: the pgbouncer_* and moonbouncer_* names in TEXT
 names_in() { grep -oE '\b(pgbouncer|moonbouncer)_[a-z0-9_]+' <<<"$1" | sort -u; }
 rule_names=$(names_in "$(cat "$examples/alerts.yml")")

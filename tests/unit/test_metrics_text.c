@@ -54,6 +54,9 @@ struct view *views_build(const char *name, char *err, size_t errlen)
 	} else if (strcasecmp(name, "POOLS") == 0) {
 		v = view_new("ssiiis", "database", "user", "cl_active", "sv_active", "maxwait", "pool_mode");
 		view_row(v, "db", "app", 3, 1, 2, "transaction");
+	} else if (strcasecmp(name, "TENANTS") == 0) {
+		v = view_new("siN", "tenant", "clients", "rejections");
+		view_row(v, "acme", 2, 1ULL);
 	} else {
 		snprintf(err, errlen, "no such view");
 	}
@@ -99,6 +102,13 @@ static void test_all_tables(void)
 
 	EXPECT_LINE(t, "pgbouncer_up 1");
 	EXPECT_LINE(t, "# TYPE pgbouncer_up gauge");
+	EXPECT_LINE(t, "moonbouncer_tenant_clients{tenant=\"acme\"} 2");
+	EXPECT_LINE(t, "# TYPE moonbouncer_tenant_rejections_total counter");
+	EXPECT_LINE(t, "moonbouncer_tenant_rejections_total{tenant=\"acme\"} 1");
+	EXPECT_LINE(t, "# TYPE moonbouncer_client_wait_seconds histogram");
+	EXPECT_LINE(t, "moonbouncer_client_wait_seconds_bucket{le=\"+Inf\"} 0");
+	EXPECT_LINE(t, "moonbouncer_client_wait_seconds_count 0");
+	EXPECT_LINE(t, "# TYPE moonbouncer_flow_control_output_full_total counter");
 	EXPECT_LINE(t, "pgbouncer_version_info{version=\"PgBouncer 1.25.2\"} 1");
 	EXPECT_LINE(t, "pgbouncer_databases 2");
 	EXPECT_LINE(t, "pgbouncer_used_clients 4");
@@ -156,10 +166,13 @@ static void test_headers(void)
 			if (n_seen < 64)
 				snprintf(seen[n_seen++], sizeof(seen[0]), "%s", name);
 		} else if (line[0] != '#') {
-			size_t len = strcspn(line, "{ ");
+			size_t len = strcspn(line, "{ "), fam = n_seen > 0 ? strlen(seen[n_seen - 1]) : 0;
+			/* a histogram's samples are its name with _bucket, _sum or _count */
+			bool suffix = (len - fam == 7 && strncmp(line + fam, "_bucket", 7) == 0) ||
+				      (len - fam == 4 && strncmp(line + fam, "_sum", 4) == 0) ||
+				      (len - fam == 6 && strncmp(line + fam, "_count", 6) == 0);
 
-			ok = ok && n_seen > 0 && strlen(seen[n_seen - 1]) == len &&
-			     strncmp(seen[n_seen - 1], line, len) == 0;
+			ok = ok && n_seen > 0 && (fam == len || suffix) && strncmp(seen[n_seen - 1], line, fam) == 0;
 		}
 	}
 	UNIT_CHECK(ok, "every sample follows its own family's TYPE line");
