@@ -236,7 +236,6 @@ enum section_kind {
 	SECT_DATABASES,
 	SECT_USERS,
 	SECT_PEERS,
-	SECT_UNKNOWN
 };
 
 struct loader {
@@ -558,6 +557,15 @@ static bool parse_database(struct config *cfg, const char *name, const char *val
 			goto fail;
 	}
 	connstr_free(&cs);
+	if (db.target_session_attrs && strcmp(db.target_session_attrs, "any") != 0) {
+		/* one host per entry here: the server's role is not checked, so only "any" is accepted */
+		snprintf(err, errlen,
+			 "target_session_attrs=%s in [databases] entry '%s' is not supported by moonbouncer: only its "
+			 "default (any) is accepted",
+			 db.target_session_attrs, name);
+		free_db(&db);
+		return false;
+	}
 
 	/* a later definition of the same name replaces the earlier one, as in PgBouncer */
 	for (i = 0; i < cfg->n_dbs; i++) {
@@ -695,11 +703,52 @@ static bool parse_peer(const char *name, const char *value, char *err, size_t er
 	return true;
 }
 
+/*
+ * PgBouncer keys moonbouncer does not act on. They load only at their default value, so that no setting is
+ * silently ignored: any other value refuses the configuration (README "Configuration reference").
+ */
+static const char *const unenforced_keys[] = { "auth_ldap_options", "conffile",	     "dns_zone_check_period",
+					       "peer_id",	    "sbuf_loopcnt",  "server_fast_close",
+					       "suspend_timeout",   NULL };
+
+static bool unenforced(const char *name)
+{
+	for (int i = 0; unenforced_keys[i]; i++)
+		if (strcmp(unenforced_keys[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* Does value mean the key's default? Both are read as the key reads them and compared as SHOW CONFIG shows them. */
+static bool at_default(const struct key_def *k, const char *value)
+{
+	struct config a, b;
+	char va[512], vb[512], err[256];
+	bool same = false;
+
+	if (!k->def)
+		return value[0] == '\0';
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	if (set_value(&a, k, value, k->name, err, sizeof(err)) && set_value(&b, k, k->def, k->name, err, sizeof(err))) {
+		format_value(&a, k, va, sizeof(va));
+		format_value(&b, k, vb, sizeof(vb));
+		same = strcmp(va, vb) == 0;
+	}
+	if (k->type == T_STR || k->type == T_CHOICE) {
+		free(*(char **)((char *)&a + k->offset));
+		free(*(char **)((char *)&b + k->offset));
+	}
+	return same;
+}
+
 static bool on_ini(void *arg, const char *section, const char *key, const char *value, const char *file,
 		   int line, char *err, size_t errlen)
 {
 	struct loader *ld = arg;
 	const struct key_def *k;
+
+	(void)file;	/* the parser puts file:line in front of any error */
 
 	if (!key) {
 		if (strcmp(section, "pgbouncer") == 0) {
@@ -711,8 +760,8 @@ static bool on_ini(void *arg, const char *section, const char *key, const char *
 		} else if (strcmp(section, "peers") == 0) {
 			ld->sect = SECT_PEERS;
 		} else {
-			ld->sect = SECT_UNKNOWN;
-			log_warning("%s:%d: unknown section [%s], its keys are ignored", file, line, section);
+			snprintf(err, errlen, "unknown section [%s]", section);
+			return false;
 		}
 		return true;
 	}
@@ -724,8 +773,13 @@ static bool on_ini(void *arg, const char *section, const char *key, const char *
 	case SECT_PGBOUNCER:
 		k = find_key(main_keys, N_KEYS(main_keys), key);
 		if (!k) {
-			log_warning("%s:%d: unknown configuration key '%s'", file, line, key);
-			return true;
+			snprintf(err, errlen, "unknown configuration key '%s'", key);
+			return false;
+		}
+		if (unenforced(k->name) && !at_default(k, value)) {
+			snprintf(err, errlen, "%s = %s is not supported by moonbouncer: only its default (%s) is accepted",
+				 key, value, k->def ? k->def : "not set");
+			return false;
 		}
 		return set_value(ld->cfg, k, value, key, err, errlen);
 	case SECT_DATABASES:
@@ -734,8 +788,6 @@ static bool on_ini(void *arg, const char *section, const char *key, const char *
 		return parse_user(ld->cfg, key, value, line, err, errlen);
 	case SECT_PEERS:
 		return parse_peer(key, value, err, errlen);
-	case SECT_UNKNOWN:
-		return true;
 	}
 	return true;
 }

@@ -47,11 +47,23 @@ mb_like "$out" "pgbouncer\.ini:$line" "--check names file:line of the typo ($(he
 mb_set pool_mode session
 mb_set no_such_setting 1
 mb_write_config
+line=$(mb_ini_line '^no_such_setting')
 out=$(run_pg --check "$MB_INI")
 rc=$?
-mb_is "$rc" 0 "--check with an unknown key exits 0 (a warning)"
-mb_like "$out" 'no_such_setting' "--check warns about the unknown key"
+mb_is "$rc" 1 "--check with an unknown key exits 1, as PgBouncer refuses it"
+mb_like "$out" "pgbouncer\.ini:$line: unknown configuration key 'no_such_setting'" "--check names file:line of the unknown key"
+if ! mb_start; then mb_ok "the pooler does not start with an unknown key"; else mb_not_ok "the pooler does not start with an unknown key"; fi
 mb_unset no_such_setting
+mb_set suspend_timeout 30
+mb_write_config
+out=$(run_pg --check "$MB_INI")
+mb_like "$out" "suspend_timeout = 30 is not supported by moonbouncer: only its default \\(10\\) is accepted" \
+	"--check refuses a key moonbouncer does not act on, at another value than its default"
+mb_unset suspend_timeout
+mb_write_config
+echo "[pgbouncr]" >>"$MB_INI"
+out=$(run_pg --check "$MB_INI")
+mb_like "$out" "unknown section \\[pgbouncr\\]" "--check refuses an unknown section"
 
 # --- the shipped example config is valid (its auth_file path pointed at the shipped userlist.txt)
 sed "s#^auth_file = .*#auth_file = $T_DIR/example-userlist.txt#" "$MB_REPO/examples/pgbouncer.ini" >"$T_DIR/example.ini"
