@@ -33,6 +33,7 @@ enum client_state {
 
 enum client_auth_step {
 	AUTH_STEP_STARTUP = 0,
+	AUTH_STEP_LOOKUP,	/* auth_query runs for its secret: nothing is read from it */
 	AUTH_STEP_PASSWORD,	/* cleartext or md5 answer expected */
 	AUTH_STEP_SASL_INIT,	/* SASLInitialResponse expected */
 	AUTH_STEP_SASL_FINAL,	/* SASLResponse expected */
@@ -103,6 +104,7 @@ struct client {
 	enum client_auth_step auth_step;
 	char *secret;			/* copy of the auth_file secret, or NULL */
 	enum auth_type auth_method;	/* how this login is checked (auth_type, or the hba rule's method) */
+	bool secret_from_query;		/* secret came from auth_query */
 	uint8_t md5_salt[4];
 	struct scram_server *scram;	/* only during a SCRAM login */
 

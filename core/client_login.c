@@ -11,6 +11,7 @@
 #include <openssl/rand.h>
 
 #include "admin.h"
+#include "authquery.h"
 #include "client.h"
 #include "client_params.h"
 #include "client_policy.h"
@@ -39,6 +40,8 @@ static const struct sbuf_ops client_ops = {
 /* A client going: what the layers above it hold for it. */
 static void closing(struct client *c)
 {
+	if (c->auth_step == AUTH_STEP_LOOKUP)
+		authq_client_gone(c);
 	link_client_gone(c);
 	if (c->pool) {
 		c->pool->n_clients--;
@@ -291,6 +294,9 @@ static enum sbuf_action auth_ok(struct client *c)
 		memcpy(pool->scram_server_key, c->scram->secret.server_key, SCRAM_KEY_LEN);
 		pool->have_scram_keys = true;
 	}
+	/* an md5 secret from auth_query answers the server's md5 request as that user */
+	if (c->secret_from_query && authfile_secret_kind(c->secret) == SECRET_MD5 && strcmp(server_user, c->user) == 0)
+		pool_learn_md5(pool, c->secret);
 	client_drop_scram(c);
 	free(c->secret);	/* the password is not needed past the login */
 	c->secret = NULL;
@@ -448,21 +454,12 @@ static const enum auth_type hba_methods[] = {
 	[HBA_PASSWORD] = AUTH_TYPE_PLAIN, [HBA_PEER] = AUTH_TYPE_PEER, [HBA_CERT] = AUTH_TYPE_CERT,
 };
 
-static enum sbuf_action start_auth(struct client *c)
+/* The user's secret is known (or known not to exist): the method is chosen, and the check begins. */
+static enum sbuf_action choose_method(struct client *c)
 {
-	const struct auth_entry *ae = rt.auth ? authfile_find(rt.auth, c->user) : NULL;
 	enum auth_type type = rt.cfg->auth_type;
 	const struct hba_rule *rule = NULL;
 
-	if (ae) {
-		c->secret = strdup(ae->secret);
-		if (!c->secret) {
-			client_fatal(c, "53200", "out of memory");
-			return SBUF_CLOSED;
-		}
-	}
-	if (admin_is_console_db(c->database) && admin_pre_login(c))
-		return admin_login(c);
 	if (type == AUTH_TYPE_HBA) {
 		struct hba_request req = {
 			.addr = c->is_unix ? NULL : &c->addr.sa,
@@ -479,6 +476,48 @@ static enum sbuf_action start_auth(struct client *c)
 		type = hba_methods[rule->method];
 	}
 	return begin_auth(c, type, rule ? rule->map : NULL);
+}
+
+/*
+ * auth_query answered. No row, a NULL secret and an expired password leave the user without a secret: the
+ * exchange runs to its end and fails as a wrong password does, so that no one learns which users exist.
+ */
+static void lookup_done(struct client *c, char *secret, const char *error)
+{
+	if (error) {
+		free(secret);
+		log_warning("C-%llu: auth_query for user %s failed: %s", c->id, c->user, error);
+		login_failed(c, "auth_query failed");
+		return;
+	}
+	c->secret = secret;
+	c->secret_from_query = secret != NULL;
+	if (choose_method(c) != SBUF_CLOSED && c->state != CL_CLOSED && c->sb.paused)
+		sbuf_resume(&c->sb);
+}
+
+static enum sbuf_action start_auth(struct client *c)
+{
+	const struct auth_entry *ae = rt.auth ? authfile_find(rt.auth, c->user) : NULL;
+
+	if (ae) {
+		c->secret = strdup(ae->secret);
+		if (!c->secret) {
+			client_fatal(c, "53200", "out of memory");
+			return SBUF_CLOSED;
+		}
+	}
+	if (admin_is_console_db(c->database)) {
+		if (admin_pre_login(c))
+			return admin_login(c);
+	} else if (!ae && rt.cfg->auth_type != AUTH_TYPE_ANY && authq_applies(c->database)) {
+		char err[128];
+		if (!authq_start(c, lookup_done, err, sizeof(err)))
+			return login_failed(c, err);
+		c->auth_step = AUTH_STEP_LOOKUP;
+		return SBUF_DROP;
+	}
+	return choose_method(c);
 }
 
 static enum sbuf_action handle_password(struct client *c, const struct sbuf_msg *msg)
@@ -687,6 +726,8 @@ static enum sbuf_action on_msg(struct sbuf *sb, const struct sbuf_msg *msg)
 	case CL_LOGIN:
 		if (c->auth_step == AUTH_STEP_STARTUP)
 			return handle_startup(c, msg);
+		if (c->auth_step == AUTH_STEP_LOOKUP)
+			return SBUF_PAUSE;	/* resumed once auth_query has answered */
 		return handle_password(c, msg);
 	case CL_ACTIVE:
 		return c->console ? admin_msg(c, msg) : client_relay_msg(c, msg);

@@ -15,6 +15,7 @@
 
 #include "admin.h"
 #include "authfile.h"
+#include "authquery.h"
 #include "hba.h"
 #include "client.h"
 #include "client_login.h"
@@ -138,6 +139,7 @@ static bool reload(void)
 	listener_reconfigure(cfg);
 	metrics_reconfigure(cfg->metrics_listen);
 	pool_reconfigure();
+	authq_reconfigure();
 	config_free(old);
 	authfile_free(old_auth);
 	hba_free(old_hba);

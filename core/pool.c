@@ -52,12 +52,20 @@ static void refresh_credentials(struct pool *pool)
 		return;
 	}
 	ae = rt.auth ? authfile_find(rt.auth, pool->user_name) : NULL;
-	if (!ae)
+	if (!ae) {
+		set_str(&pool->md5_secret, pool->query_md5_secret);
 		return;
+	}
 	if (ae->kind == SECRET_PLAIN)
 		set_str(&pool->password, ae->secret);
 	else if (ae->kind == SECRET_MD5)
 		set_str(&pool->md5_secret, ae->secret);
+}
+
+void pool_learn_md5(struct pool *pool, const char *secret)
+{
+	set_str(&pool->query_md5_secret, secret);
+	refresh_credentials(pool);
 }
 
 struct pool *pool_get(const char *db_name, const struct db_entry *db, const char *user_name)
@@ -291,6 +299,7 @@ static void pool_free(struct pool *pool)
 	free(pool->user_name);
 	free(pool->password);
 	free(pool->md5_secret);
+	free(pool->query_md5_secret);
 	params_clear(&pool->welcome);
 	free(pool);
 }

@@ -26,7 +26,8 @@ struct pool {
 
 	/* credentials for server logins */
 	char *password;			/* plain password, or NULL */
-	char *md5_secret;		/* "md5..." from auth_file, or NULL */
+	char *md5_secret;		/* "md5..." from auth_file (or auth_query), or NULL */
+	char *query_md5_secret;		/* what auth_query last returned for user_name, kept across reloads */
 	uint8_t scram_client_key[SCRAM_KEY_LEN];
 	uint8_t scram_server_key[SCRAM_KEY_LEN];
 	bool have_scram_keys;
@@ -60,6 +61,9 @@ struct pool {
 
 /* Find or create the pool for a database entry and server user. */
 struct pool *pool_get(const char *db_name, const struct db_entry *db, const char *user_name);
+/* auth_query returned an md5 secret for the pool's user: server logins answer md5 with it while auth_file and
+ * the entry have nothing for that user. */
+void pool_learn_md5(struct pool *pool, const char *secret);
 /* Every pool (for reload and shutdown). */
 struct list *pool_list(void);
 int pool_server_count(const struct pool *pool);

@@ -507,6 +507,29 @@ void pkt_execute(struct pktbuf *b, const char *portal, uint32_t max_rows)
 	pkt_end(b);
 }
 
+void pkt_extended_query(struct pktbuf *b, const char *sql, const char *param)
+{
+	size_t plen = strlen(param);
+
+	pkt_begin(b, FE_PARSE);
+	pkt_put_string(b, "");
+	pkt_put_string(b, sql);
+	pkt_put_u16(b, 0);	/* parameter types: inferred */
+	pkt_end(b);
+	pkt_begin(b, FE_BIND);
+	pkt_put_string(b, "");
+	pkt_put_string(b, "");
+	pkt_put_u16(b, 0);	/* parameter formats: text */
+	pkt_put_u16(b, 1);
+	pkt_put_u32(b, (uint32_t)plen);
+	pkt_put_bytes(b, param, plen);
+	pkt_put_u16(b, 0);	/* result formats: text */
+	pkt_end(b);
+	pkt_execute(b, "", 0);
+	pkt_begin(b, FE_SYNC);
+	pkt_end(b);
+}
+
 void pkt_bind_head(struct pktbuf *b, uint32_t body_len, const char *portal, uint32_t plen, const char *stmt)
 {
 	pkt_put_u8(b, FE_BIND);

@@ -193,6 +193,8 @@ void pkt_execute(struct pktbuf *b, const char *portal, uint32_t max_rows);
  */
 void pkt_bind_head(struct pktbuf *b, uint32_t body_len, const char *portal, uint32_t plen, const char *stmt);
 void pkt_query(struct pktbuf *b, const char *sql);
+/* Parse, Bind with one text parameter, Execute and Sync: sql run once, unnamed, the parameter never in its text. */
+void pkt_extended_query(struct pktbuf *b, const char *sql, const char *param);
 void pkt_terminate(struct pktbuf *b);
 void pkt_password(struct pktbuf *b, const char *password);	/* 'p' with a string */
 void pkt_sasl_initial(struct pktbuf *b, const char *mechanism, const void *data, size_t len);

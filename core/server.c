@@ -497,6 +497,15 @@ static void start_internal(struct server *s, enum internal_goal goal, struct pkt
 	send_pkt(s, query);
 }
 
+void server_lookup(struct server *s, const char *sql, const char *param)
+{
+	struct pktbuf b;
+
+	pktbuf_init(&b);
+	pkt_extended_query(&b, sql, param);
+	start_internal(s, INTERNAL_LOOKUP, &b);
+}
+
 /* Does the reset query drop prepared statements (so that our cache of them must go too)? */
 static bool reset_deallocates(const char *q)
 {
@@ -509,6 +518,11 @@ static enum sbuf_action finish_internal(struct server *s)
 	struct client *c = s->client;
 
 	s->goal = INTERNAL_NONE;
+	if (goal == INTERNAL_LOOKUP) {
+		s->phase = PHASE_IDLE;
+		s->pool->server_events->lookup_done(s, s->internal_failed ? s->internal_error : NULL);
+		return s->state == SV_CLOSED || s->state == SV_CLOSING ? SBUF_CLOSED : SBUF_DROP;
+	}
 	if (goal == INTERNAL_CONNECT || goal == INTERNAL_CHECK) {
 		if (s->internal_failed) {
 			if (goal == INTERNAL_CONNECT) {
@@ -576,6 +590,17 @@ static enum sbuf_action internal_msg(struct server *s, const struct sbuf_msg *ms
 {
 	const char *name, *value;
 
+	if (s->goal == INTERNAL_LOOKUP && msg->type == BE_DATA_ROW) {
+		if (msg->avail < msg->len && msg->len <= MAX_STATUS_LEN)
+			return SBUF_WAIT_FULL;
+		if (msg->avail < msg->len) {	/* no secret is this long */
+			snprintf(s->internal_error, sizeof(s->internal_error), "auth_query returned a row too large");
+			s->internal_failed = true;
+			return SBUF_DROP;
+		}
+		s->pool->server_events->lookup_row(s, msg->data + PROTO_HEADER_LEN, msg->len - PROTO_HEADER_LEN);
+		return SBUF_DROP;
+	}
 	if (msg->type != BE_PARAMETER_STATUS && msg->type != BE_ERROR && msg->type != BE_READY_FOR_QUERY)
 		return SBUF_DROP;
 	if (msg->avail < msg->len)
@@ -598,7 +623,8 @@ static enum sbuf_action internal_msg(struct server *s, const struct sbuf_msg *ms
 			snprintf(s->internal_error, sizeof(s->internal_error), "%s %s", sqlstate, text);
 			s->internal_failed = true;
 			log_warning("S-%llu %s/%s: %s query failed: %s", s->id, s->pool->db_name, s->pool->user_name,
-				    s->goal == INTERNAL_RESET ? "reset" : "parameter", text);
+				    s->goal == INTERNAL_RESET ? "reset" : s->goal == INTERNAL_LOOKUP ? "auth_query" : "parameter",
+				    text);
 		}
 		return SBUF_DROP;
 	default: /* ReadyForQuery */

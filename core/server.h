@@ -25,6 +25,9 @@ struct server_pool_events {
 	void (*gone)(struct pool *pool);	/* a server has gone: the pool may need another */
 	/* a login failed; retry: the server could not be reached, waiting clients wait for the next try */
 	void (*login_failed)(struct pool *pool, const char *sqlstate, const char *message, bool retry);
+	/* the pool's own lookup (server_lookup): each DataRow's body, then its end (error NULL if it ran) */
+	void (*lookup_row)(struct server *server, const uint8_t *row, size_t len);
+	void (*lookup_done)(struct server *server, const char *error);
 };
 
 /* What a linked server reports to the link (link.c sets it when it hands the server to a client). */
@@ -64,6 +67,7 @@ enum internal_goal {
 	INTERNAL_REAPPLY,	/* after RESET: the client's own values, then its ReadyForQuery */
 	INTERNAL_CONNECT,	/* connect_query after login */
 	INTERNAL_CHECK,		/* server_check_query before reuse */
+	INTERNAL_LOOKUP,	/* a query for the pool itself (auth_query): rows and end go to its events */
 };
 
 struct server {
@@ -119,6 +123,9 @@ void server_launch(struct pool *pool);
 /* About to serve a client: apply the parameters it wants that the server lacks. True while that query runs
  * (relay starts when it ends), false when nothing was to be done. */
 bool server_apply(struct server *server, const struct param_set *want);
+/* Run sql with one text parameter (extended protocol) for the pool itself; the server must be logged in and
+ * unlinked. Rows and the end go to the pool's lookup events. */
+void server_lookup(struct server *server, const char *sql, const char *param);
 /* Unlinked and between transactions: reset if needed and return to the pool. */
 void server_release(struct server *server);
 /* Close (and free later); reason is logged. */

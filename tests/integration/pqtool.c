@@ -49,6 +49,9 @@ static void usage(void)
 		"                                  print what comes back (ERROR/AUTH/BYTE/ROW/CLOSED/TIMEOUT);\n"
 		"                                  after a StartupMessage, waits for one ReadyForQuery more\n"
 		"                                  per Query or Sync sent with it\n"
+		"  sasl-first HOST PORT USER DB    start a SCRAM login; print the shape of the server's first\n"
+		"                                  message: 'SASL r=<nonce length> s=<salt length> i=<iterations>'\n"
+		"                                  (or the error / other authentication request)\n"
 		"  idle HOST|SOCKET PORT N SECONDS open N connections (TCP, or to a unix socket file) that\n"
 		"                                  send nothing; print 'opened N', hold them SECONDS, then\n"
 		"                                  'closed K' (K closed by the other side)\n");
@@ -571,6 +574,128 @@ static int cmd_raw(int argc, char **argv)
 	return describe_reply(reply, got, closed, reply_complete(reply, got, one_byte_answer));
 }
 
+/* One whole message from a blocking socket into buf (type, then body); false on EOF or a huge message. */
+static bool read_msg(int fd, uint8_t *type, uint8_t *buf, size_t cap, size_t *len)
+{
+	uint8_t head[5];
+	size_t got = 0, want;
+
+	while (got < 5) {
+		ssize_t r = recv(fd, head + got, 5 - got, 0);
+		if (r <= 0)
+			return false;
+		got += (size_t)r;
+	}
+	want = ((size_t)head[1] << 24 | (size_t)head[2] << 16 | (size_t)head[3] << 8 | head[4]) - 4;
+	if (want > cap)
+		return false;
+	for (got = 0; got < want;) {
+		ssize_t r = recv(fd, buf + got, want - got, 0);
+		if (r <= 0)
+			return false;
+		got += (size_t)r;
+	}
+	*type = head[0];
+	*len = want;
+	return true;
+}
+
+/* The next authentication request's code (its data in buf/len), or -1 after printing an error or EOF. */
+static long next_auth(int fd, uint8_t *buf, size_t cap, size_t *len)
+{
+	uint8_t type;
+
+	while (read_msg(fd, &type, buf, cap, len)) {
+		if (type == 'E') {
+			const char *state = "-----", *msg = "";
+			for (size_t p = 0; p < *len && buf[p];) {
+				char code = (char)buf[p++];
+				const char *val = (const char *)buf + p;
+				if (code == 'C')
+					state = val;
+				else if (code == 'M')
+					msg = val;
+				p += strnlen(val, *len - p) + 1;
+			}
+			printf("ERROR %s %s\n", state, msg);
+			return -1;
+		}
+		if (type == 'R' && *len >= 4)
+			return (long)((uint32_t)buf[0] << 24 | (uint32_t)buf[1] << 16 | (uint32_t)buf[2] << 8 | buf[3]);
+	}
+	printf("CLOSED\n");
+	return -1;
+}
+
+static int cmd_sasl_first(int argc, char **argv)
+{
+	static const char nonce[] = "n,,n=,r=pqtoolpqtoolpqtoolpqtool";
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *ai;
+	uint8_t out[1024], buf[8192];
+	size_t n = 0, len;
+	long code;
+	int fd;
+	struct timeval tv = { 10, 0 };
+
+	if (argc != 4)
+		usage();
+	/* StartupMessage: protocol 3.0, user, database */
+	n = 8;
+	out[4] = 0, out[5] = 3, out[6] = 0, out[7] = 0;
+	n += (size_t)sprintf((char *)out + n, "user") + 1;
+	n += (size_t)sprintf((char *)out + n, "%.200s", argv[2]) + 1;
+	n += (size_t)sprintf((char *)out + n, "database") + 1;
+	n += (size_t)sprintf((char *)out + n, "%.200s", argv[3]) + 1;
+	out[n++] = 0;
+	out[0] = 0, out[1] = 0, out[2] = (uint8_t)(n >> 8), out[3] = (uint8_t)n;
+	if (getaddrinfo(argv[0], argv[1], &hints, &ai) != 0)
+		return 2;
+	fd = socket(ai->ai_family, SOCK_STREAM, 0);
+	if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+		printf("ERROR ----- connect: %s\n", strerror(errno));
+		return 1;
+	}
+	freeaddrinfo(ai);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (send(fd, out, n, MSG_NOSIGNAL) != (ssize_t)n || (code = next_auth(fd, buf, sizeof(buf), &len)) < 0) {
+		close(fd);
+		return 1;
+	}
+	if (code != 10) {
+		printf("AUTH %ld\n", code);
+		close(fd);
+		return 1;
+	}
+	/* SASLInitialResponse: mechanism, length, client-first-message */
+	n = 5;
+	out[0] = 'p';
+	n += (size_t)sprintf((char *)out + n, "SCRAM-SHA-256") + 1;
+	out[n++] = 0, out[n++] = 0, out[n++] = 0, out[n++] = (uint8_t)(sizeof(nonce) - 1);
+	memcpy(out + n, nonce, sizeof(nonce) - 1);
+	n += sizeof(nonce) - 1;
+	out[1] = 0, out[2] = 0, out[3] = (uint8_t)((n - 1) >> 8), out[4] = (uint8_t)(n - 1);
+	if (send(fd, out, n, MSG_NOSIGNAL) != (ssize_t)n || (code = next_auth(fd, buf, sizeof(buf) - 1, &len)) < 0) {
+		close(fd);
+		return 1;
+	}
+	close(fd);
+	if (code != 11) {
+		printf("AUTH %ld\n", code);
+		return 1;
+	}
+	buf[len] = 0;
+	{
+		/* r=<nonce>,s=<salt>,i=<iterations> */
+		const char *msg = (const char *)buf + 4, *s = strstr(msg, ",s="), *i = strstr(msg, ",i=");
+		if (strncmp(msg, "r=", 2) != 0 || !s || !i || i < s) {
+			printf("BAD %s\n", msg);
+			return 1;
+		}
+		printf("SASL r=%d s=%d i=%s\n", (int)(s - msg - 2), (int)(i - s - 3), i + 3);
+	}
+	return 0;
+}
+
 static int idle_connect(const char *target, const char *port)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *ai;
@@ -651,6 +776,8 @@ int main(int argc, char **argv)
 		return cmd_params(argc - 2, argv + 2);
 	if (strcmp(argv[1], "hold") == 0)
 		return cmd_hold(argc - 2, argv + 2);
+	if (strcmp(argv[1], "sasl-first") == 0)
+		return cmd_sasl_first(argc - 2, argv + 2);
 	if (strcmp(argv[1], "raw") == 0)
 		return cmd_raw(argc - 2, argv + 2);
 	if (strcmp(argv[1], "idle") == 0)
