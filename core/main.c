@@ -33,6 +33,7 @@
 #include "server.h"
 #include "stats.h"
 #include "tenant.h"
+#include "tls.h"
 
 #include "version.h"
 #define JANITOR_PERIOD_MS 100
@@ -121,13 +122,24 @@ static bool reload(void)
 		log_warning("listen_addr and listen_port changes take effect after a restart");
 	{
 		char err[512];
-		if (!policy_reload(cfg, err, sizeof(err))) {
-			log_error("reload failed: %s: keeping the previous configuration and policies", err);
+		/* key and certificate files are read again: renewed certificates apply to new connections */
+		struct tls_set *tls = tls_build(cfg, err, sizeof(err));
+		if (!tls) {
+			log_error("reload failed: %s: keeping the previous configuration and TLS settings", err);
 			config_free(cfg);
 			authfile_free(auth);
 			hba_free(hba);
 			return false;
 		}
+		if (!policy_reload(cfg, err, sizeof(err))) {
+			log_error("reload failed: %s: keeping the previous configuration and policies", err);
+			tls_free(tls);
+			config_free(cfg);
+			authfile_free(auth);
+			hba_free(hba);
+			return false;
+		}
+		tls_install(tls);
 	}
 	config_diff(old, cfg, log_change, NULL);
 	rt.cfg = cfg;
@@ -368,6 +380,16 @@ int main(int argc, char **argv)
 	if (!load_all(&rt.cfg, &rt.auth, &rt.hba))
 		return 1;
 	apply_logging(rt.cfg);	/* from here on, start-up and --check messages reach logfile too */
+	{
+		struct tls_set *tls = tls_build(rt.cfg, err, sizeof(err));
+		if (!tls) {
+			log_error("%s", err);
+			if (check)
+				fprintf(stderr, "%s: %s\n", g_config_path, err);
+			return 1;
+		}
+		tls_install(tls);
+	}
 	if (!policy_load(rt.cfg, err, sizeof(err))) {
 		log_error("%s", err);
 		if (check)
@@ -376,6 +398,7 @@ int main(int argc, char **argv)
 	}
 	if (check) {
 		policy_shutdown();
+		tls_shutdown();
 		printf("%s: configuration is valid\n", g_config_path);
 		config_free(rt.cfg);
 		authfile_free(rt.auth);
@@ -459,6 +482,7 @@ int main(int argc, char **argv)
 	rt_stop();
 	dns_shutdown();
 	sbuf_module_shutdown();
+	tls_shutdown();
 	event_base_free(rt.base);
 	if (g_pidfile) {
 		unlink(g_pidfile);

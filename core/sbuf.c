@@ -30,6 +30,41 @@ static void on_read(evutil_socket_t fd, short what, void *arg);
 static void on_write(evutil_socket_t fd, short what, void *arg);
 static void process(struct sbuf *sb);
 
+static ssize_t plain_read(struct sbuf *sb, void *buf, size_t len)
+{
+	return recv(sb->fd, buf, len, 0);
+}
+
+static ssize_t plain_write(struct sbuf *sb, const struct iovec *iov, int iovcnt)
+{
+	struct msghdr mh = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
+
+	return iovcnt ? sendmsg(sb->fd, &mh, MSG_NOSIGNAL) : 0;
+}
+
+static const struct sbuf_transport plain_transport = {
+	.read = plain_read,
+	.write = plain_write,
+};
+
+static bool output_waiting(const struct sbuf *sb)
+{
+	return sb->xport->output_waiting && sb->xport->output_waiting(sb);
+}
+
+static bool input_waiting(const struct sbuf *sb)
+{
+	return sb->xport->input_waiting && sb->xport->input_waiting(sb);
+}
+
+/* One buffer through the transport. */
+static ssize_t write_one(struct sbuf *sb, const void *data, size_t len)
+{
+	struct iovec iov = { (void *)data, len };
+
+	return sb->xport->write(sb, &iov, 1);
+}
+
 void sbuf_module_init(struct event_base *base, uint32_t bufsize)
 {
 	g_base = base;
@@ -97,6 +132,7 @@ void sbuf_init(struct sbuf *sb, const struct sbuf_ops *ops, void *owner)
 {
 	memset(sb, 0, sizeof(*sb));
 	sb->fd = -1;
+	sb->xport = &plain_transport;
 	sb->ops = ops;
 	sb->owner = owner;
 	sb->max_whole = MAX_WHOLE_DEFAULT;
@@ -107,7 +143,7 @@ void sbuf_init(struct sbuf *sb, const struct sbuf_ops *ops, void *owner)
 static bool may_process(const struct sbuf *sb)
 {
 	return sb->fd >= 0 && !sb->paused && !sb->blocked && !sb->connecting && !sb->wait_forwarded &&
-	       !sb->out_full;
+	       !sb->out_full && !sb->handshaking;
 }
 
 static void update_events(struct sbuf *sb)
@@ -118,10 +154,10 @@ static void update_events(struct sbuf *sb)
 		return;
 	/* armed also with a full buffer: the read event then handles what is buffered (on_read reads only
 	 * when there is room), and a full buffer with nothing stopping it always makes progress */
-	want_read = may_process(sb);
+	want_read = may_process(sb) || sb->handshaking;
 	/* corked output is sent when the handling ends (uncork), not from a write event */
 	want_write = sb->connecting || sb->write_error || sb->blocked_src ||
-		     (sb->out_sent < sb->out.len && g_corked != sb);
+		     (sb->out_sent < sb->out.len && g_corked != sb) || output_waiting(sb);
 
 	if (want_read != sb->read_armed) {
 		if (want_read)
@@ -181,7 +217,8 @@ void sbuf_set_peer(struct sbuf *sb, struct sbuf *peer)
 static void wake_buffered(struct sbuf *sb)
 {
 	update_events(sb);
-	if (sb->read_armed && sb->io && sb->io->parse < sb->io->recv)
+	if (sb->read_armed && !sb->handshaking &&
+	    ((sb->io && sb->io->parse < sb->io->recv) || input_waiting(sb)))
 		event_active(&sb->ev_read, EV_READ, 0);
 }
 
@@ -230,8 +267,10 @@ static void output_drained(struct sbuf *sb)
 /* Send our own queued output. True when all of it is out. */
 static bool flush_out(struct sbuf *sb)
 {
+	if (sb->handshaking)
+		return false;	/* nothing goes through a transport before its handshake ends */
 	while (sb->out_sent < sb->out.len) {
-		ssize_t n = send(sb->fd, sb->out.data + sb->out_sent, sb->out.len - sb->out_sent, MSG_NOSIGNAL);
+		ssize_t n = write_one(sb, sb->out.data + sb->out_sent, sb->out.len - sb->out_sent);
 		if (n > 0) {
 			sb->out_sent += (size_t)n;
 		} else if (n < 0 && errno == EINTR) {
@@ -270,8 +309,7 @@ static bool flush_relay(struct sbuf *src)
 			{ dst->out.data + dst->out_sent, dst->out.len - dst->out_sent },
 			{ io->data + io->done, io->parse - io->done },
 		};
-		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
-		ssize_t n = sendmsg(dst->fd, &mh, MSG_NOSIGNAL);
+		ssize_t n = dst->xport->write(dst, iov, 2);
 		if (n > 0) {
 			size_t first = n < (ssize_t)iov[0].iov_len ? (size_t)n : iov[0].iov_len;
 			dst->out_sent += first;
@@ -284,7 +322,7 @@ static bool flush_relay(struct sbuf *src)
 		}
 	}
 	while (io->done < io->parse) {
-		ssize_t n = send(dst->fd, io->data + io->done, io->parse - io->done, MSG_NOSIGNAL);
+		ssize_t n = write_one(dst, io->data + io->done, io->parse - io->done);
 		if (n > 0) {
 			io->done += (uint32_t)n;
 		} else if (n < 0 && errno == EINTR) {
@@ -503,9 +541,17 @@ static void process_messages(struct sbuf *sb)
 			sb->remain -= n;
 			continue;
 		}
+		if (sb->handshaking)
+			break;	/* what follows is read through the new transport */
 		if (!output_room(sb))
 			break;
-		if (sb->startup_mode) {
+		if (sb->answer_byte) {
+			if (!avail)
+				break;
+			sb->answer_byte = false;
+			msg.type = io->data[io->parse];
+			total = 1;
+		} else if (sb->startup_mode) {
 			const uint8_t *p = io->data + io->parse;
 			if (avail < 4) {
 				if (!header_room(sb, 4))
@@ -634,13 +680,62 @@ read_more:
 	update_events(sb);
 }
 
+/* One step of the transport's handshake, from either event; the owner hears how it ended. */
+static void drive_handshake(struct sbuf *sb)
+{
+	const char *error = NULL;
+	int r = sb->xport->handshake(sb, &error);
+
+	if (r == 0) {
+		update_events(sb);
+		return;
+	}
+	sb->handshaking = false;
+	update_events(sb);
+	if (r < 0) {
+		sb->ops->on_tls(sb, error ? error : "handshake failed");
+		return;
+	}
+	sb->ops->on_tls(sb, NULL);
+	if (sb->fd >= 0)
+		wake_buffered(sb);
+}
+
+bool sbuf_start_transport(struct sbuf *sb, const struct sbuf_transport *xport, void *state)
+{
+	if (sb->fd < 0)
+		return false;
+	if (g_corked == sb)
+		g_corked = NULL;
+	/* the answer that announced the switch goes out over the old transport, before any handshake byte */
+	if (sb->blocked_src || !flush_out(sb))
+		return false;
+	sb->xport = xport;
+	sb->xport_state = state;
+	sb->handshaking = true;
+	update_events(sb);
+	/* the first step runs from the loop, never from inside the owner's message handler */
+	event_active(&sb->ev_write, EV_WRITE, 0);
+	return true;
+}
+
+void sbuf_expect_answer_byte(struct sbuf *sb)
+{
+	sb->answer_byte = true;
+}
+
 static void on_read(evutil_socket_t fd, short what, void *arg)
 {
 	struct sbuf *sb = arg;
 	struct iobuf *io;
 	ssize_t n;
 	(void)what;
+	(void)fd;
 
+	if (sb->handshaking) {
+		drive_handshake(sb);
+		return;
+	}
 	if (!sb->io) {
 		sb->io = iobuf_new(g_bufsize);
 		if (!sb->io) {
@@ -655,7 +750,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 		compact(io);
 	}
 	if (io->recv < io->size) {
-		n = recv(fd, io->data + io->recv, io->size - io->recv, 0);
+		n = sb->xport->read(sb, io->data + io->recv, io->size - io->recv);
 		if (n == 0) {
 			sb->input_done = true;
 			fail(sb, 0);
@@ -668,6 +763,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 			}
 			if (io->parse == io->recv) {
 				release_if_empty(sb);
+				update_events(sb);	/* a transport may have output of its own to write */
 				return;
 			}
 		} else {
@@ -675,6 +771,9 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 		}
 	}
 	process(sb);
+	/* input the transport holds (decrypted TLS records) makes no read event of the socket: come back */
+	if (sb->fd >= 0 && sb->read_armed && input_waiting(sb))
+		event_active(&sb->ev_read, EV_READ, 0);
 }
 
 static void on_write(evutil_socket_t fd, short what, void *arg)
@@ -697,6 +796,21 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 		sb->connecting = false;
 		update_events(sb);
 		sb->ops->on_connect(sb, err);
+		return;
+	}
+	if (output_waiting(sb)) {
+		/* the transport's own bytes (a TLS record, a handshake message) go before anything else */
+		if (sb->xport->write(sb, NULL, 0) < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+			fail(sb, errno);
+			return;
+		}
+		if (output_waiting(sb)) {
+			update_events(sb);
+			return;
+		}
+	}
+	if (sb->handshaking) {
+		drive_handshake(sb);
 		return;
 	}
 	if ((sb->out_first || !sb->blocked_src) && !flush_out(sb)) {
@@ -760,9 +874,15 @@ void sbuf_close(struct sbuf *sb)
 		 * said it sends no more */
 		for (int i = 0; !sb->input_done && i < 16 && recv(sb->fd, drain, sizeof(drain), MSG_DONTWAIT) > 0; i++)
 			;
+		if (sb->xport->close)
+			sb->xport->close(sb);
 		close(sb->fd);
 		sb->fd = -1;
 	}
+	sb->xport = &plain_transport;
+	sb->xport_state = NULL;
+	sb->handshaking = false;
+	sb->answer_byte = false;
 	sb->read_armed = sb->write_armed = false;
 	sbuf_detach(sb);
 	if (sb->io) {

@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 #include <event2/event.h>
 #include <event2/event_struct.h>
@@ -70,10 +72,35 @@ struct sbuf_ops {
 	void (*on_connect)(struct sbuf *sb, int err);
 	/* After SBUF_FORWARD_PAUSE: everything up to that message reached the peer's socket (NULL if never used). */
 	void (*on_forwarded)(struct sbuf *sb);
+	/* A handshake started with sbuf_start_transport ended: error is NULL when it succeeded. */
+	void (*on_tls)(struct sbuf *sb, const char *error);
+};
+
+/*
+ * How a socket moves bytes: plain system calls, or TLS (tls.c), chosen per socket. The conventions are
+ * recv's and sendmsg's. A transport that keeps bytes of its own says so, so that the events stay armed:
+ * input it read from the socket but not handed out yet is read without waiting for the socket, output it
+ * took but did not write keeps the write event armed.
+ */
+struct sbuf_transport {
+	/* bytes read, 0 at the end of the stream, -1 with errno (EAGAIN: wait for the read event) */
+	ssize_t (*read)(struct sbuf *sb, void *buf, size_t len);
+	/* bytes taken from iov, -1 with errno (EAGAIN: wait for the write event); iovcnt 0 only flushes */
+	ssize_t (*write)(struct sbuf *sb, const struct iovec *iov, int iovcnt);
+	bool (*input_waiting)(const struct sbuf *sb);	/* NULL: never */
+	bool (*output_waiting)(const struct sbuf *sb);	/* NULL: never */
+	/* go on with the handshake: 1 done, 0 waiting for the socket, -1 failed (*error says why) */
+	int (*handshake)(struct sbuf *sb, const char **error);
+	/* the socket closes: free the transport's state (after a last flush if it can) */
+	void (*close)(struct sbuf *sb);
 };
 
 struct sbuf {
 	int fd;
+	const struct sbuf_transport *xport;
+	void *xport_state;	/* the transport's per-socket state (an SSL for TLS) */
+	bool handshaking;	/* the transport's handshake runs: no input is decided */
+	bool answer_byte;	/* the next input is a one-byte answer (to an SSLRequest), not a message */
 	bool startup_mode;	/* packets have no type byte (client startup) */
 	bool paused;		/* owner stopped processing */
 	bool blocked;		/* our relayed bytes wait for the peer's socket */
@@ -138,6 +165,14 @@ bool sbuf_flush_pending(struct sbuf *sb) __attribute__((warn_unused_result));
  * A message the pooler writes to the peer may follow only when true.
  */
 bool sbuf_relay_complete(struct sbuf *sb);
+/*
+ * Switch the socket to another transport (TLS) and start its handshake; on_tls tells how it ended. Output
+ * already queued (the answer to an SSLRequest) goes out first, over the old transport. False if it cannot.
+ */
+bool sbuf_start_transport(struct sbuf *sb, const struct sbuf_transport *xport, void *state)
+	__attribute__((warn_unused_result));
+/* The next input byte is delivered alone as a message of that type and length 1 (an SSLRequest's answer). */
+void sbuf_expect_answer_byte(struct sbuf *sb);
 /* Unprocessed input bytes (including those of the message at hand). */
 uint32_t sbuf_input_pending(const struct sbuf *sb);
 /* Cut the relay in both directions: bytes still waiting for the peer are dropped. */
