@@ -87,7 +87,7 @@ static void send_welcome(struct client *c)
 
 enum sbuf_action admin_login(struct client *c)
 {
-	char abuf[64];
+	char abuf[64], tbuf[128];
 
 	if (!c->console_admin) {
 		if (config_list_contains(rt.cfg->admin_users, c->user))
@@ -107,8 +107,9 @@ enum sbuf_action admin_login(struct client *c)
 	c->auth_step = AUTH_STEP_DONE;
 	c->last_activity = rt_now();
 	if (rt.cfg->log_connections)
-		log_info("C-%llu %s/%s@%s login attempt: db=%s user=%s tls=no (admin console, %s)", c->id, c->database,
-			 c->user, client_addr(c, abuf), c->database, c->user, c->console_admin ? "admin" : "stats");
+		log_info("C-%llu %s/%s@%s login attempt: db=%s user=%s tls=%s (admin console, %s)", c->id, c->database,
+			 c->user, client_addr(c, abuf), c->database, c->user, client_tls(c, tbuf, sizeof(tbuf)),
+			 c->console_admin ? "admin" : "stats");
 	send_welcome(c);
 	stats_console_login();
 	client_change_state(c, CL_ACTIVE);

@@ -12,6 +12,7 @@
 #include "pool.h"
 #include "runtime.h"
 #include "tenant.h"
+#include "tls.h"
 
 static struct list g_login = { &g_login, &g_login };
 static struct list g_all = { &g_all, &g_all };
@@ -99,6 +100,14 @@ const char *client_addr(const struct client *c, char buf[64])
 	if (c->is_unix)
 		return "unix";
 	return net_addr_str(&c->addr.sa, buf, 64);
+}
+
+const char *client_tls(const struct client *c, char *buf, size_t len)
+{
+	tls_describe(&c->sb, buf, len);
+	if (!buf[0])
+		snprintf(buf, len, "no");
+	return buf;
 }
 
 static void send_error(struct client *c, const char *severity, const char *sqlstate, const char *fmt, va_list ap)

@@ -157,6 +157,8 @@ double client_timeout(const struct client *client, enum client_timeout which);
 bool client_tls_active(const struct client *client);
 /* "1.2.3.4:5678", "[::1]:5678" or "unix", for messages. */
 const char *client_addr(const struct client *client, char buf[64]);
+/* The login log line's tls=: "no", or the protocol, cipher and key exchange. */
+const char *client_tls(const struct client *client, char *buf, size_t len);
 /* Find a client by the cancel key we gave it. */
 struct client *client_find_by_cancel(uint32_t pid, uint32_t key);
 void client_change_state(struct client *client, enum client_state state);

@@ -24,17 +24,20 @@
 #include "net.h"
 #include "pool.h"
 #include "runtime.h"
+#include "tls.h"
 
 #define CLIENT_MAX_WHOLE (64u * 1024 * 1024)	/* largest named Parse kept whole to share it */
 
 static enum sbuf_action on_msg(struct sbuf *sb, const struct sbuf_msg *msg);
 static void on_error(struct sbuf *sb, int err);
+static void on_tls(struct sbuf *sb, const char *error);
 
 static const struct sbuf_ops client_ops = {
 	.on_msg = on_msg,
 	.on_error = on_error,
 	.on_connect = NULL,
 	.on_forwarded = NULL,	/* clients never pause after relaying */
+	.on_tls = on_tls,
 };
 
 /* A client going: what the layers above it hold for it. */
@@ -312,9 +315,9 @@ static enum sbuf_action auth_ok(struct client *c)
 		return SBUF_CLOSED;
 	}
 	if (rt.cfg->log_connections) {
-		char abuf[64];
-		log_info("C-%llu %s/%s@%s login attempt: db=%s user=%s tls=no", c->id, c->database, c->user,
-			 client_addr(c, abuf), c->database, c->user);
+		char abuf[64], tbuf[128];
+		log_info("C-%llu %s/%s@%s login attempt: db=%s user=%s tls=%s", c->id, c->database, c->user,
+			 client_addr(c, abuf), c->database, c->user, client_tls(c, tbuf, sizeof(tbuf)));
 	}
 	if (pool->have_welcome) {
 		client_send_welcome(c);
@@ -610,11 +613,13 @@ static bool add_param(struct client *c, const char *name, const char *value)
 }
 
 /*
- * SSLRequest or GSSENCRequest: refused with 'N' (no TLS or GSS encryption),
- * the client goes on in plain text. Each may come once, in either order
- * (libpq sends GSSENCRequest, then SSLRequest), as PostgreSQL allows; bytes
- * that arrived behind the request were sent before its answer and may have
- * been injected, as PgBouncer checks too.
+ * SSLRequest or GSSENCRequest. An SSLRequest on TCP is answered 'S' when
+ * client_tls_sslmode is not disable, and the TLS handshake follows; otherwise
+ * (and for GSS encryption always) 'N', and the client goes on in plain text.
+ * Each may come once, in either order (libpq sends GSSENCRequest, then
+ * SSLRequest), as PostgreSQL allows, and never inside TLS; bytes that arrived
+ * behind the request were sent before its answer and may have been injected,
+ * as PgBouncer checks too.
  */
 static enum sbuf_action encryption_request(struct client *c, bool ssl, const struct sbuf_msg *msg)
 {
@@ -630,8 +635,31 @@ static enum sbuf_action encryption_request(struct client *c, bool ssl, const str
 		return SBUF_CLOSED;
 	}
 	*asked = true;
+	if (ssl && tls_client_mode() != TLS_DISABLE && !c->is_unix) {
+		sbuf_send(&c->sb, "S", 1);
+		if (!tls_accept(&c->sb)) {
+			client_close(c, "failed to accept SSL");
+			return SBUF_CLOSED;
+		}
+		return SBUF_DROP;
+	}
 	sbuf_send(&c->sb, "N", 1);
 	return SBUF_DROP;
+}
+
+/* The TLS handshake after an 'S' ended; a failed one has no channel left for an ErrorResponse. */
+static void on_tls(struct sbuf *sb, const char *error)
+{
+	struct client *c = sb->owner;
+	char reason[320];
+
+	if (!error) {
+		char tbuf[128];
+		log_debug("C-%llu: TLS established: %s", c->id, client_tls(c, tbuf, sizeof(tbuf)));
+		return;
+	}
+	snprintf(reason, sizeof(reason), "TLS handshake failed: %s", error);
+	client_close(c, reason);
 }
 
 static enum sbuf_action handle_startup(struct client *c, const struct sbuf_msg *msg)
@@ -652,6 +680,10 @@ static enum sbuf_action handle_startup(struct client *c, const struct sbuf_msg *
 		return encryption_request(c, sp.code == PROTO_SSL_CODE, msg);
 	if (sp.code == PROTO_CANCEL_CODE) {
 		client_close(c, handle_cancel(sp.cancel_pid, sp.cancel_key));
+		return SBUF_CLOSED;
+	}
+	if (tls_client_mode() >= TLS_REQUIRE && !tls_active(&c->sb) && !c->is_unix) {
+		client_fatal(c, "08P01", "SSL required");
 		return SBUF_CLOSED;
 	}
 	c->sb.startup_mode = false;

@@ -20,6 +20,7 @@
 #include "session.h"
 #include "sqlscan.h"
 #include "tenant.h"
+#include "tls.h"
 
 #define MAX_KINDS 32
 /* Function OIDs of the session-level advisory lock functions (stable built-ins). */
@@ -51,7 +52,7 @@ static void fill_view(const struct client *c, struct policy_client *v)
 		v->port = ntohs(c->addr.in.sin_port);
 	else if (!c->is_unix && c->addr.sa.sa_family == AF_INET6)
 		v->port = ntohs(c->addr.in6.sin6_port);
-	v->tls = false;
+	v->tls = tls_active(&c->sb);
 	v->params = &c->params;
 	v->in_transaction = c->server && c->server->txn_status != PROTO_TXN_IDLE;
 	v->tenant = c->tenant ? c->tenant->key : NULL;

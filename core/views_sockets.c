@@ -13,6 +13,7 @@
 #include "pool.h"
 #include "runtime.h"
 #include "server.h"
+#include "tls.h"
 #include "view.h"
 
 #define STD_TYPES "ssssssisiTTiiississii"
@@ -67,7 +68,7 @@ struct sock_row {
 
 static void add_row(struct view *v, const struct sock_row *r, bool debug)
 {
-	char addr[64], laddr[64], ptr[32], link[32];
+	char addr[64], laddr[64], ptr[32], link[32], tls[128];
 	struct sockaddr_storage local;
 	socklen_t llen = sizeof(local);
 	int port, lport;
@@ -84,7 +85,7 @@ static void add_row(struct view *v, const struct sock_row *r, bool debug)
 		link[0] = 0;
 	view_row(v, r->type, r->user ? r->user : "(nouser)", r->database ? r->database : "(nodb)", "none", r->state,
 		 addr, port, laddr, lport, wall_time(r->connect_time), wall_time(r->request_time),
-		 (int)(wait_us / 1000000), (int)(wait_us % 1000000), 0, ptr, link, r->remote_pid, "",
+		 (int)(wait_us / 1000000), (int)(wait_us % 1000000), 0, ptr, link, r->remote_pid, tls_describe(r->sb, tls, sizeof(tls)),
 		 r->app ? r->app : "", r->prepared, (int)r->id,
 		 /* the debug columns: buffer positions */
 		 debug && io ? (int)io->recv : 0, debug && io ? (int)io->parse : 0, debug ? (int)r->sb->remain : 0,
