@@ -614,6 +614,13 @@ void pkt_cancel_request(struct pktbuf *b, uint32_t pid, uint32_t key)
 	pkt_end(b);
 }
 
+void pkt_ssl_request(struct pktbuf *b)
+{
+	pkt_begin(b, 0);
+	pkt_put_u32(b, PROTO_SSL_CODE);
+	pkt_end(b);
+}
+
 void pkt_startup(struct pktbuf *b, const struct startup_param *params, int n)
 {
 	pkt_begin(b, 0);

@@ -200,6 +200,7 @@ void pkt_password(struct pktbuf *b, const char *password);	/* 'p' with a string 
 void pkt_sasl_initial(struct pktbuf *b, const char *mechanism, const void *data, size_t len);
 void pkt_sasl_response(struct pktbuf *b, const void *data, size_t len);
 void pkt_cancel_request(struct pktbuf *b, uint32_t pid, uint32_t key);
+void pkt_ssl_request(struct pktbuf *b);	/* answered by one byte: 'S' (TLS follows) or 'N' */
 /* StartupMessage v3 with name/value pairs (n pairs). */
 void pkt_startup(struct pktbuf *b, const struct startup_param *params, int n);
 /* NegotiateProtocolVersion: newest minor supported + unrecognized options. */

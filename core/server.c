@@ -24,6 +24,7 @@
 #include "pool.h"
 #include "prepared_relay.h"
 #include "runtime.h"
+#include "tls.h"
 
 #define MAX_STATUS_LEN (64 * 1024)	/* ParameterStatus larger than this is relayed untracked */
 
@@ -46,12 +47,14 @@ static void start_internal(struct server *s, enum internal_goal goal, struct pkt
 static void on_error(struct sbuf *sb, int err);
 static void on_connect(struct sbuf *sb, int err);
 static void on_forwarded(struct sbuf *sb);
+static void on_tls(struct sbuf *sb, const char *error);
 
 static const struct sbuf_ops server_ops = {
 	.on_msg = on_msg,
 	.on_error = on_error,
 	.on_connect = on_connect,
 	.on_forwarded = on_forwarded,
+	.on_tls = on_tls,
 };
 
 static const char *state_name(enum server_state s)
@@ -233,6 +236,48 @@ static void on_connect(struct sbuf *sb, int err)
 		else
 			log_info("%s new connection to server (from %s)", server_tag(s, tag),
 				 net_addr_str((struct sockaddr *)&la, local, sizeof(local)));
+	}
+	if (tls_server_mode() != TLS_DISABLE && !s->unix_path[0]) {
+		/* TLS is asked for first (server_tls_sslmode); the startup packet waits for the answer */
+		struct pktbuf b;
+		pktbuf_init(&b);
+		pkt_ssl_request(&b);
+		s->phase = PHASE_TLS;
+		sbuf_expect_answer_byte(&s->sb);
+		send_pkt(s, &b);
+		return;
+	}
+	start_login(s);
+}
+
+/* The answer to our SSLRequest: 'S' starts the handshake, 'N' is plain text where the mode allows it. */
+static enum sbuf_action tls_answer(struct server *s, const struct sbuf_msg *msg)
+{
+	if (msg->type != 'S' && msg->type != 'N') {
+		return login_failed(s, "08P01", "bad sslreq answer");
+	}
+	/* anything behind the answer was sent before the handshake: it may have been injected */
+	if (sbuf_input_pending(&s->sb) > 1)
+		return login_failed(s, "08P01", "received unencrypted data after SSL response");
+	if (msg->type == 'N') {
+		if (tls_server_mode() >= TLS_REQUIRE)
+			return login_failed(s, "08006", "server refused SSL");
+		start_login(s);
+		return SBUF_DROP;
+	}
+	if (!tls_connect(&s->sb, s->pool->db ? s->pool->db->host : NULL))
+		return login_failed(s, "08006", "could not start TLS with the server");
+	return SBUF_DROP;
+}
+
+/* The handshake with the server ended: the login goes on inside TLS, or the connection fails. */
+static void on_tls(struct sbuf *sb, const char *error)
+{
+	struct server *s = sb->owner;
+
+	if (error) {
+		login_failed(s, "08006", "TLS handshake with the server failed: %s", error);
+		return;
 	}
 	start_login(s);
 }
@@ -781,6 +826,8 @@ static enum sbuf_action on_msg(struct sbuf *sb, const struct sbuf_msg *msg)
 		return counted(s, msg, idle_msg(s, msg));
 	case PHASE_CLOSING:
 		return SBUF_DROP;
+	case PHASE_TLS:
+		return tls_answer(s, msg);
 	case PHASE_CONNECT:
 		break;
 	}
@@ -804,7 +851,7 @@ static void on_error(struct sbuf *sb, int err)
 		connect_failed(s, "connect failed: %s", detail);
 		return;
 	}
-	if (s->phase == PHASE_LOGIN) {
+	if (s->phase == PHASE_LOGIN || s->phase == PHASE_TLS) {
 		connect_failed(s, "server conn crashed? (%s, during login)", detail);
 		return;
 	}
@@ -914,7 +961,8 @@ void server_close(struct server *s, const char *reason)
 	s->cancels_in_flight = 0;
 	if (s->client)
 		s->link->detach(s);
-	if (s->sb.fd >= 0 && s->phase != PHASE_CONNECT && s->phase != PHASE_LOGIN && !s->sb.write_error &&
+	if (s->sb.fd >= 0 && s->phase != PHASE_CONNECT && s->phase != PHASE_TLS && s->phase != PHASE_LOGIN &&
+	    !s->sb.write_error &&
 	    rt.shutdown == SHUTDOWN_NONE && !rt.exiting) {
 		/*
 		 * Terminate, then wait for the server to hang up before it stops counting: a replacement
@@ -932,7 +980,7 @@ void server_close(struct server *s, const char *reason)
 		server_change_state(s, SV_CLOSING);
 		return;
 	}
-	if (s->sb.fd >= 0 && s->phase != PHASE_CONNECT && s->phase != PHASE_LOGIN) {
+	if (s->sb.fd >= 0 && s->phase != PHASE_CONNECT && s->phase != PHASE_TLS && s->phase != PHASE_LOGIN) {
 		struct pktbuf b;	/* polite goodbye so the backend exits without logging an EOF */
 		pktbuf_init(&b);
 		pkt_terminate(&b);

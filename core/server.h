@@ -52,6 +52,7 @@ enum server_state {
 /* What we do with server messages right now. */
 enum server_phase {
 	PHASE_CONNECT = 0,	/* resolving, connecting */
+	PHASE_TLS,		/* SSLRequest sent: its one-byte answer, then the TLS handshake */
 	PHASE_LOGIN,		/* startup sent, authentication and welcome */
 	PHASE_RELAY,		/* messages go to the linked client */
 	PHASE_INTERNAL,		/* our own query runs; answers are consumed */
