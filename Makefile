@@ -51,7 +51,7 @@ DEMO_DEB_PKGS = build-essential pkg-config libevent-dev libssl-dev libluajit-5.1
 	util-linux
 FUZZ_DEB_PKGS = clang libclang-rt-dev
 TEST_DEB_PKGS = luajit libpq-dev postgresql-contrib lua-busted pgbouncer valgrind \
-	nodejs openjdk-17-jdk-headless libpostgresql-jdbc-java curl jq prometheus
+	nodejs openjdk-17-jdk-headless libpostgresql-jdbc-java curl jq prometheus openssl
 # Debian's prometheus package brings promtool (test_metrics); where an init system runs, installing it also
 # starts a Prometheus server, which deps stops again when it installed the package itself.
 PROMETHEUS_WAS_INSTALLED := $(shell dpkg -s prometheus >/dev/null 2>&1 && echo yes)
