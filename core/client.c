@@ -91,8 +91,7 @@ void client_change_state(struct client *c, enum client_state state)
 
 bool client_tls_active(const struct client *c)
 {
-	(void)c;
-	return false;	/* clients are not offered TLS yet */
+	return tls_active(&c->sb);
 }
 
 const char *client_addr(const struct client *c, char buf[64])
