@@ -53,7 +53,8 @@ mb_set log_connections 1
 
 # q CONNSTR-EXTRA SQL: a query through the pooler with libpq's TLS settings added to the connection string
 q() { pqt query "$(mb_connstr "$su" "$sp" "$MB_DB" "$1")" "$2" 2>&1; }
-check_fails() { ! timeout 30 "$MB_BIN" --check "$MB_INI" >"$T_DIR/check.out" 2>&1; }
+# as the pooler runs: --check writes to the logfile too, which must stay the pooler's
+check_fails() { ! (exec_as_pg timeout 30 "$MB_BIN" --check "$MB_INI") >"$T_DIR/check.out" 2>&1; }
 
 # ---- a mode that needs a certificate without a usable one: no start, and --check says why
 mb_set client_tls_sslmode require
