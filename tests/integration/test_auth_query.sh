@@ -96,11 +96,12 @@ mb_pgdb viadb "auth_user=postgres auth_dbname=pgdb auth_query='SELECT rolname, C
 mb_pgdb nodb "auth_user=postgres auth_query='SELECT rolname, CASE WHEN current_database() = ''postgres'' THEN rolpassword END FROM pg_authid WHERE rolname = \$1'"
 mb_db pgdb "host=127.0.0.1 port=$MB_PG_PORT dbname=postgres"
 mb_pgdb badauth "auth_user=$MB_RELOAD_USER"
-mb_pgdb slowdb "auth_user=postgres pool_size=1 auth_query='SELECT rolname, rolpassword FROM pg_authid, pg_sleep(3) WHERE rolname = \$1'"
+mb_pgdb slowdb "auth_user=postgres pool_size=1 auth_query='WITH l AS (SELECT pg_advisory_xact_lock_shared(4242)) SELECT rolname, rolpassword FROM pg_authid, l WHERE rolname = \$1'"
 mb_user postgres "$MB_PG_PASSWORD"
 mb_user "$MB_RELOAD_USER" not-its-password
 mb_user "$su" "$sp"
 mb_set auth_type md5
+mb_set verbose 1	# logs each lookup as it is asked for
 mb_start_or_bail
 mb_is "$(login "$mu" "$mp" aqdb)" "$mu" "auth_user on the entry: its users are looked up"
 mb_is "$(login "$mu" "$mp" "$MB_DB")" "ERROR 28P01 password authentication failed" \
@@ -111,38 +112,70 @@ mb_is "$(login "$mu" "$mp" nodb)" "ERROR 28P01 password authentication failed" \
 mb_is "$(login "$mu" "$mp" badauth)" "ERROR 08P01 auth_query failed" "auth_user cannot log in: the login fails"
 mb_like "$(cat "$MB_LOG")" "auth_query for user $mu failed: auth_user login failed" "... and the reason is logged"
 
+# Lookups of slowdb wait for an advisory lock the test holds: a slow lookup, without timing.
+lock_hold() {
+	mb_bg "$T_DIR/locker.out" env PGPASSWORD="$MB_PG_PASSWORD" PGAPPNAME=mb_aq_locker "$PG_BINDIR/psql" -X -q \
+		-h 127.0.0.1 -p "$MB_PG_PORT" -U postgres -d "$MB_DB" -c "SELECT pg_advisory_lock(4242)" \
+		-c "SELECT pg_sleep(600)"
+	lock_wait "granted" 1
+}
+lock_release() {
+	pg_super_psql -d postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		WHERE application_name = 'mb_aq_locker'" >/dev/null
+}
+# lock_wait granted|NOT granted N [POLLS]: until N sessions hold (or wait for) the lock, at most POLLS
+# looks 50 ms apart (200); prints the count
+lock_wait() {
+	local n i
+	for ((i = 0; i < ${3:-200}; i++)); do
+		n=$(pg_super_psql -d postgres -c "SELECT count(*) FROM pg_locks
+			WHERE locktype = 'advisory' AND objid = 4242 AND $1")
+		[ "$n" = "$2" ] && break
+		sleep 0.05
+	done
+	echo "$n"
+}
+
 # a slow lookup keeps only its own client waiting
+lock_hold >/dev/null
 mb_bg "$T_DIR/slow.out" "$PQTOOL" query "$(mb_connstr "$mu" "$mp" slowdb)" "SELECT 'slow done'"
 slow_pid=$MB_BG_PID
-for ((i = 0; i < 100; i++)); do
-	grep -q "running auth_query\|S-[0-9]* slowdb/postgres.*new connection" "$MB_LOG" && break
-	sleep 0.05
-done
-mb_is "$(login "$su" "$sp" "$MB_DB")" "$su" "another client logs in while a lookup is under way"
-mb_is "$(cat "$T_DIR/slow.out")" "" "... before the slow lookup has answered"
+mb_is "$(lock_wait "NOT granted" 1)" 1 "the lookup waits (for the test's lock)"
+mb_is "$(login "$su" "$sp" "$MB_DB")" "$su" "another client logs in meanwhile"
+mb_is "$(login "$mu" "$mp" aqdb)" "$mu" "... and so does one whose lookup goes elsewhere"
+mb_is "$(cat "$T_DIR/slow.out")" "" "the waiting client is not logged in yet"
+lock_release
 wait "$slow_pid"
 mb_is "$(cat "$T_DIR/slow.out")" "slow done" "the slow lookup's client logs in once it answers"
 
 # lookups of one database and auth_user run at most pool_size (here 1) at a time: the second waits its turn
+lock_hold >/dev/null
 mark=$(wc -l <"$MB_LOG")
-mb_bg "$T_DIR/slow1.out" "$PQTOOL" query "$(mb_connstr "$mu" "$mp" slowdb)" "SELECT 'first'"
+mb_bg "$T_DIR/slow1.out" "$PQTOOL" query "$(mb_connstr "$mu" "$mp" slowdb connect_timeout=120)" "SELECT 'first'"
 p1=$MB_BG_PID
-mb_bg "$T_DIR/slow2.out" "$PQTOOL" query "$(mb_connstr "$mu" "$mp" slowdb)" "SELECT 'second'"
+mb_is "$(lock_wait "NOT granted" 1)" 1 "pool_size 1: the first lookup runs"
+mb_bg "$T_DIR/slow2.out" "$PQTOOL" query "$(mb_connstr "$mu" "$mp" slowdb connect_timeout=120)" "SELECT 'second'"
 p2=$MB_BG_PID
-wait "$p1" "$p2"
-mb_is "$(cat "$T_DIR/slow1.out" "$T_DIR/slow2.out" | sort | tr '\n' ' ')" "first second " "both waiting lookups end in a login"
-order=$(tail -n +"$((mark + 1))" "$MB_LOG" | sed -n 's/.*slowdb\/postgres.*\(new connection\|closing because\).*/\1/p' | tr '\n' ',')
-mb_is "$order" "new connection,closing because,new connection,closing because," \
-	"the second lookup's connection opens only after the first one's has closed"
-
-# a client that leaves during its lookup (1 s into its 3): the lookup's connection goes too
-timeout 1 "$PQTOOL" raw 127.0.0.1 "$MB_PORT" "$(mb_startup_hex user "$mu" database slowdb)" >/dev/null 2>&1
-for ((i = 0; i < 100; i++)); do
-	grep -q "slowdb/postgres.*closing because: client gone during auth_query" "$MB_LOG" && break
-	sleep 0.1
+for ((i = 0; i < 200; i++)); do
+	[ "$(tail -n +"$((mark + 1))" "$MB_LOG" | grep -c 'auth_query as postgres in slowdb')" = 2 ] && break
+	sleep 0.05
 done
+# had it a connection, it would be waiting for the lock within these 2 s
+mb_is "$(lock_wait "NOT granted" 2 40)" 1 "... the second has no connection while the first runs"
+lock_release
+wait "$p1" "$p2"
+mb_is "$(cat "$T_DIR/slow1.out" "$T_DIR/slow2.out" | sort | tr '\n' ' ')" "first second " \
+	"both lookups end in a login, one after the other"
+
+# a client that leaves during its lookup: the lookup's connection goes too
+lock_hold >/dev/null
+mb_bg "$T_DIR/gone.out" "$PQTOOL" raw 127.0.0.1 "$MB_PORT" "$(mb_startup_hex user "$mu" database slowdb)"
+mb_is "$(lock_wait "NOT granted" 1)" 1 "a lookup waits"
+kill "$MB_BG_PID"
+mb_wait_line "$MB_LOG" "slowdb/postgres.*closing because: client gone during auth_query" 10
 mb_like "$(cat "$MB_LOG")" "slowdb/postgres.*closing because: client gone during auth_query" \
-	"a client gone during its lookup: the lookup connection closes"
+	"its client leaves: the lookup connection closes"
+lock_release
 mb_check_healthy "the pooler is still healthy"
 mb_stop
 
