@@ -206,42 +206,35 @@ static void client_rows(struct view *v, bool debug, bool active_only)
 	}
 }
 
+enum socket_kinds { CLIENT_ROWS = 1, SERVER_ROWS = 2 };
+
+static struct view *socket_rows(int kinds, bool debug, bool active_only)
+{
+	struct view *v = socket_view(debug);
+
+	if (v && (kinds & CLIENT_ROWS))
+		client_rows(v, debug, active_only);
+	if (v && (kinds & SERVER_ROWS))
+		server_rows(v, debug, active_only);
+	return v;
+}
+
 struct view *views_clients(void)
 {
-	struct view *v = socket_view(false);
-
-	if (v)
-		client_rows(v, false, false);
-	return v;
+	return socket_rows(CLIENT_ROWS, false, false);
 }
 
 struct view *views_servers(void)
 {
-	struct view *v = socket_view(false);
-
-	if (v)
-		server_rows(v, false, false);
-	return v;
+	return socket_rows(SERVER_ROWS, false, false);
 }
 
 struct view *views_sockets(void)
 {
-	struct view *v = socket_view(true);
-
-	if (v) {
-		client_rows(v, true, false);
-		server_rows(v, true, false);
-	}
-	return v;
+	return socket_rows(CLIENT_ROWS | SERVER_ROWS, true, false);
 }
 
 struct view *views_active_sockets(void)
 {
-	struct view *v = socket_view(true);
-
-	if (v) {
-		client_rows(v, true, true);
-		server_rows(v, true, true);
-	}
-	return v;
+	return socket_rows(CLIENT_ROWS | SERVER_ROWS, true, true);
 }
