@@ -409,6 +409,36 @@ static enum sbuf_action peer_login(struct client *c, const char *map)
 	return auth_ok(c);
 }
 
+/*
+ * auth_type cert (or an hba cert rule): a verified client certificate that names the user, or with map= one of
+ * the ident map's names for that user. Users unknown to auth_file and auth_query are refused the same way.
+ */
+static enum sbuf_action cert_login(struct client *c, const char *map)
+{
+	bool ok = false;
+
+	if (!client_tls_active(c)) {
+		log_warning("C-%llu: TLS connection required", c->id);
+	} else if (!tls_peer_cert_verified(&c->sb)) {
+		log_warning("C-%llu: TLS client certificate required", c->id);
+	} else if (!c->secret) {
+		ok = false;	/* an unknown user: the same failure as a certificate of another name */
+	} else if (!map) {
+		ok = tls_peer_cert_names(&c->sb, c->user);
+		if (!ok)
+			log_warning("C-%llu: TLS certificate name mismatch", c->id);
+	} else {
+		for (size_t i = 0; rt.hba && !ok && i < rt.hba->n_idents; i++) {
+			const struct hba_ident *id = &rt.hba->idents[i];
+			ok = strcmp(id->map, map) == 0 && (!id->db_user || strcmp(id->db_user, c->user) == 0) &&
+			     tls_peer_cert_names(&c->sb, id->system_user);
+		}
+		if (!ok)
+			log_warning("C-%llu: ident map %s does not have a match", c->id, map);
+	}
+	return ok ? auth_ok(c) : login_failed(c, "certificate authentication failed");
+}
+
 /* The check itself, once the method is chosen and the user's secret known (c->secret, NULL if none). */
 static enum sbuf_action begin_auth(struct client *c, enum auth_type type, const char *map)
 {
@@ -444,9 +474,7 @@ static enum sbuf_action begin_auth(struct client *c, enum auth_type type, const 
 	case AUTH_TYPE_PEER:
 		return peer_login(c, map);
 	case AUTH_TYPE_CERT:
-		log_warning("C-%llu: %s", c->id, client_tls_active(c) ? "TLS client certificate required"
-								 : "TLS connection required");
-		return login_failed(c, "certificate authentication failed");
+		return cert_login(c, map);
 	default:
 		return login_failed(c, "login rejected");
 	}

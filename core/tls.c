@@ -215,8 +215,11 @@ static SSL_CTX *build_accept(const struct config *cfg, enum tls_mode mode, char 
 		if (names)
 			SSL_CTX_set_client_CA_list(ctx, names);
 	}
+	/* below verify-ca a certificate is asked for, not required, when there is a CA to check it (auth cert) */
 	SSL_CTX_set_verify(ctx, mode >= TLS_VERIFY_CA ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT
-						      : SSL_VERIFY_NONE, NULL);
+			   : ca && ca[0]	  ? SSL_VERIFY_PEER
+						  : SSL_VERIFY_NONE,
+			   NULL);
 	/* clients of a pooler do not resume sessions: no tickets to write after each handshake */
 	SSL_CTX_set_num_tickets(ctx, 0);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
@@ -617,4 +620,29 @@ const char *tls_describe(const struct sbuf *sb, char *buf, size_t len)
 	else
 		snprintf(buf, len, "%s/%s", SSL_get_version(ssl), SSL_get_cipher_name(ssl));
 	return buf;
+}
+
+/* The peer's certificate, if it sent one and the handshake verified it against the CA. */
+static X509 *verified_peer_cert(const struct sbuf *sb)
+{
+	SSL *ssl;
+	X509 *cert;
+
+	if (sb->xport != &tls_transport || !(ssl = ssl_of(sb)) || !SSL_is_init_finished(ssl))
+		return NULL;
+	cert = SSL_get0_peer_certificate(ssl);
+	return cert && SSL_get_verify_result(ssl) == X509_V_OK ? cert : NULL;
+}
+
+bool tls_peer_cert_verified(const struct sbuf *sb)
+{
+	return verified_peer_cert(sb) != NULL;
+}
+
+bool tls_peer_cert_names(const struct sbuf *sb, const char *name)
+{
+	X509 *cert = verified_peer_cert(sb);
+
+	/* as a host name is checked: the DNS names of subjectAltName, else the CommonName; no wildcards */
+	return cert && name[0] && X509_check_host(cert, name, strlen(name), X509_CHECK_FLAG_NO_WILDCARDS, NULL) == 1;
 }

@@ -47,5 +47,9 @@ bool tls_connect(struct sbuf *sb, const char *host) __attribute__((warn_unused_r
 bool tls_active(const struct sbuf *sb);
 /* "TLSv1.3/TLS_AES_256_GCM_SHA384/ECDH=X25519" for a TLS socket, "" for a plain one. */
 const char *tls_describe(const struct sbuf *sb, char *buf, size_t len);
+/* auth_type cert: the client sent a certificate that verified against client_tls_ca_file... */
+bool tls_peer_cert_verified(const struct sbuf *sb);
+/* ... and it names this user (subjectAltName DNS names, else the CommonName, matched exactly). */
+bool tls_peer_cert_names(const struct sbuf *sb, const char *name);
 
 #endif

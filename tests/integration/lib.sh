@@ -535,6 +535,31 @@ mb_start_or_bail() {
 	fi
 }
 
+# ---------------------------------------------------------------- certificates (openssl command line)
+
+# In MB_CERTS (default $T_DIR/certs): mb_cert_ca NAME CN, a self-signed CA; mb_cert NAME CN CA [SAN], an EC key
+# and a certificate signed by CA (subjectAltName SAN, e.g. "DNS:localhost"). openssl's output goes to openssl.log.
+mb_ossl() { openssl "$@" >>"${MB_CERTS:-$T_DIR/certs}/openssl.log" 2>&1; }
+mb_cert_key() {
+	local c=${MB_CERTS:-$T_DIR/certs}
+	mkdir -p "$c" && mb_ossl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:prime256v1 -out "$c/$1.key" &&
+		chmod 600 "$c/$1.key"
+}
+mb_cert_ca() {
+	local c=${MB_CERTS:-$T_DIR/certs}
+	mb_cert_key "$1" && mb_ossl req -new -x509 -key "$c/$1.key" -out "$c/$1.crt" -days 2 -subj "/CN=$2" \
+		-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
+}
+mb_cert() {
+	local c=${MB_CERTS:-$T_DIR/certs} ext
+	ext=$c/$1.ext
+	mkdir -p "$c" && echo "basicConstraints=CA:FALSE" >"$ext"
+	[ -n "${4:-}" ] && echo "subjectAltName=$4" >>"$ext"
+	mb_cert_key "$1" && mb_ossl req -new -key "$c/$1.key" -out "$c/$1.csr" -subj "/CN=$2" &&
+		mb_ossl x509 -req -in "$c/$1.csr" -CA "$c/$3.crt" -CAkey "$c/$3.key" -CAcreateserial -days 2 \
+			-extfile "$ext" -out "$c/$1.crt"
+}
+
 # ---------------------------------------------------------------- raw protocol bytes (for pqtool raw)
 
 mb_hex() { printf '%s' "$1" | od -An -v -tx1 | tr -d ' \n'; }
