@@ -185,7 +185,7 @@ integration: all $(PQTOOL)
 
 # The integration suite with the smallest buffers, under the ASan/UBSan build of the pooler.
 integration-small: $(ASAN_BIN) $(PQTOOL)
-	MB_PASS=small MB_BIN=$(CURDIR)/$(ASAN_BIN) ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 tests/integration/run.sh
+	MB_PASS=small MB_BIN=$(CURDIR)/$(ASAN_BIN) ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 tests/integration/run.sh
 
 demo: deps-demo
 	$(MAKE) all
