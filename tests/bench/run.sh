@@ -7,7 +7,7 @@
 #   --out DIR      where results-<date>.md goes (default build/bench/ in the repository); BENCH_OUT
 #   --reps N       repetitions of every point, interleaved A B A B ... (default 3, quick 2); BENCH_REPS
 #   --time T       seconds per pgbench run (default 8, quick 5); BENCH_TIME
-#   --only LIST    comma-separated sections: select,tpcb,churn,callgrind,memory,storm,policy; BENCH_ONLY
+#   --only LIST    comma-separated sections: select,tpcb,churn,tls,callgrind,memory,storm,policy; BENCH_ONLY
 #   --keep         keep the temporary directory (logs, configs); BENCH_KEEP=1
 #
 # Environment: MB_BIN (default ./moonbouncer), PGBOUNCER_BIN (default /usr/sbin/pgbouncer), PG_BINDIR.
@@ -66,6 +66,7 @@ if [ "$QUICK" = 1 ]; then
 	STORM_REPS=1
 	POLICY_PROTOCOLS=(simple)
 	POLICY_CLIENTS=(10 50)
+	TLS_CLIENTS=(10)
 else
 	: "${REPS:=3}" "${T:=8}"
 	PROTOCOLS=(simple extended prepared)
@@ -77,10 +78,11 @@ else
 	STORM_REPS=3
 	POLICY_PROTOCOLS=(simple extended)
 	POLICY_CLIENTS=(10 50)
+	TLS_CLIENTS=(10 50)
 fi
 case $REPS in '' | *[!0-9]* | 0) echo "run.sh: --reps must be a positive integer" >&2; exit 2 ;; esac
 case $T in '' | *[!0-9]* | 0) echo "run.sh: --time must be a positive integer" >&2; exit 2 ;; esac
-SECTIONS=(select tpcb churn callgrind memory storm policy)
+SECTIONS=(select tpcb churn tls callgrind memory storm policy)
 want() {
 	[ -z "$ONLY" ] && return 0
 	case ",$ONLY," in *",$1,"*) return 0 ;; esac
@@ -798,6 +800,42 @@ section_storm() {
 	done
 }
 
+# ---------------------------------------------------------------- TLS between the clients and the pooler
+
+# Both poolers with client_tls_sslmode = require and the same certificate (made here with openssl); pgbench
+# connects with sslmode=require. Select-only, simple protocol, transaction pooling; servers stay plain.
+section_tls() {
+	local c pt crt=$D/tls/pooler.crt key=$D/tls/pooler.key
+	say "== TLS from the clients (client_tls_sslmode = require)"
+	mkdir -p "$D/tls"
+	if ! openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=localhost \
+		-keyout "$key" -out "$crt" >"$D/tls/openssl.log" 2>&1; then
+		note_problem "TLS section skipped: openssl could not make a certificate"
+		return 0
+	fi
+	[ "$IS_ROOT" = 1 ] && chown -R postgres: "$D/tls"
+	write_ini pgb-tls main client_tls_sslmode=require "client_tls_cert_file=$crt" "client_tls_key_file=$key"
+	write_ini mb-tls main client_tls_sslmode=require "client_tls_cert_file=$crt" "client_tls_key_file=$key"
+	pooler_start pgb-tls pgb || { note_problem "PgBouncer did not start with TLS"; return 0; }
+	pooler_start mb-tls mb || { note_problem "moonbouncer did not start with TLS"; pooler_stop pgb-tls; return 0; }
+	export PGSSLMODE=require
+	for c in "${TLS_CLIENTS[@]}"; do
+		pt="tls select c=$c"
+		point "$pt" "pgb-tls mb-tls" -S -M simple -c "$c" -j "$(jobs_for "$c")" -T "$T"
+	done
+	unset PGSSLMODE
+	pooler_stop pgb-tls
+	pooler_stop mb-tls
+	md "" "## TLS from the clients (client_tls_sslmode = require, same certificate), select-only, simple protocol" "" \
+		"| clients | PgBouncer tps | moonbouncer tps | mb/PgB tps | PgB lat ms | mb lat ms | PgB CPU µs/tx | mb CPU µs/tx | mb/PgB CPU |" \
+		"|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+	for c in "${TLS_CLIENTS[@]}"; do
+		pt="tls select c=$c"
+		md "| $c | $(cell_tps "$pt|pgb-tls") | $(cell_tps "$pt|mb-tls") | $(ratio "$(med TPS "$pt|mb-tls")" "$(med TPS "$pt|pgb-tls")") | $(fmt %.3f "$(med LAT "$pt|pgb-tls")") | $(fmt %.3f "$(med LAT "$pt|mb-tls")") | $(fmt %.1f "$(med CPU "$pt|pgb-tls")") | $(fmt %.1f "$(med CPU "$pt|mb-tls")") | $(ratio "$(med CPU "$pt|mb-tls")" "$(med CPU "$pt|pgb-tls")") |"
+		collect_failures "$pt" pgb-tls mb-tls
+	done
+}
+
 # ---------------------------------------------------------------- with policies (Lua)
 #
 # Policies are detected, not assumed: a config with policy_dir must pass `moonbouncer --check` with a
@@ -939,6 +977,7 @@ nruns=0
 want select && nruns=$((nruns + ${#PROTOCOLS[@]} * ${#CLIENTS[@]} * 3 * REPS))
 want tpcb && nruns=$((nruns + ${#TPCB_PROTOCOLS[@]} * ${#TPCB_CLIENTS[@]} * 2 * REPS))
 want churn && nruns=$((nruns + 3 * REPS))
+want tls && nruns=$((nruns + ${#TLS_CLIENTS[@]} * 2 * REPS))
 if want policy && { [ -n "${BENCH_FORCE_POLICY:-}" ] || policy_support; }; then
 	nruns=$((nruns + ${#POLICY_PROTOCOLS[@]} * ${#POLICY_CLIENTS[@]} * 4 * REPS))
 fi
@@ -1011,6 +1050,7 @@ if want policy; then
 fi
 pooler_stop pgb
 pooler_stop mb
+want tls && section_tls
 want callgrind && section_callgrind
 want memory && section_memory
 want storm && section_storm
