@@ -814,6 +814,30 @@ void config_free(struct config *cfg)
 	free(cfg);
 }
 
+/* An auth_query or auth_dbname someone set needs an auth_user to run it: without one it would never run. */
+static bool auth_query_runnable(const struct config *cfg, char *err, size_t errlen)
+{
+	const struct key_def *q = find_key(main_keys, N_KEYS(main_keys), "auth_query");
+	bool global_user = cfg->auth_user && cfg->auth_user[0], any_user = global_user;
+
+	for (size_t i = 0; i < cfg->n_dbs; i++) {
+		const struct db_entry *db = &cfg->dbs[i];
+		bool user = global_user || (db->auth_user && db->auth_user[0]);
+		if (!user && ((db->auth_query && db->auth_query[0]) || (db->auth_dbname && db->auth_dbname[0]))) {
+			snprintf(err, errlen, "%s:%d: [databases] entry '%s' sets auth_query or auth_dbname but no auth_user "
+				 "runs it", cfg->config_path, db->line, db->name);
+			return false;
+		}
+		any_user = any_user || user;
+	}
+	if (!any_user && ((cfg->auth_query && strcmp(cfg->auth_query, q->def) != 0) ||
+			  (cfg->auth_dbname && cfg->auth_dbname[0]))) {
+		snprintf(err, errlen, "%s: auth_query or auth_dbname is set but no auth_user runs it", cfg->config_path);
+		return false;
+	}
+	return true;
+}
+
 struct config *config_load(const char *path, char *err, size_t errlen)
 {
 	struct config *cfg;
@@ -846,7 +870,7 @@ struct config *config_load(const char *path, char *err, size_t errlen)
 
 	ld.cfg = cfg;
 	ld.sect = SECT_NONE;
-	if (!ini_parse_file(path, on_ini, &ld, err, errlen))
+	if (!ini_parse_file(path, on_ini, &ld, err, errlen) || !auth_query_runnable(cfg, err, errlen))
 		goto fail;
 	return cfg;
 

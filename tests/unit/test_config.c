@@ -276,6 +276,18 @@ static void test_fails_closed(void)
 	UNIT_CHECK(cfg == NULL, "peer_id other than 0 is refused (peers are not built)");
 	config_free(cfg);
 
+	cfg = load_main("auth_query = SELECT 1\n", &path, err, sizeof(err));
+	UNIT_CHECK(cfg == NULL && strstr(err, "auth_query or auth_dbname is set but no auth_user runs it") != NULL,
+		   "an auth_query nobody runs (no auth_user) is refused");
+	config_free(cfg);
+	cfg = load_main("auth_user = lookup\n[databases]\nx = host=h auth_query=q\n", &path, err, sizeof(err));
+	UNIT_CHECK(cfg != NULL, "an entry's auth_query run by the global auth_user loads");
+	config_free(cfg);
+	cfg = load_main("[databases]\na = host=h auth_user=u\nb = host=h auth_dbname=d\n", &path, err, sizeof(err));
+	UNIT_CHECK(cfg == NULL && strstr(err, "entry 'b' sets auth_query or auth_dbname but no auth_user") != NULL,
+		   "an entry's auth_dbname with no auth_user for it is refused, whatever other entries have");
+	config_free(cfg);
+
 	cfg = load_main("[databases]\nx = host=h target_session_attrs=read-write\n", &path, err, sizeof(err));
 	UNIT_CHECK(cfg == NULL && strstr(err, "target_session_attrs=read-write in [databases] entry 'x' is not "
 					    "supported") != NULL,
