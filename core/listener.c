@@ -296,7 +296,7 @@ static bool open_tcp(const struct config *cfg, struct list *opened, char *err, s
 	}
 	snprintf(port, sizeof(port), "%d", cfg->listen_port);
 	for (item = strtok_r(copy, ",", &save); ok && item != NULL; item = strtok_r(NULL, ",", &save)) {
-		struct addrinfo hints, *res = NULL, *ai;
+		struct addrinfo *res = NULL, *ai;
 		char *host = trim(item);
 		bool wildcard = strcmp(host, "*") == 0;
 		size_t hlen = strlen(host);
@@ -309,15 +309,9 @@ static bool open_tcp(const struct config *cfg, struct list *opened, char *err, s
 			host[hlen - 1] = '\0';
 			host++;
 		}
-		memset(&hints, 0, sizeof(hints));
-		hints.ai_family = AF_UNSPEC;
-		hints.ai_socktype = SOCK_STREAM;
-		hints.ai_protocol = IPPROTO_TCP;
-		hints.ai_flags = AI_PASSIVE | (wildcard ? AI_ADDRCONFIG : 0);
-		rc = getaddrinfo(wildcard ? NULL : host, port, &hints, &res);
+		rc = net_listen_addrinfo(host, port, wildcard, &res);
 		if (rc != 0) {
-			snprintf(err, errlen, "could not resolve listen_addr \"%s\": %s", host,
-				 rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+			snprintf(err, errlen, "could not resolve listen_addr \"%s\": %s", host, net_gai_error(rc));
 			ok = false;
 			break;
 		}

@@ -143,22 +143,16 @@ static bool bind_one(struct evhttp *h, const struct addrinfo *ai, bool wildcard,
 static struct evhttp *open_server(const char *listen, char *err, size_t errlen)
 {
 	char host[256], port[8];
-	struct addrinfo hints, *res = NULL;
+	struct addrinfo *res = NULL;
 	struct evhttp *h;
 	bool wildcard, ok = true;
 	int rc;
 
 	if (!split_listen(listen, host, sizeof(host), port, sizeof(port), &wildcard, err, errlen))
 		return NULL;
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_protocol = IPPROTO_TCP;
-	hints.ai_flags = AI_PASSIVE | (wildcard ? AI_ADDRCONFIG : 0);
-	rc = getaddrinfo(wildcard ? NULL : host, port, &hints, &res);
+	rc = net_listen_addrinfo(host, port, wildcard, &res);
 	if (rc != 0) {
-		snprintf(err, errlen, "could not resolve metrics_listen \"%s\": %s", listen,
-			 rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+		snprintf(err, errlen, "could not resolve metrics_listen \"%s\": %s", listen, net_gai_error(rc));
 		return NULL;
 	}
 	h = evhttp_new(ev_base);

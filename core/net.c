@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -176,4 +177,21 @@ bool net_peer_user(int fd, char *buf, size_t len)
 	    getpwuid_r(cred.uid, &pw, tmp, sizeof(tmp), &found) != 0 || !found)
 		return false;
 	return (size_t)snprintf(buf, len, "%s", found->pw_name) < len;
+}
+
+int net_listen_addrinfo(const char *host, const char *port, bool wildcard, struct addrinfo **res)
+{
+	struct addrinfo hints;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_protocol = IPPROTO_TCP;
+	hints.ai_flags = AI_PASSIVE | (wildcard ? AI_ADDRCONFIG : 0);
+	return getaddrinfo(wildcard ? NULL : host, port, &hints, res);
+}
+
+const char *net_gai_error(int rc)
+{
+	return rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc);
 }

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+struct addrinfo;
+
 struct config;
 
 bool net_set_nonblocking(int fd);
@@ -27,6 +29,13 @@ const char *net_addr_str(const struct sockaddr *sa, char *buf, size_t len);
  */
 int net_connect(const struct sockaddr *sa, socklen_t len, const struct config *cfg);
 int net_connect_unix(const char *path);
+
+/*
+ * Addresses to listen on for host and port (TCP, passive; wildcard: every local address, host unused).
+ * 0, or a getaddrinfo error: net_gai_error(rc) says it.
+ */
+int net_listen_addrinfo(const char *host, const char *port, bool wildcard, struct addrinfo **res);
+const char *net_gai_error(int rc);
 
 /* The OS user name of the process at the other end of a unix socket (SO_PEERCRED); false if unknown. */
 bool net_peer_user(int fd, char *buf, size_t len);

@@ -535,6 +535,15 @@ mb_start_or_bail() {
 	fi
 }
 
+# mb_hold_transaction CONNSTR: a client that opens a transaction and holds it, and its server, for 60 s
+# (txn_tool: call mb_tool txn_tool TXN_TOOL first). Returns once it holds; HOLD_PID is its pid.
+mb_hold_transaction() {
+	printf 'open a %s\nq a BEGIN\nq a SELECT 1\necho held\nsleep 60\n' "$1" >"$T_DIR/hold.script"
+	mb_bg "$T_DIR/hold.out" "$TXN_TOOL" script "$T_DIR/hold.script"
+	HOLD_PID=$MB_BG_PID
+	mb_wait_line "$T_DIR/hold.out" '^held' 30 || mb_diag "the holder did not begin: $(cat "$T_DIR/hold.out")"
+}
+
 # ---------------------------------------------------------------- certificates (openssl command line)
 
 # In MB_CERTS (default $T_DIR/certs): mb_cert_ca NAME CN, a self-signed CA; mb_cert NAME CN CA [SAN], an EC key

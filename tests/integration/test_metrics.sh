@@ -76,16 +76,7 @@ moonbouncer_client_wait_seconds moonbouncer_flow_control_relay_blocked_total
 moonbouncer_flow_control_output_full_total"
 
 # --- a known load: a client holds a transaction open on the pool's only server, a second one waits
-cat >"$T_DIR/hold.script" <<EOF
-open a $c application_name=mb_holder
-q a BEGIN
-q a SELECT 1
-echo held
-sleep 60
-EOF
-mb_bg "$T_DIR/hold.out" "$TXN_TOOL" script "$T_DIR/hold.script"
-hold_pid=$MB_BG_PID
-mb_wait_line "$T_DIR/hold.out" '^held' 30 || mb_diag "the holder did not begin: $(cat "$T_DIR/hold.out")"
+mb_hold_transaction "$c application_name=mb_holder"
 mb_bg "$T_DIR/wait.out" "$PQTOOL" query "$c application_name=mb_waiter" "SELECT 'waited'"
 waiter_pid=$MB_BG_PID
 pool="\\{database=\"$MB_DB\",user=\"$su\"\\}"
@@ -115,7 +106,7 @@ for name in $expected; do
 done
 mb_is "${missing# }" "" "every metric of the PgBouncer exporter is exported"
 
-mb_kill_wait "$hold_pid" TERM
+mb_kill_wait "$HOLD_PID" TERM
 mb_wait_exit "$waiter_pid" 30
 mb_is "$(tail -n 1 "$T_DIR/wait.out")" waited "the waiting client ran once the holder left"
 if wait_sample "pgbouncer_pools_server_active_connections$pool" 0; then

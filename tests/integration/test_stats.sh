@@ -167,16 +167,7 @@ else
 
 	# wait_time: a client queued behind a transaction that holds the pool's only server, released a second
 	# after the console showed it waiting, has waited that second at least
-	cat >"$T_DIR/hold.script" <<-EOF
-		open a $(mb_connstr "$su" "$sp" mb_stats_wait)
-		q a BEGIN
-		q a SELECT 1
-		echo held
-		sleep 60
-	EOF
-	mb_bg "$T_DIR/hold.out" "$TXN_TOOL" script "$T_DIR/hold.script"
-	hold_pid=$MB_BG_PID
-	mb_wait_line "$T_DIR/hold.out" '^held' 30 || mb_diag "the holder did not begin: $(cat "$T_DIR/hold.out")"
+	mb_hold_transaction "$(mb_connstr "$su" "$sp" mb_stats_wait)"
 	mb_bg "$T_DIR/wait.out" "$PQTOOL" query "$(mb_connstr "$su" "$sp" mb_stats_wait)" "SELECT 'waited'"
 	waiter_pid=$MB_BG_PID
 	waiting=
@@ -187,7 +178,7 @@ else
 	done
 	mb_is "$waiting" 1 "a client waits for the pool's only server"
 	sleep 1
-	mb_kill_wait "$hold_pid" TERM
+	mb_kill_wait "$HOLD_PID" TERM
 	mb_wait_exit "$waiter_pid" 30
 	mb_is "$(tail -n 1 "$T_DIR/wait.out")" waited "the waiting client ran once the holder left"
 	read -r _ assign _ _ _ _ _ _ wt _ <<<"$(mb_psql "$su" "$sp" pgbouncer -F ' ' -c 'SHOW STATS_TOTALS' |
