@@ -152,6 +152,10 @@ static bool reload(void)
 	metrics_reconfigure(cfg->metrics_listen);
 	pool_reconfigure();
 	authq_reconfigure();
+	if (tls_server_settings_differ(old, cfg)) {
+		log_info("server TLS settings changed: server connections are made anew");
+		pool_reconnect_all("server TLS settings changed");
+	}
 	config_free(old);
 	authfile_free(old_auth);
 	hba_free(old_hba);

@@ -634,6 +634,16 @@ void pool_close_idle_servers(struct pool *pool, const char *reason)
 	close_list(&pool->idle_servers, reason);
 }
 
+void pool_reconnect_all(const char *reason)
+{
+	struct list *it;
+	for (it = g_pools.next; it != &g_pools; it = it->next) {
+		struct pool *pool = container_of(it, struct pool, head);
+		pool->conn_generation++;	/* servers in use close as they are released */
+		close_list(&pool->idle_servers, reason);
+	}
+}
+
 void pool_kill(struct pool *pool, const char *reason)
 {
 	struct list *it, *tmp;

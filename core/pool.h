@@ -82,6 +82,8 @@ int pool_servers_in_use(void);
 void pool_close_all(void);
 /* PAUSE: its idle servers close (the rest close as their clients release them). */
 void pool_close_idle_servers(struct pool *pool, const char *reason);
+/* Every pool's servers are replaced: idle ones close now, the others when they are released. */
+void pool_reconnect_all(const char *reason);
 /* KILL: every client and server of the pool goes at once. */
 void pool_kill(struct pool *pool, const char *reason);
 /* Close idle servers (shutdown). */

@@ -280,6 +280,22 @@ bad:
 	return NULL;
 }
 
+static bool same(const char *a, const char *b)
+{
+	return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+bool tls_server_settings_differ(const struct config *a, const struct config *b)
+{
+	return !same(a->server_tls_sslmode, b->server_tls_sslmode) ||
+	       !same(a->server_tls_ca_file, b->server_tls_ca_file) ||
+	       !same(a->server_tls_key_file, b->server_tls_key_file) ||
+	       !same(a->server_tls_cert_file, b->server_tls_cert_file) ||
+	       !same(a->server_tls_protocols, b->server_tls_protocols) ||
+	       !same(a->server_tls_ciphers, b->server_tls_ciphers) ||
+	       !same(a->server_tls13_ciphers, b->server_tls13_ciphers);
+}
+
 void tls_free(struct tls_set *set)
 {
 	if (!set)

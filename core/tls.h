@@ -32,6 +32,9 @@ void tls_install(struct tls_set *set);
 void tls_free(struct tls_set *set);
 void tls_shutdown(void);
 
+/* A server_tls_* setting differs: server connections made under a should be made anew. */
+bool tls_server_settings_differ(const struct config *a, const struct config *b);
+
 enum tls_mode tls_client_mode(void);
 enum tls_mode tls_server_mode(void);
 

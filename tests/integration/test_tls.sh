@@ -182,8 +182,6 @@ mb_set server_tls_sslmode verify-full
 mb_set server_tls_ca_file "$C/ca.crt"
 mb_set admin_users "$su"
 mb_start_or_bail
-# idle servers go, so that the next query logs in anew with the settings in force
-reconnect() { pqt query "$(mb_connstr "$su" "$sp" pgbouncer "sslmode=require")" "RECONNECT" >/dev/null 2>&1; }
 sq() { pqt query "$(mb_connstr "$su" "$sp" "${3:-tlsdb}" "sslmode=require $1")" "$2" 2>&1; }
 mb_is "$(sq "" "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")" t \
 	"server_tls_sslmode = verify-full: PostgreSQL sees the connection in TLS (pg_stat_ssl)"
@@ -204,14 +202,15 @@ mb_is "$(sq "" "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()" plaind
 mb_set server_tls_sslmode require
 mb_set pool_mode session
 mb_reload
-reconnect
+# a change of server_tls_* replaces the servers: the idle one made under prefer is not used again
 out=$(pqt query "$(mb_connstr "$su" "$sp" plaindb "sslmode=require")" "SELECT 1" 2>&1)
 mb_like "$out" "server refused SSL" "server_tls_sslmode = require: a server without TLS is refused ($out)"
+mb_like "$(grep "S-.* plaindb/" "$MB_LOG" | grep "closing because" | head -n 1)" "server TLS settings changed" \
+	"...after the reload closed the idle server made under prefer"
 # a wrong CA
 mb_set server_tls_sslmode verify-ca
 mb_set server_tls_ca_file "$C/other.crt"
 mb_reload
-reconnect
 out=$(sq "" "SELECT 1")
 mb_like "$out" "certificate verify failed" "verify-ca refuses a server certificate of another CA ($out)"
 # a certificate for another host name: verify-ca takes it, verify-full does not
@@ -223,7 +222,6 @@ mb_set server_tls_ca_file "$C/ca.crt"
 mb_set server_tls_sslmode verify-full
 mb_set pool_mode transaction
 mb_reload
-reconnect
 out=$(sq "" "SELECT 1")
 mb_like "$out" "certificate verify failed: (IP address|[Hh]ostname) mismatch" "verify-full refuses a certificate for another host name ($out)"
 mb_set server_tls_sslmode verify-ca
