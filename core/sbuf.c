@@ -57,6 +57,18 @@ static bool input_waiting(const struct sbuf *sb)
 	return sb->xport->input_waiting && sb->xport->input_waiting(sb);
 }
 
+/*
+ * The transport took everything but may still hold some of it (a TLS record the kernel did not take):
+ * nobody else would arm the write event for it.
+ */
+static void update_events(struct sbuf *sb);
+
+static void transport_owes(struct sbuf *sb)
+{
+	if (output_waiting(sb) && !sb->write_armed)
+		update_events(sb);
+}
+
 /* One buffer through the transport. */
 static ssize_t write_one(struct sbuf *sb, const void *data, size_t len)
 {
@@ -287,6 +299,7 @@ static bool flush_out(struct sbuf *sb)
 		pktbuf_free(&sb->out);
 		sb->out_sent = 0;
 	}
+	transport_owes(sb);
 	output_drained(sb);
 	return true;
 }
@@ -334,6 +347,7 @@ static bool flush_relay(struct sbuf *src)
 			io->done = io->parse;
 		}
 	}
+	transport_owes(dst);
 	return true;
 blocked:
 	g_counters.relay_blocked++;
@@ -771,9 +785,12 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 		}
 	}
 	process(sb);
+	if (sb->fd < 0)
+		return;
 	/* input the transport holds (decrypted TLS records) makes no read event of the socket: come back */
-	if (sb->fd >= 0 && sb->read_armed && input_waiting(sb))
+	if (sb->read_armed && input_waiting(sb))
 		event_active(&sb->ev_read, EV_READ, 0);
+	transport_owes(sb);	/* reading may have made the transport write (an alert, a key update) */
 }
 
 static void on_write(evutil_socket_t fd, short what, void *arg)

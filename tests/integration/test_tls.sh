@@ -116,8 +116,13 @@ mb_like "$out" 'unencrypted data after SSL request' "bytes behind an SSLRequest 
 want=$(printf 'y%.0s' $(seq 1 300000) | md5sum | cut -d' ' -f1)
 got=$(q "sslmode=require" "SELECT md5(repeat('y', 300000))")
 mb_is "$got" "$want" "a 300 kB statement reaches the server whole through TLS"
-got=$(q "sslmode=require" "SELECT repeat('z', 500000)" | tr -d '\n' | md5sum | cut -d' ' -f1)
-mb_is "$got" "$(printf 'z%.0s' $(seq 1 500000) | md5sum | cut -d' ' -f1)" "a 500 kB result comes back whole through TLS"
+# several times: the last record of a result may wait for the socket with nothing more to send behind it
+want=$(printf 'z%.0s' $(seq 1 500000) | md5sum | cut -d' ' -f1)
+for ((i = 1; i <= 8; i++)); do
+	got=$(q "sslmode=require" "SELECT repeat('z', 500000)" | tr -d '\n' | md5sum | cut -d' ' -f1)
+	[ "$got" = "$want" ] || break
+done
+mb_is "$got" "$want" "500 kB results come back whole through TLS (8 times, the last: $i)"
 
 # ---- client_tls_sslmode = verify-ca: the client's certificate is checked
 mb_set client_tls_sslmode verify-ca
@@ -187,8 +192,12 @@ mb_is "$(sq "" "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")" t \
 	"server_tls_sslmode = verify-full: PostgreSQL sees the connection in TLS (pg_stat_ssl)"
 out=$(pqt query "$(mb_connstr "$su" "$sp" pgbouncer "sslmode=require")" "SHOW SERVERS" 2>&1)
 mb_like "$out" "TLSv1\.3/TLS_" "SHOW SERVERS has the tls column"
-got=$(sq "" "SELECT repeat('s', 400000)" | tr -d '\n' | md5sum | cut -d' ' -f1)
-mb_is "$got" "$(printf 's%.0s' $(seq 1 400000) | md5sum | cut -d' ' -f1)" "a 400 kB result through TLS on both sides"
+want=$(printf 's%.0s' $(seq 1 400000) | md5sum | cut -d' ' -f1)
+for ((i = 1; i <= 8; i++)); do
+	got=$(sq "" "SELECT repeat('s', 400000)" | tr -d '\n' | md5sum | cut -d' ' -f1)
+	[ "$got" = "$want" ] || break
+done
+mb_is "$got" "$want" "400 kB results through TLS on both sides (8 times, the last: $i)"
 out=$(PGSSLMODE=require PGPASSWORD=$sp timeout 120 "$PG_BINDIR/pgbench" -n -c 20 -j 2 -T 4 -h 127.0.0.1 \
 	-p "$MB_PORT" -U "$su" tlsdb 2>&1)
 rc=$?
