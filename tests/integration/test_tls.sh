@@ -151,6 +151,17 @@ mb_reload
 mb_like "$(tail -n +"$mark" "$MB_LOG")" "configuration reloaded" "a reload with good files succeeds"
 out=$(q "sslmode=verify-full sslrootcert=$C/ca.crt host=elsewhere.test hostaddr=127.0.0.1" "SELECT 9")
 mb_is "$out" 9 "the reloaded certificate is served to new clients"
+# a certificate renewed in place (same file names, new contents) is read at the next reload
+cp -p "$C/pooler.crt" "$C/served.crt" && cp -p "$C/pooler.key" "$C/served.key"
+mb_set client_tls_cert_file "$C/served.crt"
+mb_set client_tls_key_file "$C/served.key"
+mb_reload
+mb_is "$(q "sslmode=verify-full sslrootcert=$C/ca.crt host=localhost hostaddr=127.0.0.1" "SELECT 10")" 10 \
+	"a certificate under new file names after a reload"
+cp -p "$C/pg_elsewhere.crt" "$C/served.crt" && cp -p "$C/pg_elsewhere.key" "$C/served.key"
+mb_reload
+mb_is "$(q "sslmode=verify-full sslrootcert=$C/ca.crt host=elsewhere.test hostaddr=127.0.0.1" "SELECT 11")" 11 \
+	"a certificate renewed in place is served after the reload"
 mb_set client_tls_cert_file "$C/pooler.crt"
 mb_set client_tls_key_file "$C/pooler.key"
 mb_reload
