@@ -526,6 +526,12 @@ static void process(struct sbuf *sb)
 {
 	process_messages(sb);
 	uncork();
+	/*
+	 * Input the transport holds (decrypted TLS records the buffer had no room for) makes no read event of
+	 * the socket: come back for it, whether this ran from the read event or from a peer that drained.
+	 */
+	if (sb->fd >= 0 && sb->read_armed && input_waiting(sb))
+		event_active(&sb->ev_read, EV_READ, 0);
 }
 
 static void process_messages(struct sbuf *sb)
@@ -787,9 +793,6 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 	process(sb);
 	if (sb->fd < 0)
 		return;
-	/* input the transport holds (decrypted TLS records) makes no read event of the socket: come back */
-	if (sb->read_armed && input_waiting(sb))
-		event_active(&sb->ev_read, EV_READ, 0);
 	transport_owes(sb);	/* reading may have made the transport write (an alert, a key update) */
 }
 

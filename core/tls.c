@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+#include <openssl/buffer.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -20,6 +21,7 @@
 #include "sbuf.h"
 
 #define RECORD_MAX 16384	/* plaintext bytes per TLS record: one SSL_write at a time */
+#define IDLE_BUF_MAX 4096	/* the write memory a connection keeps between records */
 
 struct tls_set {
 	SSL_CTX *accept_ctx;	/* we are the TLS server, for clients (NULL when client_tls_sslmode is disable) */
@@ -374,8 +376,16 @@ static bool flush_records(struct sbuf *sb)
 		}
 		return false;
 	}
-	if (len > 0)
-		(void)BIO_reset(w);
+	if (len > 0) {
+		BUF_MEM *bm = NULL;
+		BIO *fresh;
+		/* an idle connection keeps no record-sized buffer: one that held a large record is replaced */
+		if (BIO_get_mem_ptr(w, &bm) == 1 && bm && bm->max > IDLE_BUF_MAX &&
+		    (fresh = BIO_new(BIO_s_mem())) != NULL)
+			SSL_set0_wbio(ssl_of(sb), fresh);	/* frees w */
+		else
+			(void)BIO_reset(w);
+	}
 	return true;
 }
 
