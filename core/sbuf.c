@@ -167,9 +167,10 @@ static void update_events(struct sbuf *sb)
 	/* armed also with a full buffer: the read event then handles what is buffered (on_read reads only
 	 * when there is room), and a full buffer with nothing stopping it always makes progress */
 	want_read = may_process(sb) || sb->handshaking;
-	/* corked output is sent when the handling ends (uncork), not from a write event */
+	/* corked output is sent when the handling ends (uncork), not from a write event; output queued during
+	 * a handshake waits for its end (drive_handshake wakes it), the handshake's own bytes do not */
 	want_write = sb->connecting || sb->write_error || sb->blocked_src ||
-		     (sb->out_sent < sb->out.len && g_corked != sb) || output_waiting(sb);
+		     (sb->out_sent < sb->out.len && g_corked != sb && !sb->handshaking) || output_waiting(sb);
 
 	if (want_read != sb->read_armed) {
 		if (want_read)
