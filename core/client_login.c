@@ -29,6 +29,7 @@
 #define CLIENT_MAX_WHOLE (64u * 1024 * 1024)	/* largest named Parse kept whole to share it */
 
 static enum sbuf_action on_msg(struct sbuf *sb, const struct sbuf_msg *msg);
+static void on_direct_tls(struct sbuf *sb);
 static void on_error(struct sbuf *sb, int err);
 static void on_tls(struct sbuf *sb, const char *error);
 
@@ -38,6 +39,7 @@ static const struct sbuf_ops client_ops = {
 	.on_connect = NULL,
 	.on_forwarded = NULL,	/* clients never pause after relaying */
 	.on_tls = on_tls,
+	.on_direct_tls = on_direct_tls,
 };
 
 /* A client going: what the layers above it hold for it. */
@@ -127,6 +129,7 @@ void client_accept(int fd, const struct sockaddr *addr, socklen_t addrlen, bool 
 	if (!is_unix && addrlen <= sizeof(c->addr))
 		memcpy(&c->addr, addr, addrlen);
 	c->is_unix = is_unix;
+	c->sb.direct_tls = !is_unix && tls_client_mode() != TLS_DISABLE;
 	c->connect_time = rt_now();
 	c->hooks = &hooks;
 	client_register(c);
@@ -673,6 +676,16 @@ static enum sbuf_action encryption_request(struct client *c, bool ssl, const str
 	}
 	sbuf_send(&c->sb, "N", 1);
 	return SBUF_DROP;
+}
+
+/* Direct TLS (PostgreSQL 17's sslnegotiation=direct): the handshake begins with no SSLRequest and no 'S'. */
+static void on_direct_tls(struct sbuf *sb)
+{
+	struct client *c = sb->owner;
+
+	c->ssl_requested = true;	/* an SSLRequest inside TLS is refused, as after an 'S' */
+	if (!tls_accept(&c->sb))
+		client_close(c, "failed to accept SSL");
 }
 
 /* The TLS handshake after an 'S' ended; a failed one has no channel left for an ErrorResponse. */

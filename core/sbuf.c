@@ -757,6 +757,18 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 		drive_handshake(sb);
 		return;
 	}
+	if (sb->direct_tls) {
+		/* PostgreSQL 17's direct TLS: a startup length never begins with 0x16, a TLS handshake record does */
+		uint8_t first;
+		ssize_t got = recv(sb->fd, &first, 1, MSG_PEEK);
+		if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+			return;
+		sb->direct_tls = false;
+		if (got == 1 && first == 0x16 && sb->ops->on_direct_tls) {
+			sb->ops->on_direct_tls(sb);	/* the handshake reads it; EOF and errors are the read's below */
+			return;
+		}
+	}
 	if (!sb->io) {
 		sb->io = iobuf_new(g_bufsize);
 		if (!sb->io) {

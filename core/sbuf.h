@@ -74,6 +74,8 @@ struct sbuf_ops {
 	void (*on_forwarded)(struct sbuf *sb);
 	/* A handshake started with sbuf_start_transport ended: error is NULL when it succeeded. */
 	void (*on_tls)(struct sbuf *sb, const char *error);
+	/* With direct_tls set: the connection's first byte starts a TLS record (no SSLRequest came first). */
+	void (*on_direct_tls)(struct sbuf *sb);
 };
 
 /*
@@ -100,6 +102,7 @@ struct sbuf {
 	const struct sbuf_transport *xport;
 	void *xport_state;	/* the transport's per-socket state (an SSL for TLS) */
 	bool handshaking;	/* the transport's handshake runs: no input is decided */
+	bool direct_tls;	/* look at the first byte before reading: a TLS record calls on_direct_tls */
 	bool answer_byte;	/* the next input is a one-byte answer (to an SSLRequest), not a message */
 	bool startup_mode;	/* packets have no type byte (client startup) */
 	bool paused;		/* owner stopped processing */

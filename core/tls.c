@@ -171,6 +171,25 @@ static SSL_CTX *new_ctx(const SSL_METHOD *method, char *err, size_t errlen)
 	return ctx;
 }
 
+/*
+ * ALPN, as PostgreSQL 17 answers it: "postgresql" when the client offers it, a fatal no_application_protocol
+ * alert when it offers only others, nothing when it offers none (libpq before 17 sends no ALPN).
+ */
+static int select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
+		       unsigned int inlen, void *arg)
+{
+	static const unsigned char ours[] = "\x0apostgresql";
+	unsigned char *chosen = NULL;
+	(void)ssl;
+	(void)arg;
+
+	if (SSL_select_next_proto(&chosen, outlen, ours, sizeof(ours) - 1, in, inlen) == OPENSSL_NPN_NEGOTIATED) {
+		*out = chosen;
+		return SSL_TLSEXT_ERR_OK;
+	}
+	return inlen ? SSL_TLSEXT_ERR_ALERT_FATAL : SSL_TLSEXT_ERR_NOACK;
+}
+
 static SSL_CTX *build_accept(const struct config *cfg, enum tls_mode mode, char *err, size_t errlen)
 {
 	SSL_CTX *ctx = new_ctx(TLS_server_method(), err, errlen);
@@ -222,6 +241,7 @@ static SSL_CTX *build_accept(const struct config *cfg, enum tls_mode mode, char 
 			   : ca && ca[0]	  ? SSL_VERIFY_PEER
 						  : SSL_VERIFY_NONE,
 			   NULL);
+	SSL_CTX_set_alpn_select_cb(ctx, select_alpn, NULL);
 	/* clients of a pooler do not resume sessions: no tickets to write after each handshake */
 	SSL_CTX_set_num_tickets(ctx, 0);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
