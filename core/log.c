@@ -80,6 +80,11 @@ void log_detach_stderr(void)
 
 bool log_open_file(const char *path)
 {
+	return log_open_file_mode(path, true);
+}
+
+bool log_open_file_mode(const char *path, bool create)
+{
 	int fd;
 
 	if (path == NULL || path[0] == '\0') {
@@ -88,7 +93,7 @@ bool log_open_file(const char *path)
 		log_fd = -1;
 		return true;
 	}
-	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+	fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY | (create ? O_CREAT : 0), 0640);
 	if (fd < 0)
 		return false; /* keep the old file: losing the log on a bad reload helps nobody */
 	if (log_fd >= 0)

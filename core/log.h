@@ -16,6 +16,8 @@ enum log_level {
 void log_setup(int verbose, bool quiet);
 /* Open (or reopen, for logrotate) the log file; NULL closes it. Returns false with errno set. */
 bool log_open_file(const char *path) __attribute__((warn_unused_result));
+/* create false: only an existing file is appended to (--check must not leave a file the pooler cannot write). */
+bool log_open_file_mode(const char *path, bool create) __attribute__((warn_unused_result));
 /* syslog: enabled, ident, facility name ("daemon", "local0" ...). */
 void log_set_syslog(bool enabled, const char *ident, const char *facility);
 /* Stop writing to stderr (after daemonizing). */

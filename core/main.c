@@ -88,12 +88,15 @@ static bool load_all(struct config **cfg_out, struct authfile **auth_out, struct
 	return true;
 }
 
+static bool g_check;	/* --check: the log file is appended to only if it exists */
+
 static void apply_logging(const struct config *cfg)
 {
 	int verbose = g_verbose > cfg->verbose ? g_verbose : cfg->verbose;
 	log_setup(verbose, g_quiet);
 	log_set_syslog(cfg->syslog, cfg->syslog_ident, cfg->syslog_facility);
-	if (cfg->logfile && cfg->logfile[0] && !log_open_file(cfg->logfile))
+	if (cfg->logfile && cfg->logfile[0] && !log_open_file_mode(cfg->logfile, !g_check) &&
+	    !(g_check && errno == ENOENT))
 		log_error("could not open log file %s: %s", cfg->logfile, strerror(errno));
 }
 
@@ -369,7 +372,7 @@ int main(int argc, char **argv)
 		case 'v': g_verbose++; break;
 		case 'q': g_quiet = true; break;
 		case 'u': user_opt = optarg; break;
-		case 'C': check = true; break;
+		case 'C': check = g_check = true; break;
 		case 'V': printf("moonbouncer " MOONBOUNCER_VERSION "\n"); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 1;
