@@ -209,10 +209,10 @@ for ((i = 1; i <= 8; i++)); do
 	[ "$got" = "$want" ] || break
 done
 mb_is "$got" "$want" "400 kB results through TLS on both sides (8 times, the last: $i)"
-out=$(PGSSLMODE=require PGPASSWORD=$sp timeout 120 "$PG_BINDIR/pgbench" -n -c 20 -j 2 -T 4 -h 127.0.0.1 \
+out=$(PGSSLMODE=require PGPASSWORD=$sp timeout 120 "$PG_BINDIR/pgbench" -n -c 50 -j 2 -T 4 -h 127.0.0.1 \
 	-p "$MB_PORT" -U "$su" tlsdb 2>&1)
 rc=$?
-mb_is "$rc" 0 "pgbench -c 20 over TLS on both sides exits 0"
+mb_is "$rc" 0 "pgbench -c 50 (transaction mode) over TLS on both sides exits 0"
 mb_like "$out" "number of failed transactions: 0 " "pgbench over TLS on both sides: no failed transaction"
 # the shared cluster has no TLS: prefer falls back to plain text, require is refused
 mb_set server_tls_sslmode prefer

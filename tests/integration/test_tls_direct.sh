@@ -35,6 +35,17 @@ mb_like "$(grep "login attempt: db=$MB_DB user=$su tls=TLSv1" "$MB_LOG" | head -
 out=$(pqt query "$(mb_connstr "$su" "$sp" "$MB_DB" sslmode=require)" "SELECT 'after SSLRequest'")
 mb_is "$out" "after SSLRequest" "an SSLRequest first still works"
 
+# a client that stops in the middle of the handshake is cut off at client_login_timeout
+mb_set client_login_timeout 1
+mb_start_or_bail
+t0=$(date +%s)
+out=$(timeout 20 bash -c 'exec 3<>/dev/tcp/127.0.0.1/'"$MB_PORT"'
+	printf "\x00\x00\x00\x08\x04\xd2\x16\x2f" >&3	# SSLRequest, then nothing: no ClientHello
+	head -c 1 <&3; cat <&3 >/dev/null; echo " closed"' 2>&1)
+t1=$(date +%s)
+mb_is "$out" "S closed" "SSLRequest answered, then the silent client is closed by the pooler"
+mb_lt $((t1 - t0)) 15 "... at client_login_timeout (1 s), not when the test gives up (20 s)"
+
 mb_set client_tls_sslmode disable
 mb_start_or_bail
 mb_like "$(direct postgresql)" "^(ERROR|CLOSED)" "client_tls_sslmode = disable: a TLS record is refused"
