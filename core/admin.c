@@ -16,7 +16,7 @@
 #include "pool.h"
 #include "proto.h"
 #include "server.h"
-#include "stats.h"
+#include "stats_count.h"
 #include "version.h"
 #include "view.h"
 #include "views.h"

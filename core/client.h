@@ -15,7 +15,7 @@
 #include "prepared.h"
 #include "sbuf.h"
 #include "session.h"
-#include "stats.h"
+#include "stats_count.h"
 
 struct pool;
 struct server;

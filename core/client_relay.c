@@ -17,7 +17,7 @@
 #include "server.h"
 #include "session.h"
 #include "sqlscan.h"
-#include "stats.h"
+#include "stats_count.h"
 
 #define SCAN_WHOLE_MAX (64 * 1024)	/* statements up to this size are scanned whole */
 

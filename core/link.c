@@ -11,7 +11,7 @@
 #include "log.h"
 #include "pool.h"
 #include "runtime.h"
-#include "stats.h"
+#include "stats_count.h"
 #include "tenant.h"
 
 static const struct server_link_events events = {

@@ -12,7 +12,7 @@
 
 #include "policy.h"
 #include "sbuf.h"
-#include "stats.h"
+#include "stats_count.h"
 #include "view.h"
 #include "views.h"
 

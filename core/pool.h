@@ -9,7 +9,7 @@
 #include "config.h"
 #include "list.h"
 #include "params.h"
-#include "stats.h"
+#include "stats_count.h"
 
 struct client;
 struct server;

@@ -1,4 +1,4 @@
-/* Traffic statistics per pool: totals, averages over stats_period, and the SHOW views made of them. */
+/* Traffic statistics per pool: averages over stats_period, the log_stats line, and the SHOW views made of them. */
 #include "stats.h"
 
 #include <stdlib.h>
@@ -10,118 +10,20 @@
 #include "list.h"
 #include "log.h"
 #include "pool.h"
-#include "proto.h"
 #include "runtime.h"
 #include "view.h"
 
 #define USEC 1000000LL
 
 static struct event *g_tick;
-/* the console's counters, as a pool's: now, and at the last two ticks */
-static struct stats_counters g_console, g_console_newer, g_console_older;
+/* the console's counters at the last two ticks */
+static struct stats_counters g_console_newer, g_console_older;
 /* when the two snapshots of every pool were taken (microseconds of rt_now()) */
 static long long g_old_stamp, g_new_stamp;
 
 static long long now_usec(void)
 {
 	return (long long)(rt_now() * 1e6);
-}
-
-void stats_request_done(struct stats_counters *st, struct stats_request *r, char status, double now)
-{
-	if (r->counted) {
-		st->query_time += stats_usec(r->query_start, now);
-		r->query_start = 0;
-		r->counted = false;
-	}
-	if (status == PROTO_TXN_IDLE && r->xact_start) {
-		st->xact_time += stats_usec(r->xact_start, now);
-		r->xact_start = 0;
-	}
-}
-
-static struct stats_wait_histogram g_waits = {
-	.bounds = { 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60 },
-};
-
-void stats_wait_observe(double since, double now)
-{
-	double secs = now > since ? now - since : 0;
-
-	g_waits.count++;
-	g_waits.sum += secs;
-	for (int i = 0; i < STATS_WAIT_BUCKETS; i++)
-		if (secs <= g_waits.bounds[i])
-			g_waits.le[i]++;
-}
-
-const struct stats_wait_histogram *stats_wait_histogram(void)
-{
-	return &g_waits;
-}
-
-void stats_add(struct stats_counters *sum, const struct stats_counters *add)
-{
-	sum->server_assignment_count += add->server_assignment_count;
-	sum->xact_count += add->xact_count;
-	sum->query_count += add->query_count;
-	sum->bytes_received += add->bytes_received;
-	sum->bytes_sent += add->bytes_sent;
-	sum->xact_time += add->xact_time;
-	sum->query_time += add->query_time;
-	sum->wait_time += add->wait_time;
-	sum->client_parse_count += add->client_parse_count;
-	sum->server_parse_count += add->server_parse_count;
-	sum->bind_count += add->bind_count;
-	sum->client_login_count += add->client_login_count;
-}
-
-void stats_console_login(void)
-{
-	g_console.client_login_count++;
-}
-
-void stats_console_command(struct stats_request *r)
-{
-	if (r->counted)
-		return;
-	r->counted = true;
-	g_console.query_count++;
-	g_console.xact_count++;
-}
-
-/* delta per second over dur_usec (128 bits: a byte count times a million overflows 64 past 18 TB) */
-static unsigned long long per_second(unsigned long long cur, unsigned long long old, long long dur_usec)
-{
-	return (unsigned long long)((unsigned __int128)(cur - old) * USEC / (unsigned long long)dur_usec);
-}
-
-/* delta of a time per delta of a count (0 when nothing was counted) */
-static unsigned long long per_event(unsigned long long cur_time, unsigned long long old_time, unsigned long long events)
-{
-	return events ? (cur_time - old_time) / events : 0;
-}
-
-void stats_average(struct stats_counters *avg, const struct stats_counters *cur, const struct stats_counters *old,
-		   long long dur_usec)
-{
-	memset(avg, 0, sizeof(*avg));
-	if (dur_usec <= 0)
-		return;
-	avg->server_assignment_count = per_second(cur->server_assignment_count, old->server_assignment_count, dur_usec);
-	avg->xact_count = per_second(cur->xact_count, old->xact_count, dur_usec);
-	avg->query_count = per_second(cur->query_count, old->query_count, dur_usec);
-	avg->bytes_received = per_second(cur->bytes_received, old->bytes_received, dur_usec);
-	avg->bytes_sent = per_second(cur->bytes_sent, old->bytes_sent, dur_usec);
-	avg->xact_time = per_event(cur->xact_time, old->xact_time, cur->xact_count - old->xact_count);
-	avg->query_time = per_event(cur->query_time, old->query_time, cur->query_count - old->query_count);
-	/* the wait of the clients that got a server in the period */
-	avg->wait_time = per_event(cur->wait_time, old->wait_time,
-				   cur->server_assignment_count - old->server_assignment_count);
-	avg->client_parse_count = per_second(cur->client_parse_count, old->client_parse_count, dur_usec);
-	avg->server_parse_count = per_second(cur->server_parse_count, old->server_parse_count, dur_usec);
-	avg->bind_count = per_second(cur->bind_count, old->bind_count, dur_usec);
-	avg->client_login_count = per_second(cur->client_login_count, old->client_login_count, dur_usec);
 }
 
 /* ---- the stats_period tick ---- */
@@ -146,8 +48,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	g_old_stamp = g_new_stamp;
 	g_new_stamp = now_usec();
 	g_console_older = g_console_newer;
-	g_console_newer = g_console;
-	stats_add(&cur, &g_console);
+	g_console_newer = *stats_console();
+	stats_add(&cur, stats_console());
 	stats_add(&old, &g_console_older);
 	for (struct list *it = pool_list()->next; it != pool_list(); it = it->next) {
 		struct pool *pool = container_of(it, struct pool, head);
@@ -212,7 +114,7 @@ static struct db_stats *per_database(int *n, bool *failed)
 		return NULL;
 	memset(&dbs[0], 0, sizeof(dbs[0]));
 	dbs[0].name = STATS_CONSOLE_DB;
-	dbs[0].cur = g_console;
+	dbs[0].cur = *stats_console();
 	dbs[0].old = g_console_older;
 	*n = 1;
 	for (struct list *it = pool_list()->next; it != pool_list(); it = it->next) {
@@ -335,7 +237,7 @@ struct view *stats_view_averages(void)
 struct view *stats_view_totals_list(void)
 {
 	struct view *v = view_new("sN", "name", "value");
-	struct stats_counters t = g_console, old = g_console_older, a;
+	struct stats_counters t = *stats_console(), old = g_console_older, a;
 
 	if (!v)
 		return NULL;
