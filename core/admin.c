@@ -403,16 +403,6 @@ static enum sbuf_action start_wait(struct client *c, enum console_wait what, con
 	return SBUF_PAUSE;	/* the Query stays unread until the wait is over */
 }
 
-static bool any_db_paused(void)
-{
-	for (struct list *it = pool_list()->next; it != pool_list(); it = it->next) {
-		const struct pool *p = container_of(it, struct pool, head);
-		if (!rt.paused && control_db_paused(p->db_name))
-			return true;
-	}
-	return false;
-}
-
 static enum sbuf_action cmd_pause(struct client *c, const struct command *cmd)
 {
 	if (rt.paused)
@@ -436,7 +426,7 @@ static enum sbuf_action cmd_resume(struct client *c, const struct command *cmd)
 		log_info("RESUME command issued");
 		if (rt.shutdown != SHUTDOWN_NONE)
 			return fail(c, "08P01", "pooler is shutting down"), SBUF_DROP;
-		if (!rt.paused && !any_db_paused())
+		if (!rt.paused && !control_any_db_paused())
 			return fail(c, "08P01", "pooler is not paused/suspended"), SBUF_DROP;
 		rt.paused = false;
 		control_resume_all_dbs();
@@ -672,7 +662,7 @@ enum sbuf_action admin_msg(struct client *c, const struct sbuf_msg *msg)
 
 void admin_janitor(void)
 {
-	if (rt.paused || any_db_paused())
+	if (rt.paused || control_any_db_paused())
 		close_paused_idle();
 	for (struct list *it = client_all()->next; it != client_all(); it = it->next) {
 		struct client *c = container_of(it, struct client, all);

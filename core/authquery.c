@@ -271,15 +271,7 @@ bool authq_start(struct client *c, authq_done_fn done, char *err, size_t errlen)
 	p->db_name = strdup(target_name);
 	p->user_name = strdup(auth_user_of(db));
 	p->server_events = &lookup_events;
-	list_init(&p->head);
-	list_init(&p->login_servers);
-	list_init(&p->idle_servers);
-	list_init(&p->active_servers);
-	list_init(&p->used_servers);
-	list_init(&p->closing_servers);
-	list_init(&p->welcome_clients);
-	list_init(&p->active_clients);
-	list_init(&p->waiting_clients);
+	pool_init_lists(p);
 	set_credentials(p, auth_user_of(db));
 	lk->client = c;
 	lk->done = done;

@@ -61,6 +61,11 @@ bool control_db_paused(const char *db)
 	return rt.paused || (paused.n && find(&paused, db) >= 0);
 }
 
+bool control_any_db_paused(void)
+{
+	return paused.n > 0;
+}
+
 bool control_db_disabled(const char *db)
 {
 	return disabled.n && find(&disabled, db) >= 0;

@@ -8,6 +8,8 @@
 bool control_db_paused(const char *db);
 /* New clients of this database are refused (DISABLE db). */
 bool control_db_disabled(const char *db);
+/* Some database is paused on its own (PAUSE db or KILL db). */
+bool control_any_db_paused(void);
 /* PAUSE db / RESUME db; false when out of memory. */
 bool control_pause_db(const char *db, bool on);
 /* DISABLE db / ENABLE db; false when out of memory. */

@@ -380,6 +380,15 @@ void policy_shutdown(void)
 void policy_get_stats(struct policy_stats *st)
 {
 	*st = eng_stats;
+	/* calls and failures are counted per hook (SHOW POLICIES); the engine's totals are their sums */
+	for (int h = 0; h < POLICY_REPORT_HOOKS; h++) {
+		struct policy_hook_report r;
+		policy_report_hook(h, &r);
+		st->calls += r.calls;
+		st->failures += r.failures;
+		st->timeouts += r.timeouts;
+		st->memory_errors += r.memory_errors;
+	}
 	st->heap_bytes = eng.L ? policy_budget_heap() : 0;
 	st->n_files = eng.L ? eng.n_files : 0;
 	st->generation = eng_generation;

@@ -99,11 +99,6 @@ static int call_body(lua_State *L)
 /* Failures of on_connect/on_query/on_transaction_begin are logged by the core, which knows the client. */
 static void count_failure(enum policy_result res, enum hook hook, const char *msg)
 {
-	eng_stats.failures++;
-	if (res == POLICY_TIMEOUT)
-		eng_stats.timeouts++;
-	else if (res == POLICY_MEMORY)
-		eng_stats.memory_errors++;
 	snprintf(eng_stats.last_error, sizeof(eng_stats.last_error), "%s", msg);
 	policy_report_failure(hook, res == POLICY_TIMEOUT ? 1 : res == POLICY_MEMORY ? 2 : 0, msg);
 	if (hook == HOOK_DISCONNECT || hook == HOOK_LIMITS)
@@ -118,7 +113,6 @@ static enum policy_result call_hook(struct call *k)
 
 	long long start = clock_now_ns();
 
-	eng_stats.calls++;
 	eng.cur_client = k->c;
 	eng.cur_query = k->q;
 	res = policy_budget_run(call_body, k, eng_budget.timeout, err, sizeof(err));

@@ -68,6 +68,19 @@ void pool_learn_md5(struct pool *pool, const char *secret)
 	refresh_credentials(pool);
 }
 
+void pool_init_lists(struct pool *pool)
+{
+	list_init(&pool->head);
+	list_init(&pool->login_servers);
+	list_init(&pool->idle_servers);
+	list_init(&pool->active_servers);
+	list_init(&pool->used_servers);
+	list_init(&pool->closing_servers);
+	list_init(&pool->welcome_clients);
+	list_init(&pool->active_clients);
+	list_init(&pool->waiting_clients);
+}
+
 struct pool *pool_get(const char *db_name, const struct db_entry *db, const char *user_name)
 {
 	struct list *it;
@@ -97,14 +110,7 @@ struct pool *pool_get(const char *db_name, const struct db_entry *db, const char
 	pool->db = db;
 	pool->forced_user = db->user && strcmp(db->user, user_name) == 0;
 	pool->user = config_find_user(rt.cfg, user_name);
-	list_init(&pool->login_servers);
-	list_init(&pool->idle_servers);
-	list_init(&pool->active_servers);
-	list_init(&pool->used_servers);
-	list_init(&pool->closing_servers);
-	list_init(&pool->welcome_clients);
-	list_init(&pool->active_clients);
-	list_init(&pool->waiting_clients);
+	pool_init_lists(pool);
 	list_append(&g_pools, &pool->head);
 	refresh_credentials(pool);
 	log_debug("new pool %s/%s", db_name, user_name);

@@ -59,6 +59,8 @@ struct pool {
 	char last_error[256];
 };
 
+/* Every list of a pool empty (pool_get does it; a pool kept outside the global list, too). */
+void pool_init_lists(struct pool *pool);
 /* Find or create the pool for a database entry and server user. */
 struct pool *pool_get(const char *db_name, const struct db_entry *db, const char *user_name);
 /* auth_query returned an md5 secret for the pool's user: server logins answer md5 with it while auth_file and

@@ -498,9 +498,29 @@ static bool reply_complete(const uint8_t *r, size_t n, bool one_byte_answer)
 	return false;
 }
 
+/* A TCP connection to HOST PORT; -2 when the name does not resolve, -1 (said as ERROR) when it refuses. */
+static int connect_tcp(const char *host, const char *port)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai;
+	int fd;
+
+	if (getaddrinfo(host, port, &hints, &ai) != 0) {
+		fprintf(stderr, "pqtool: cannot resolve %s\n", host);
+		return -2;
+	}
+	fd = socket(ai->ai_family, SOCK_STREAM, 0);
+	if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+		printf("ERROR ----- connect: %s\n", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(ai);
+	return fd;
+}
+
 static int cmd_raw(int argc, char **argv)
 {
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *ai;
 	uint8_t *out = NULL, reply[65536];
 	size_t out_len = 0, got = 0, sent = 0;
 	double deadline;
@@ -511,16 +531,9 @@ static int cmd_raw(int argc, char **argv)
 		usage();
 	for (i = 2; i < argc; i++)
 		add_data(argv[i], &out, &out_len);
-	if (getaddrinfo(argv[0], argv[1], &hints, &ai) != 0) {
-		fprintf(stderr, "pqtool raw: cannot resolve %s\n", argv[0]);
-		return 2;
-	}
-	fd = socket(ai->ai_family, SOCK_STREAM, 0);
-	if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
-		printf("ERROR ----- connect: %s\n", strerror(errno));
-		return 1;
-	}
-	freeaddrinfo(ai);
+	fd = connect_tcp(argv[0], argv[1]);
+	if (fd < 0)
+		return -fd;
 	/* a peer that rejects early may close before everything is written: that is fine */
 	while (sent < out_len) {
 		ssize_t w = send(fd, out + sent, out_len - sent, MSG_NOSIGNAL);
@@ -630,7 +643,6 @@ static long next_auth(int fd, uint8_t *buf, size_t cap, size_t *len)
 static int cmd_sasl_first(int argc, char **argv)
 {
 	static const char nonce[] = "n,,n=,r=pqtoolpqtoolpqtoolpqtool";
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *ai;
 	uint8_t out[1024], buf[8192];
 	size_t n = 0, len;
 	long code;
@@ -648,14 +660,9 @@ static int cmd_sasl_first(int argc, char **argv)
 	n += (size_t)sprintf((char *)out + n, "%.200s", argv[3]) + 1;
 	out[n++] = 0;
 	out[0] = 0, out[1] = 0, out[2] = (uint8_t)(n >> 8), out[3] = (uint8_t)n;
-	if (getaddrinfo(argv[0], argv[1], &hints, &ai) != 0)
-		return 2;
-	fd = socket(ai->ai_family, SOCK_STREAM, 0);
-	if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
-		printf("ERROR ----- connect: %s\n", strerror(errno));
-		return 1;
-	}
-	freeaddrinfo(ai);
+	fd = connect_tcp(argv[0], argv[1]);
+	if (fd < 0)
+		return -fd;
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	if (send(fd, out, n, MSG_NOSIGNAL) != (ssize_t)n || (code = next_auth(fd, buf, sizeof(buf), &len)) < 0) {
 		close(fd);

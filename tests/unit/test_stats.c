@@ -120,14 +120,7 @@ static void init_pool(struct pool *p, char *db, char *user)
 	memset(p, 0, sizeof(*p));
 	p->db_name = db;
 	p->user_name = user;
-	list_init(&p->login_servers);
-	list_init(&p->idle_servers);
-	list_init(&p->active_servers);
-	list_init(&p->used_servers);
-	list_init(&p->closing_servers);
-	list_init(&p->welcome_clients);
-	list_init(&p->active_clients);
-	list_init(&p->waiting_clients);
+	pool_init_lists(p);
 }
 
 static void fake_ready(struct server *s)
