@@ -63,6 +63,7 @@ struct sock_row {
 	socklen_t peer_len;
 	double connect_time, request_time, wait;
 	int remote_pid, prepared;
+	bool close_needed;	/* closed instead of reused when released */
 	unsigned long long id;
 };
 
@@ -85,7 +86,7 @@ static void add_row(struct view *v, const struct sock_row *r, bool debug)
 		link[0] = 0;
 	view_row(v, r->type, r->user ? r->user : "(nouser)", r->database ? r->database : "(nodb)", "none", r->state,
 		 addr, port, laddr, lport, wall_time(r->connect_time), wall_time(r->request_time),
-		 (int)(wait_us / 1000000), (int)(wait_us % 1000000), 0, ptr, link, r->remote_pid, tls_describe(r->sb, tls, sizeof(tls)),
+		 (int)(wait_us / 1000000), (int)(wait_us % 1000000), r->close_needed ? 1 : 0, ptr, link, r->remote_pid, tls_describe(r->sb, tls, sizeof(tls)),
 		 r->app ? r->app : "", r->prepared, (int)r->id,
 		 /* the debug columns: buffer positions */
 		 debug && io ? (int)io->recv : 0, debug && io ? (int)io->parse : 0, debug ? (int)r->sb->remain : 0,
@@ -169,6 +170,7 @@ static void server_row(struct view *v, const struct server *s, bool debug)
 	r.connect_time = s->connect_time;
 	r.request_time = s->last_used > 0 ? s->last_used : s->connect_time;
 	r.remote_pid = (int)s->backend_pid;
+	r.close_needed = s->conn_generation != s->pool->conn_generation || s->library_loaded;
 	r.prepared = s->ps_cache.n;
 	r.id = s->id;
 	add_row(v, &r, debug);

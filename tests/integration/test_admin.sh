@@ -110,7 +110,16 @@ mb_is "$(q "$adm" "PAUSE nosuchdb")" "ERROR 08P01 no such database: nosuchdb" "P
 
 # --- RECONNECT: servers are replaced as they are released
 pid1=$(q "$c" "SELECT pg_backend_pid()")
+mb_bg "$T_DIR/busy.out" "$PQTOOL" query "$c" "SELECT 'busy', pg_sleep(1.5)"
+busy=$MB_BG_PID
+for ((i = 0; i < 50; i++)); do
+	[ "$(q "$adm" "SHOW SERVERS" | awk -F'\t' -v d="$MB_DB" '$3 == d && $5 == "active"' | wc -l)" = 1 ] && break
+	sleep 0.1
+done
 mb_is "$(q "$adm" "RECONNECT $MB_DB")" "" "RECONNECT db"
+mb_is "$(q "$adm" "SHOW SERVERS" | awk -F'\t' -v d="$MB_DB" '$3 == d && $5 == "active" {print $14}')" 1 \
+	"SHOW SERVERS: close_needed = 1 for the busy server RECONNECT will replace"
+mb_wait_exit "$busy" 10
 pid2=$(q "$c" "SELECT pg_backend_pid()")
 mb_like "$pid2" '^[0-9]+$' "a client is served after RECONNECT"
 [ "$pid1" != "$pid2" ] && mb_ok "... by a new server ($pid1 -> $pid2)" || mb_not_ok "RECONNECT: new server" "same pid $pid1"
